@@ -241,7 +241,12 @@ class ComfyUI:
         paths = []
         for folder, name in corrupt.files:
             if folder is None:
-                raise corrupt
+                raise WeightCorruptError(
+                    corrupt.data,
+                    files=corrupt.files,
+                    tried=f"The model folder node {corrupt.node_id} reads '{name}' from is unknown, so it "
+                    "was not fetched again; replace the file by hand, or add its loader to the manifest.",
+                ) from corrupt
             logger.warning(
                 "%s/%s looks corrupt (%s); fetching it again", folder, name, corrupt.exception_type
             )

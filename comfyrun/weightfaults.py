@@ -34,12 +34,13 @@ _MISSING = re.compile(r"Model in folder '(?P<folder>[^']+)' with filename '(?P<n
 
 
 class WeightRefLike(Protocol):
-    """A weight a workflow needs: file `name` in model `folder`, read by input `input` of node `node`."""
+    """A weight a workflow needs (`weightkit.extract.WeightRef`): file `name` in model `folder` (None when
+    no one knows where the node looks), read by input `input_name` of node `node_id`."""
 
     name: str
-    folder: str
-    node: str
-    input: str
+    folder: str | None
+    node_id: str
+    input_name: str
 
 
 def looks_corrupt(data: Mapping[str, Any]) -> bool:
@@ -73,8 +74,8 @@ def suspect_files(
     if refs is None:
         names = [value for values in current.values() for value in values if has_model_extension(value)]
         return [(None, name) for name in dict.fromkeys(names)]
-    of_node = [ref for ref in refs if str(ref.node) == node]
-    reported = [ref for ref in of_node if ref.name in current.get(ref.input, ())]
+    of_node = [ref for ref in refs if str(ref.node_id) == node]
+    reported = [ref for ref in of_node if ref.name in current.get(ref.input_name, ())]
     chosen = reported or of_node
     return list(dict.fromkeys((ref.folder, ref.name) for ref in chosen))
 

@@ -27,8 +27,8 @@ LOADERS: dict[str, dict[str, str]] = json.loads(
 class Ref:
     name: str
     folder: str
-    node: str
-    input: str
+    node_id: str
+    input_name: str
 
 
 class RepairFailed(WeightkitError, RuntimeError):
@@ -49,7 +49,7 @@ class LocalStore:
             for input_name, folder in LOADERS.get(node.get("class_type", ""), {}).items():
                 value = node.get("inputs", {}).get(input_name)
                 if isinstance(value, str):
-                    refs.append(Ref(name=value, folder=folder, node=node_id, input=input_name))
+                    refs.append(Ref(name=value, folder=folder, node_id=node_id, input_name=input_name))
         return refs
 
     def check(self, workflow: dict[str, Any]) -> list[Ref]:

@@ -127,9 +127,9 @@ def test_missing_model_error_names_folder_and_file():
 def test_suspect_files_are_the_failing_nodes_weights_that_comfyui_reports():
     error = {"node_id": "5", "current_inputs": {"clip_name1": ["a.safetensors"], "type": ["flux"]}}
     refs = [
-        Ref(name="a.safetensors", folder="text_encoders", node="5", input="clip_name1"),
-        Ref(name="b.safetensors", folder="text_encoders", node="5", input="clip_name2"),
-        Ref(name="a.safetensors", folder="text_encoders", node="6", input="clip_name"),
+        Ref(name="a.safetensors", folder="text_encoders", node_id="5", input_name="clip_name1"),
+        Ref(name="b.safetensors", folder="text_encoders", node_id="5", input_name="clip_name2"),
+        Ref(name="a.safetensors", folder="text_encoders", node_id="6", input_name="clip_name"),
     ]
     assert suspect_files(error, refs) == [("text_encoders", "a.safetensors")]
     assert suspect_files({"node_id": "5"}, refs) == [
