@@ -103,8 +103,12 @@ class ComfyUI:
             process = ComfyProcess(s, port=s.port or free_port(), model_paths_files=paths_files)
             http = ComfyHTTP(process.url)
             process.start()
+            try:
+                process.wait_ready(http, s.start_timeout)
+            except BaseException:
+                process.stop()
+                raise
             self._process = process
-            process.wait_ready(http, s.start_timeout)
         self._http = http
         self._connection = Connection(http.ws_url(self.client_id))
 
