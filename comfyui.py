@@ -87,30 +87,33 @@ class ComfyUI:
 
         Raises `ComfyUIStartError` with ComfyUI's last log lines, or `ComfyUIUnavailableError`.
         """
-        s = self.settings
-        if s.url:
-            http = ComfyHTTP(s.url)
+        if self.settings.url:
+            http = ComfyHTTP(self.settings.url)
             http.system_stats()
-            logger.info("attached to ComfyUI at %s", s.url)
+            logger.info("attached to ComfyUI at %s", self.settings.url)
         else:
-            for directory in (s.input_dir, s.output_dir, s.temp_dir):
-                directory.mkdir(parents=True, exist_ok=True)
-            if self.store is not None:
-                self.store.write_extra_model_paths(s.model_paths_file)
-            else:
-                write_extra_model_paths(s.model_paths_file, s.weights.weights_dir)
-            paths_files = [s.model_paths_file, *filter(None, [s.weights.extra_model_paths])]
-            process = ComfyProcess(s, port=s.port or free_port(), model_paths_files=paths_files)
-            http = ComfyHTTP(process.url)
-            process.start()
-            try:
-                process.wait_ready(http, s.start_timeout)
-            except BaseException:
-                process.stop()
-                raise
-            self._process = process
+            self._process, http = self._launch()
         self._http = http
         self._connection = Connection(http.ws_url(self.client_id))
+
+    def _launch(self) -> tuple[ComfyProcess, ComfyHTTP]:
+        s = self.settings
+        for directory in (s.input_dir, s.output_dir, s.temp_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        if self.store is not None:
+            self.store.write_extra_model_paths(s.model_paths_file)
+        else:
+            write_extra_model_paths(s.model_paths_file, s.weights.weights_dir)
+        paths_files = [s.model_paths_file, *filter(None, [s.weights.extra_model_paths])]
+        process = ComfyProcess(s, port=s.port or free_port(), model_paths_files=paths_files)
+        http = ComfyHTTP(process.url)
+        process.start()
+        try:
+            process.wait_ready(http, s.start_timeout)
+        except BaseException:
+            process.stop()
+            raise
+        return process, http
 
     def stop(self) -> None:
         """Close the websocket and stop the ComfyUI started here (an attached one keeps running)."""
