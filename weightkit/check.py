@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -246,20 +247,27 @@ def _preload_advice(entry: WeightEntry, manifest: Manifest | None) -> str:
 
 
 def _near_names(ref: WeightRef, paths: ModelPaths, manifest: Manifest | None) -> str:
-    """Up to three names close to `ref.name`, on disk or in the manifest, quoted and marked by origin."""
+    """Up to three names close to `ref.name`, on disk or in the manifest, quoted and marked by origin.
+
+    Names are compared without their extension and case, so a shared `.safetensors` does not make
+    unrelated names look alike, and a name that differs only in extension or case is the closest.
+    """
     assert ref.folder is not None
-    on_disk = paths.names(ref.folder)
-    known: list[str] = []
+    origin: dict[str, str] = {}
     if manifest is not None:
         for entry in manifest.entries.values():
             if entry.folder == ref.folder:
-                known.extend((entry.name, *entry.aliases))
-    origin = {name: "in the manifest" for name in known}
-    origin.update({name: "on disk" for name in on_disk})
-    close = difflib.get_close_matches(ref.name, list(origin), n=3, cutoff=0.6)
-    if not close:
-        lowered = {name.lower(): name for name in origin}
-        close = [
-            lowered[n] for n in difflib.get_close_matches(ref.name.lower(), list(lowered), n=3, cutoff=0.6)
-        ]
-    return " or ".join(f"'{name}' ({origin[name]})" for name in close)
+                origin.update(dict.fromkeys((entry.name, *entry.aliases), "in the manifest"))
+    origin.update(dict.fromkeys(paths.names(ref.folder), "on disk"))
+    by_stem: dict[str, list[str]] = {}
+    for name in origin:
+        if name != ref.name:
+            by_stem.setdefault(_stem(name), []).append(name)
+    close = difflib.get_close_matches(_stem(ref.name), list(by_stem), n=3, cutoff=0.7)
+    names = [name for stem in close for name in by_stem[stem]][:3]
+    return " or ".join(f"'{name}' ({origin[name]})" for name in names)
+
+
+def _stem(name: str) -> str:
+    stem, extension = os.path.splitext(name.lower())
+    return stem if extension else name.lower()

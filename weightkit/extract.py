@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -147,9 +146,10 @@ def _node_order(node_id: str) -> tuple[tuple[int, int, str], ...]:
 
 
 def _names_a_file(value: str, not_files: tuple[str, ...]) -> bool:
+    """Not empty, not `None`, and none of the input's special values (exact, or a prefix ending in `*`)."""
     if not value or value.lower() == "none":
         return False
-    return not any(fnmatchcase(value, pattern) for pattern in not_files)
+    return not any(value == v or (v.endswith("*") and value.startswith(v[:-1])) for v in not_files)
 
 
 def _looks_like_model_file(value: str) -> bool:
