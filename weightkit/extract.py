@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -120,7 +120,7 @@ def required_weights(
                 entry = manifest.find(name, folder)
         found[key] = WeightRef(name, folder, node_id, class_type, input_name, entry)
 
-    for node_id in sorted(nodes, key=_node_order):
+    for node_id in _in_node_order(nodes):
         node = nodes[node_id]
         class_type = node["class_type"]
         loader = builtin.folders.get(class_type)
@@ -141,8 +141,20 @@ def required_weights(
     return list(found.values())
 
 
-def _node_order(node_id: str) -> tuple[tuple[int, int, str], ...]:
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in node_id.split(":"))
+def _in_node_order(node_ids: Iterable[str]) -> list[str]:
+    """Numeric ids numerically; `10:5` subgraph ids part by part after `10`; other ids after numbers."""
+    ids = list(node_ids)
+    if all(node_id.isascii() and node_id.isdigit() for node_id in ids):
+        return sorted(ids, key=int)
+    return sorted(ids, key=_node_order_key)
+
+
+def _node_order_key(node_id: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key putting node ids in ComfyUI's numbering order (see `required_weights`)."""
+    return tuple(
+        (0, int(part), "") if part.isascii() and part.isdigit() else (1, 0, part)
+        for part in node_id.split(":")
+    )
 
 
 def _names_a_file(value: str, not_files: tuple[str, ...]) -> bool:
