@@ -32,12 +32,12 @@ from comfyrun.errors import (
 )
 from comfyrun.follow import Connection, PromptFollower, follow
 from comfyrun.http import ComfyHTTP
-from comfyrun.modelpaths import write_extra_model_paths
 from comfyrun.outputs import Output, collect_outputs
 from comfyrun.process import ComfyProcess, free_port
 from comfyrun.settings import RuntimeSettings
 from comfyrun.weightfaults import WeightRefLike, looks_corrupt, missing_weight, suspect_files
 from weightkit.errors import WeightkitError
+from weightkit.modelpaths import weight_folders, write_extra_model_paths
 
 __all__ = ["ComfyUI", "WeightStore"]
 
@@ -103,8 +103,9 @@ class ComfyUI:
         if self.store is not None:
             self.store.write_extra_model_paths(s.model_paths_file)
         else:
-            write_extra_model_paths(s.model_paths_file, s.weights.weights_dir)
-        paths_files = [s.model_paths_file, *filter(None, [s.weights.extra_model_paths])]
+            write_extra_model_paths(s.model_paths_file, s.weights.weights_dir, weight_folders())
+        # Ours last: ComfyUI puts each `is_default` path first in turn, so the weights dir wins.
+        paths_files = [*filter(None, [s.weights.extra_model_paths]), s.model_paths_file]
         process = ComfyProcess(s, port=s.port or free_port(), model_paths_files=paths_files)
         http = ComfyHTTP(process.url)
         process.start()

@@ -2,7 +2,7 @@
 
 `comfyui.ComfyUI` composes these modules; each has one job: `settings` (environment), `process` (the
 child process), `http` (the routes), `follow` (the websocket, one prompt to its end), `outputs`,
-`weightfaults` (which weight file an execution error blames), `modelpaths`, `errors`.
+`weightfaults` (which weight file an execution error blames), `errors`.
 """
 
 from comfyrun.errors import (

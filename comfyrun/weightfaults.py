@@ -66,7 +66,8 @@ def suspect_files(
     """`(folder, name)` of each weight the failing node was loading, in the workflow's order.
 
     With `refs` (the workflow's extracted weights) these are the node's weight inputs, narrowed to the
-    values ComfyUI reports in `current_inputs`. Without them, the folder is unknown and the names are
+    values ComfyUI reports in `current_inputs`, or, when the file was extracted for another node that
+    loads it too, the refs named by those values. Without refs, the folder is unknown and the names are
     the node's inputs that look like model files.
     """
     node = str(data.get("node_id", ""))
@@ -74,9 +75,13 @@ def suspect_files(
     if refs is None:
         names = [value for values in current.values() for value in values if has_model_extension(value)]
         return [(None, name) for name in dict.fromkeys(names)]
+    refs = list(refs)
     of_node = [ref for ref in refs if str(ref.node_id) == node]
     reported = [ref for ref in of_node if ref.name in current.get(ref.input_name, ())]
-    chosen = reported or of_node
+    # Extraction reports a file once, for the first node that asks for it: another node may load it too.
+    values = {value for values in current.values() for value in values}
+    elsewhere = [ref for ref in refs if ref.name in values]
+    chosen = reported or of_node or elsewhere
     return list(dict.fromkeys((ref.folder, ref.name) for ref in chosen))
 
 

@@ -1,34 +1,21 @@
 """A minimal weight store for the client's tests, with the interface of `weightkit.store.WeightStore`.
 
-It knows the built-in loaders from the recorded `loader_inputs.json`, and repairs a file the way the real
-store does, with a local copy standing in for the download: quarantine the file ComfyUI would load, copy
-the good one into place through a temporary name, and verify its sha256.
+It finds a workflow's weights with weightkit's extraction, and repairs a file the way the real store
+does, with a local copy standing in for the download: quarantine the file ComfyUI would load, copy the
+good one into place through a temporary name, and verify its sha256.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from comfyrun.modelpaths import write_extra_model_paths
 from weightkit.errors import WeightkitError
+from weightkit.extract import WeightRef, required_weights
+from weightkit.modelpaths import weight_folders, write_extra_model_paths
 from weightkit.verified import sha256_file
-
-LOADERS: dict[str, dict[str, str]] = json.loads(
-    (Path(__file__).resolve().parent / "reference" / "comfyui" / "loader_inputs.json").read_text()
-)["mapping"]
-
-
-@dataclass(frozen=True)
-class Ref:
-    name: str
-    folder: str
-    node_id: str
-    input_name: str
 
 
 class RepairFailed(WeightkitError, RuntimeError):
@@ -43,16 +30,10 @@ class LocalStore:
         self.sources = sources
         self.repaired: list[tuple[str, str]] = []
 
-    def required(self, workflow: dict[str, Any]) -> list[Ref]:
-        refs = []
-        for node_id, node in workflow.items():
-            for input_name, folder in LOADERS.get(node.get("class_type", ""), {}).items():
-                value = node.get("inputs", {}).get(input_name)
-                if isinstance(value, str):
-                    refs.append(Ref(name=value, folder=folder, node_id=node_id, input_name=input_name))
-        return refs
+    def required(self, workflow: dict[str, Any]) -> list[WeightRef]:
+        return required_weights(workflow)
 
-    def check(self, workflow: dict[str, Any]) -> list[Ref]:
+    def check(self, workflow: dict[str, Any]) -> list[WeightRef]:
         missing = [r for r in self.required(workflow) if not (self.weights_dir / r.folder / r.name).is_file()]
         if missing:
             raise RepairFailed("missing weights: " + ", ".join(f"{r.folder}/{r.name}" for r in missing))
@@ -76,4 +57,4 @@ class LocalStore:
         return target
 
     def write_extra_model_paths(self, path: Path) -> Path:
-        return write_extra_model_paths(path, self.weights_dir)
+        return write_extra_model_paths(path, self.weights_dir, weight_folders())

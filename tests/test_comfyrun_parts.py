@@ -13,7 +13,7 @@ from comfyrun.outputs import output_items
 from comfyrun.settings import RuntimeSettings
 from comfyrun.weightfaults import looks_corrupt, missing_weight, suspect_files
 from tests.comfyui_replay import REFERENCE, load_case
-from tests.local_store import Ref
+from weightkit.extract import WeightRef
 
 
 def _feed(follower: PromptFollower, frames) -> None:
@@ -127,9 +127,9 @@ def test_missing_model_error_names_folder_and_file():
 def test_suspect_files_are_the_failing_nodes_weights_that_comfyui_reports():
     error = {"node_id": "5", "current_inputs": {"clip_name1": ["a.safetensors"], "type": ["flux"]}}
     refs = [
-        Ref(name="a.safetensors", folder="text_encoders", node_id="5", input_name="clip_name1"),
-        Ref(name="b.safetensors", folder="text_encoders", node_id="5", input_name="clip_name2"),
-        Ref(name="a.safetensors", folder="text_encoders", node_id="6", input_name="clip_name"),
+        WeightRef("a.safetensors", "text_encoders", "5", "DualCLIPLoader", "clip_name1"),
+        WeightRef("b.safetensors", "text_encoders", "5", "DualCLIPLoader", "clip_name2"),
+        WeightRef("a.safetensors", "text_encoders", "6", "CLIPLoader", "clip_name"),
     ]
     assert suspect_files(error, refs) == [("text_encoders", "a.safetensors")]
     assert suspect_files({"node_id": "5"}, refs) == [
@@ -137,6 +137,8 @@ def test_suspect_files_are_the_failing_nodes_weights_that_comfyui_reports():
         ("text_encoders", "b.safetensors"),
     ]
     assert suspect_files(error, None) == [(None, "a.safetensors")]
+    # The same file loaded by a second node: extraction named only the first.
+    assert suspect_files(dict(error, node_id="9"), refs[1:]) == [("text_encoders", "a.safetensors")]
 
 
 def test_settings_defaults_and_every_variable():
