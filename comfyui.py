@@ -82,6 +82,11 @@ class ComfyUI:
     def url(self) -> str:
         return self._api().base_url
 
+    @property
+    def pid(self) -> int | None:
+        """The ComfyUI process started here; None when attached or stopped."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> None:
         """Start ComfyUI (or check that `COMFYUI_URL` answers) and wait until it serves requests.
 
@@ -264,7 +269,10 @@ class ComfyUI:
                 raise WeightCorruptError(
                     corrupt.data, files=corrupt.files, tried=f"Fetching it again failed: {exc}"
                 ) from exc
-        self.free_memory()  # ComfyUI would otherwise keep a loader's cached output from the old file
+        # ComfyUI would otherwise keep a loader's cached output from the old file. It applies /free between
+        # prompts, and its worker may take a prompt queued right after first; the loader that failed has
+        # no cached output, so the re-run reads the new file either way.
+        self.free_memory()
         try:
             return self.wait(self.submit(workflow), workflow=workflow)
         except WeightCorruptError as again:

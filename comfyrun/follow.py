@@ -219,7 +219,6 @@ def follow(
     deadline: float | None,
     timeout: float | None,
     check_alive: Callable[[], None],
-    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Outcome, dict[str, Any]]:
     """Read messages until the prompt ends; its outcome and history entry.
 
@@ -228,14 +227,14 @@ def follow(
     """
     prompt_id = follower.prompt_id
     while not follower.finished:
-        if deadline is not None and clock() > deadline:
+        if deadline is not None and time.monotonic() > deadline:
             raise RunTimeoutError(prompt_id=prompt_id, timeout=timeout or 0.0, node=follower.current_node)
         try:
             message = connection.receive()
         except ConnectionError as exc:
             check_alive()
             logger.warning("%s; reconnecting", exc)
-            if not _reconnect(connection, deadline=deadline, check_alive=check_alive, clock=clock):
+            if not _reconnect(connection, deadline=deadline, check_alive=check_alive):
                 continue  # the deadline passed first
             entry = http.history(prompt_id)
             if entry is not None:
@@ -267,11 +266,10 @@ def _reconnect(
     *,
     deadline: float | None,
     check_alive: Callable[[], None],
-    clock: Callable[[], float],
 ) -> bool:
     """Reopen the websocket; False if `deadline` passed first. Raises `ComfyUIUnavailableError` when
     the server stays unreachable for `RECONNECT_WINDOW` seconds."""
-    give_up = clock() + RECONNECT_WINDOW
+    give_up = time.monotonic() + RECONNECT_WINDOW
     pause = 0.05
     while True:
         try:
@@ -279,9 +277,9 @@ def _reconnect(
             return True
         except ComfyUIUnavailableError:
             check_alive()
-            if clock() + pause > give_up:
+            if time.monotonic() + pause > give_up:
                 raise
-        if deadline is not None and clock() + pause > deadline:
+        if deadline is not None and time.monotonic() + pause > deadline:
             return False
         time.sleep(pause)
         pause = min(pause * 2, 0.5)
