@@ -126,14 +126,20 @@ def start_comfyui(
     base.mkdir(parents=True, exist_ok=True)
     for _ in range(3):
         process, port, lines, ready = _launch(base, args, env)
-        if ready.wait(startup_timeout) and process.poll() is None and any(READY_LINE in line for line in lines):
+        if (
+            ready.wait(startup_timeout)
+            and process.poll() is None
+            and any(READY_LINE in line for line in lines)
+        ):
             return ComfyProcess(process, port, ComfyDirs(base), lines)
         if process.poll() is None:
             process.kill()
         process.wait()
         log = "".join(lines)
         if "address already in use" not in log.lower():
-            raise RuntimeError(f"ComfyUI at {comfyui_path()} did not start (exit code {process.returncode}):\n{log}")
+            raise RuntimeError(
+                f"ComfyUI at {comfyui_path()} did not start (exit code {process.returncode}):\n{log}"
+            )
     raise RuntimeError(f"ComfyUI at {comfyui_path()} found no free port:\n{log}")
 
 

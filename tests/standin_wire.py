@@ -30,11 +30,17 @@ class Answer:
 def _open(request: urllib.request.Request) -> Answer:
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return Answer(response.status, response.headers.get_content_type() if response.headers.get("Content-Type") else None, response.read())
+            return Answer(
+                response.status,
+                response.headers.get_content_type() if response.headers.get("Content-Type") else None,
+                response.read(),
+            )
     except urllib.error.HTTPError as error:
         with error:
             content_type = error.headers.get("Content-Type")
-            return Answer(error.code, error.headers.get_content_type() if content_type else None, error.read())
+            return Answer(
+                error.code, error.headers.get_content_type() if content_type else None, error.read()
+            )
 
 
 def get(base_url: str, path: str) -> Answer:
@@ -104,7 +110,11 @@ class Socket:
             frames.append(frame)
             msg = frame.msg or {}
             data = msg.get("data") or {}
-            if msg.get("type") == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
+            if (
+                msg.get("type") == "executing"
+                and data.get("node") is None
+                and data.get("prompt_id") == prompt_id
+            ):
                 return frames
 
     def close(self) -> None:

@@ -93,14 +93,22 @@ def describe_binary(data: bytes) -> dict[str, Any]:
     event = int.from_bytes(data[:4], "big")
     if event == 4:
         length = int.from_bytes(data[4:8], "big")
-        return {"event_type": 4, "metadata": json.loads(data[8 : 8 + length]), "magic": data[8 + length : 16 + length].hex()}
+        return {
+            "event_type": 4,
+            "metadata": json.loads(data[8 : 8 + length]),
+            "magic": data[8 + length : 16 + length].hex(),
+        }
     return {"event_type": event, "image_type": int.from_bytes(data[4:8], "big"), "magic": data[8:16].hex()}
 
 
 def describe_recorded_binary(row: dict[str, Any]) -> dict[str, Any]:
     if row["event_type"] == 4:
         return {"event_type": 4, "metadata": row["metadata"], "magic": row["image_magic_hex"]}
-    return {"event_type": row["event_type"], "image_type": int(row["first8_hex"][8:16], 16), "magic": row["image_magic_hex"]}
+    return {
+        "event_type": row["event_type"],
+        "image_type": int(row["first8_hex"][8:16], 16),
+        "magic": row["image_magic_hex"],
+    }
 
 
 def live_frames(frames: list[Frame]) -> list[Any]:
@@ -180,15 +188,29 @@ def assert_matches_recording(case: str, run: Run, *, exact_number: bool) -> None
             live_entry["prompt"][0] = recorded_entry["prompt"][0]
         assert normalize(live_entry, ids) == normalize(recorded_entry, ids)
         recorded_views = [
-            (o["node"], PREVIEW_NAME.sub("_temp_xxxxx_", o["filename"]), o["subfolder"], o["type"], o["status"],
-             o["content_type"], o["magic_hex"])
+            (
+                o["node"],
+                PREVIEW_NAME.sub("_temp_xxxxx_", o["filename"]),
+                o["subfolder"],
+                o["type"],
+                o["status"],
+                o["content_type"],
+                o["magic_hex"],
+            )
             for o in ref(f"outputs_{case}.json")
-        ]  # fmt: skip
+        ]
         live_views = [
-            (node, PREVIEW_NAME.sub("_temp_xxxxx_", item["filename"]), item["subfolder"], item["type"], answer.status,
-             answer.content_type, answer.body[:8].hex())
+            (
+                node,
+                PREVIEW_NAME.sub("_temp_xxxxx_", item["filename"]),
+                item["subfolder"],
+                item["type"],
+                answer.status,
+                answer.content_type,
+                answer.body[:8].hex(),
+            )
             for node, item, answer in run.views
-        ]  # fmt: skip
+        ]
         assert live_views == recorded_views
 
 
@@ -270,7 +292,9 @@ def _before(session: Session, case: str) -> None:
         data[-4:] = b"\x00\x00\x80\x3f"
         (ups / "hot_added.safetensors").write_bytes(bytes(data))
     if case == "hotadd_after_free":
-        session.http["free_after_overwrite"] = post(url, "/free", {"unload_models": True, "free_memory": True})
+        session.http["free_after_overwrite"] = post(
+            url, "/free", {"unload_models": True, "free_memory": True}
+        )
     if case == "hotadd_removed":
         (ups / "hot_added.safetensors").unlink()
 
@@ -292,7 +316,9 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         s.http["upload_c_duplicate"] = upload(url, "lab_input.png", png((10, 200, 30)))
         s.http["upload_c_renamed"] = upload(url, "lab_input.png", png((200, 10, 30)))
         s.http["upload_c_nofile"] = upload(url, None, b"", type="input")
-        s.http["upload_c_subfolder_temp"] = upload(url, "sub.png", png((1, 2, 3)), subfolder="labsub", type="temp")
+        s.http["upload_c_subfolder_temp"] = upload(
+            url, "sub.png", png((1, 2, 3)), subfolder="labsub", type="temp"
+        )
         (comfy.dirs.input / "example.png").write_bytes(png((9, 9, 9)))
 
         for case, body, _ in SESSION:
@@ -315,30 +341,46 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         s.http["deleted_listing"] = get(url, "/object_info/LoadImage")
         (comfy.dirs.input / "deleted_after_listing.png").unlink()
         s.runs["hotadd_removed_oldstyle"] = run_case(comfy, "hotadd_removed_oldstyle")
-        for name in ("object_info", "object_info/LoadImage", "object_info/UpscaleModelLoader",
-                     "object_info/NoSuchNode_Lab", "history/00000000-0000-0000-0000-000000000000",
-                     "api/prompt", "models/nope", "models/upscale_models", "internal/folder_paths",
-                     "internal/files/output", "view?filename=nope.png&type=output",
-                     "view?filename=..%2Fmain.py&type=output"):  # fmt: skip
+        for name in (
+            "object_info",
+            "object_info/LoadImage",
+            "object_info/UpscaleModelLoader",
+            "object_info/NoSuchNode_Lab",
+            "history/00000000-0000-0000-0000-000000000000",
+            "api/prompt",
+            "models/nope",
+            "models/upscale_models",
+            "internal/folder_paths",
+            "internal/files/output",
+            "view?filename=nope.png&type=output",
+            "view?filename=..%2Fmain.py&type=output",
+        ):
             s.http[name] = get(url, f"/{name}")
         s.http["interrupt_idle"] = post(url, "/interrupt", raw=b"")
         yield s
 
 
 @pytest.mark.parametrize("case,body,exact_number", SESSION, ids=[c for c, _, _ in SESSION])
-def test_case_matches_its_recording(session: Session, case: str, body: dict[str, Any], exact_number: bool) -> None:
+def test_case_matches_its_recording(
+    session: Session, case: str, body: dict[str, Any], exact_number: bool
+) -> None:
     assert_matches_recording(case, session.runs[case], exact_number=exact_number)
 
 
 def test_oldstyle_loader_of_a_deleted_input_file_fails_custom_validation(session: Session) -> None:
-    assert_matches_recording("hotadd_removed_oldstyle", session.runs["hotadd_removed_oldstyle"], exact_number=False)
+    assert_matches_recording(
+        "hotadd_removed_oldstyle", session.runs["hotadd_removed_oldstyle"], exact_number=False
+    )
 
 
 def test_error_answers_without_a_prompt_or_with_a_body_that_is_not_json(session: Session) -> None:
     for case in ("d_no_prompt", "d_bad_json"):
         recorded = ref(f"error_{case}.json")
         answer = session.http[case]
-        assert (answer.status, answer.content_type) == (recorded["status"], recorded["content_type"].split(";")[0])
+        assert (answer.status, answer.content_type) == (
+            recorded["status"],
+            recorded["content_type"].split(";")[0],
+        )
         body = answer.json() if case == "d_no_prompt" else answer.body.decode()
         assert body == recorded["body"]
 
@@ -355,7 +397,13 @@ def test_startup_answers_match_the_startup_snapshot(session: Session) -> None:
 
 
 def test_uploads_keep_duplicates_rename_collisions_and_honour_subfolder_and_type(session: Session) -> None:
-    for name in ("upload_c", "upload_c_duplicate", "upload_c_renamed", "upload_c_nofile", "upload_c_subfolder_temp"):
+    for name in (
+        "upload_c",
+        "upload_c_duplicate",
+        "upload_c_renamed",
+        "upload_c_nofile",
+        "upload_c_subfolder_temp",
+    ):
         recorded, answer = ref(f"{name}.json"), session.http[name]
         assert answer.status == recorded["status"], name
         assert (answer.json() if recorded["body"] else answer.body.decode()) == recorded["body"], name
@@ -386,7 +434,9 @@ def test_model_listings_are_fresh_on_every_request_subfolders_included(session: 
     assert http["listed_before"].json() == hotadd["listed_before"]
     assert http["listed_before"].json() == ref("http_models_upscale_models.json")["body"]
     assert http["listed_after_copy"].json() == hotadd["listed_after_copy"]
-    options = http["object_info_after_copy"].json()["UpscaleModelLoader"]["input"]["required"]["model_name"][1]
+    options = http["object_info_after_copy"].json()["UpscaleModelLoader"]["input"]["required"]["model_name"][
+        1
+    ]
     assert options["options"] == hotadd["object_info_options_after_copy"]
     assert http["listed_after_subdir_copy"].json() == hotadd["listed_after_subdir_copy"]
     after_removal = [name for name in hotadd["listed_after_subdir_copy"] if name != "hot_added.safetensors"]
@@ -412,7 +462,10 @@ def test_messages_go_only_to_the_client_that_queued_the_prompt(session: Session)
 
 def test_folder_registry_matches_comfyuis_with_the_base_directory_for_the_checkout(session: Session) -> None:
     base = str(session.comfy.dirs.base)
-    live = {k: [p.replace(base, "<ComfyUI>") for p in v] for k, v in session.http["internal/folder_paths"].json().items()}
+    live = {
+        k: [p.replace(base, "<ComfyUI>") for p in v]
+        for k, v in session.http["internal/folder_paths"].json().items()
+    }
     assert live == ref("http_internal_folder_paths.json")["body"]
     files = session.http["internal/files/output"].json()
     assert files and all(isinstance(name, str) for name in files)
@@ -428,9 +481,16 @@ def test_object_info_is_the_recorded_one_with_file_lists_from_disk(session: Sess
             assert live[name] == info, name
     ups = get(session.comfy.url, "/models/upscale_models").json()
     assert live["UpscaleModelLoader"]["input"]["required"]["model_name"][1]["options"] == ups
-    assert live["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"] == recorded["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"]
+    assert (
+        live["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"]
+        == recorded["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"]
+    )
     assert live["VAELoader"]["input"]["required"]["vae_name"][0] == ["pixel_space"]
-    assert live["LoadImage"]["input"]["required"]["image"][0] == ["example.png", "lab_input (1).png", "lab_input.png"]
+    assert live["LoadImage"]["input"]["required"]["image"][0] == [
+        "example.png",
+        "lab_input (1).png",
+        "lab_input.png",
+    ]
 
 
 # -- cases recorded on a fresh server -------------------------------------------------------------------
@@ -440,7 +500,10 @@ def test_object_info_is_the_recorded_one_with_file_lists_from_disk(session: Sess
 def slow_comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyProcess]:
     """A second server whose upscaler steps take 0.5 s, so a run can be interrupted mid-node."""
     with start_comfyui(tmp_path_factory.mktemp("slow"), env={"COMFYUI_STANDIN_STEP_DELAY": "0.5"}) as comfy:
-        shutil.copy(MODELS / "tiny_compact_x2.safetensors", comfy.dirs.model_folder("upscale_models") / "slow_compact_x2.safetensors")
+        shutil.copy(
+            MODELS / "tiny_compact_x2.safetensors",
+            comfy.dirs.model_folder("upscale_models") / "slow_compact_x2.safetensors",
+        )
         yield comfy
 
 
@@ -449,9 +512,13 @@ def test_partly_valid_prompt_runs_only_its_valid_outputs(slow_comfy: ComfyProces
     assert_matches_recording("d_partial_invalid_legacy", run, exact_number=False)
 
 
-def test_interrupt_stops_the_running_prompt_and_queue_edits_touch_only_pending_ones(slow_comfy: ComfyProcess) -> None:
+def test_interrupt_stops_the_running_prompt_and_queue_edits_touch_only_pending_ones(
+    slow_comfy: ComfyProcess,
+) -> None:
     if not running_standin():
-        pytest.skip("needs the stand-in's COMFYUI_STANDIN_STEP_DELAY (the recorded run used a 2.4 MB upscaler)")
+        pytest.skip(
+            "needs the stand-in's COMFYUI_STANDIN_STEP_DELAY (the recorded run used a 2.4 MB upscaler)"
+        )
     recorded = ref("h_queue_interrupt_effects.json")
     client_id = uuid.uuid4().hex
     url = slow_comfy.url
@@ -464,7 +531,9 @@ def test_interrupt_stops_the_running_prompt_and_queue_edits_touch_only_pending_o
         frames.append(frame)
         queued = []
         for item in recorded["queue_before"]["queue_pending"]:
-            queued.append(post(url, "/prompt", {"prompt": item[2], "client_id": client_id}).json()["prompt_id"])
+            queued.append(
+                post(url, "/prompt", {"prompt": item[2], "client_id": client_id}).json()["prompt_id"]
+            )
         queue_info = get(url, "/prompt").json()
         before = get(url, "/queue").json()
         post(url, "/queue", {"delete": [queued[1]]})
@@ -477,8 +546,15 @@ def test_interrupt_stops_the_running_prompt_and_queue_edits_touch_only_pending_o
     assert queue_info == recorded["get_prompt_before"]
     assert interrupted.status == 200
     ids = {prompt_id: "<running>", queued[0]: "<queued0>", queued[1]: "<queued1>"}
-    recorded_ids = {recorded["result"]["prompt_id"]: "<running>", **dict(zip(recorded["queued_ids"], ["<queued0>", "<queued1>"]))}
-    for live, name in ((before, "queue_before"), (after_delete, "queue_after_delete"), (after_clear, "queue_after_clear")):
+    recorded_ids = {
+        recorded["result"]["prompt_id"]: "<running>",
+        **dict(zip(recorded["queued_ids"], ["<queued0>", "<queued1>"], strict=True)),
+    }
+    for live, name in (
+        (before, "queue_before"),
+        (after_delete, "queue_after_delete"),
+        (after_clear, "queue_after_clear"),
+    ):
         assert _queue_shape(live, ids) == _queue_shape(recorded[name], recorded_ids), name
     assert get(url, "/queue").json() == recorded["queue_end"]
 
@@ -497,7 +573,10 @@ def _queue_shape(queue: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
     items = queue["queue_running"] + queue["queue_pending"]
     first = items[0][0] if items else 0
     return {
-        key: [[item[0] - first, ids[item[1]], item[2], {"client_id": "<client>"}, item[4]] for item in queue[key]]
+        key: [
+            [item[0] - first, ids[item[1]], item[2], {"client_id": "<client>"}, item[4]]
+            for item in queue[key]
+        ]
         for key in ("queue_running", "queue_pending")
     }
 
@@ -515,19 +594,27 @@ def test_extra_model_paths_is_default_first_then_models_then_the_others(tmp_path
         f"lab:\n  base_path: {extra}\n  upscale_models: ups\n  my_custom_folder: ups\n"
     )
     with start_comfyui(tmp_path / "base", args=["--extra-model-paths-config", str(config)]) as comfy:
-        shutil.copy(MODELS / "broken_truncated.safetensors", comfy.dirs.model_folder("upscale_models") / "tiny_compact_x2.safetensors")
+        shutil.copy(
+            MODELS / "broken_truncated.safetensors",
+            comfy.dirs.model_folder("upscale_models") / "tiny_compact_x2.safetensors",
+        )
         run = run_case(comfy, "extra_paths_priority")
         folder_paths = get(comfy.url, "/internal/folder_paths").json()
         custom = get(comfy.url, "/models/my_custom_folder").json()
         base = str(comfy.dirs.base)
     assert_matches_recording("extra_paths_priority", run, exact_number=True)
     recorded = ref("extra_model_paths_test.json")
-    order = [p.replace(str(extra), "<extra_models>").replace(base, "<ComfyUI>") for p in folder_paths["upscale_models"]]
+    order = [
+        p.replace(str(extra), "<extra_models>").replace(base, "<ComfyUI>")
+        for p in folder_paths["upscale_models"]
+    ]
     assert order == recorded["folder_paths_order"]
     assert custom == recorded["models_my_custom_folder"]
 
 
-def test_websocket_without_client_id_gets_a_generated_sid_and_feature_flags_are_answered(session: Session) -> None:
+def test_websocket_without_client_id_gets_a_generated_sid_and_feature_flags_are_answered(
+    session: Session,
+) -> None:
     recorded = ref("ws_connect_examples.json")
     with Socket(session.comfy.ws_url()) as socket:
         first = socket.receive().msg

@@ -126,7 +126,7 @@ class Catalog:
         for name, folder in self._loader_inputs.get(class_type, {}).items():
             options = self._folders.filename_list(folder)
             if class_type == "VAELoader":
-                options += _taesd_names(self._folders.filename_list("vae_approx")) + ["pixel_space"]
+                options += [*_taesd_names(self._folders.filename_list("vae_approx")), "pixel_space"]
             elif class_type == "TrainLoraNode":
                 options += ["[None]"]
             fresh[name] = options

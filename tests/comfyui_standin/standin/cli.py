@@ -1,4 +1,4 @@
-"""ComfyUI's command line, flag for flag (v0.3.64, `comfy/cli_args.py`), so the stand-in starts like a checkout.
+"""ComfyUI's command line, flag for flag (v0.3.64, `comfy/cli_args.py`): the stand-in starts like a checkout.
 
 Every flag of that version is accepted with the same name, type, default and arity, so a command line
 written for real ComfyUI works here unchanged and a mistyped flag fails the same way (argparse, exit 2).

@@ -191,8 +191,13 @@ class PromptExecutor:
         while not run_list.is_empty():
             node_id = run_list.next_node()
             if node_id is None:
-                error = {"node_id": next(iter(prompt)), "exception_message": "Dependency cycle detected",
-                         "exception_type": "graph.DependencyCycleError", "traceback": [], "current_inputs": []}  # fmt: skip
+                error = {
+                    "node_id": next(iter(prompt)),
+                    "exception_message": "Dependency cycle detected",
+                    "exception_type": "graph.DependencyCycleError",
+                    "traceback": [],
+                    "current_inputs": [],
+                }
                 self._report_failure(prompt, prompt_id, current_outputs, executed, error, RuntimeError())
                 break
             result, error, ex = self._execute_node(prompt, prompt_id, node_id, extra_data, progress, executed)
@@ -276,7 +281,9 @@ class PromptExecutor:
                 outbox.send_sync("executing", data, outbox.client_id)
             state = self._objects.setdefault((node_id, class_type), {})
             results = self._run(class_type, node_id, prompt_id, values, state, progress)
-            output_data = [list(column) for column in zip(*(r.result for r in results if r.result))]
+            output_data = [
+                list(column) for column in zip(*(r.result for r in results if r.result), strict=True)
+            ]
             uis = [r.ui for r in results if r.ui is not None]
             output_ui = {key: [item for ui in uis for item in ui[key]] for key in uis[0]} if uis else {}
             if output_ui:
@@ -365,8 +372,12 @@ class PromptExecutor:
     ) -> None:
         assert error is not None
         node_id = error["node_id"]
-        message = {"prompt_id": prompt_id, "node_id": node_id, "node_type": prompt[node_id]["class_type"],
-                   "executed": list(executed)}  # fmt: skip
+        message = {
+            "prompt_id": prompt_id,
+            "node_id": node_id,
+            "node_type": prompt[node_id]["class_type"],
+            "executed": list(executed),
+        }
         if isinstance(ex, InterruptProcessingException):
             self._add_message("execution_interrupted", message, broadcast=True)
             return

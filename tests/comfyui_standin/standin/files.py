@@ -1,4 +1,4 @@
-"""`POST /upload/image` and `GET /view`: files in the input, output and temp directories, as ComfyUI serves them.
+"""`POST /upload/image` and `GET /view`: the input, output and temp directories, served as ComfyUI does.
 
 An upload goes to `<type dir>/<subfolder>/<name>`; a file of that name with the same content is kept
 (the answer names it), one with other content makes the upload `name (1).ext`, `name (2).ext`...

@@ -80,7 +80,7 @@ class Folders:
     # -- the registry -------------------------------------------------------------------------------
 
     def add_model_folder_path(self, folder_name: str, path: str, is_default: bool = False) -> None:
-        """Add a directory to a folder: first if `is_default`, else last; a new folder name accepts any file."""
+        """Add a directory: first if `is_default`, else last; a folder name new here accepts any file."""
         folder_name = map_legacy(folder_name)
         with self._lock:
             folder = self.model_folders.get(folder_name)
@@ -133,7 +133,7 @@ class Folders:
         return found
 
     def filename_list(self, folder_name: str) -> list[str]:
-        """Sorted relative names of the folder's files, re-listed when any walked directory's mtime changed."""
+        """Sorted relative names of the folder's files, re-listed when a walked directory's mtime changed."""
         folder_name = map_legacy(folder_name)
         with self._lock:
             folder = self.model_folders[folder_name]
@@ -185,7 +185,7 @@ def _accepted(filename: str, extensions: frozenset[str]) -> bool:
 
 
 def _walk(directory: str) -> tuple[list[str], dict[str, float]]:
-    """All files below `directory` (relative names; `.git` skipped) and the mtime of every directory walked."""
+    """All files below `directory` (relative names; `.git` skipped) and the mtime of each directory walked."""
     if not os.path.isdir(directory):
         return [], {}
     files: list[str] = []

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
@@ -68,7 +68,7 @@ class NodeLibrary:
 
     # Classes ComfyUI gives a VALIDATE_INPUTS for inputs that are not run here: the generic min/max/combo
     # checks are skipped for these inputs, as ComfyUI skips them.
-    _VALIDATED_ELSEWHERE = {
+    _VALIDATED_ELSEWHERE: ClassVar[dict[str, tuple[str, ...]]] = {
         "LoadLatent": ("latent",),
         "LoadAudio": ("audio",),
         "LoadVideo": ("file",),
@@ -123,8 +123,8 @@ def empty_image(ctx: NodeContext, width: int, height: int, batch_size: int = 1, 
     requested = batch_size * height * width * 4  # ComfyUI first allocates one float32 channel
     if requested > _physical_memory():
         raise RuntimeError(
-            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried "
-            f"to allocate {requested} bytes. Error code 12 (Cannot allocate memory)"
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+            f"you tried to allocate {requested} bytes. Error code 12 (Cannot allocate memory)"
         )
     rgb = ((color >> 16) & 0xFF, (color >> 8) & 0xFF, color & 0xFF)
     return NodeOutput((solid_batch(width, height, batch_size, rgb),))
@@ -294,7 +294,7 @@ def _save_pngs(
 
 
 def save_image_path(prefix: str, output_dir: str, width: int, height: int) -> tuple[str, str, int, str]:
-    """ComfyUI's file naming: `<subfolder from prefix>/<name>_<counter:05>_.png`, counter after the highest."""
+    """ComfyUI's file naming: `<subfolder of prefix>/<name>_<counter:05>_.png`, counter after the highest."""
     if "%" in prefix:
         now = time.localtime()
         for var, value in (

@@ -37,7 +37,7 @@ class PromptQueue:
             self._not_empty.notify()
 
     def get(self, timeout: float | None = None) -> tuple[QueueItem, int] | None:
-        """The next item and its task id; None when `timeout` passed (or a flag was set) with nothing queued."""
+        """The next item and its task id; None when `timeout` passed (or a flag was set), nothing queued."""
         with self._not_empty:
             while not self._queue:
                 self._not_empty.wait(timeout=timeout)
@@ -95,7 +95,7 @@ class PromptQueue:
     def history(
         self, prompt_id: str | None = None, max_items: int | None = None, offset: int = -1
     ) -> dict[str, Any]:
-        """All entries (the last `max_items` unless `offset` is given), or the one for `prompt_id` ({} if none)."""
+        """All entries (the last `max_items` unless `offset` is given), or `prompt_id`'s ({} if none)."""
         with self._mutex:
             if prompt_id is not None:
                 entry = self._history.get(prompt_id)

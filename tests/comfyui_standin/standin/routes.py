@@ -109,8 +109,15 @@ def build_app(server: PromptServer) -> web.Application:
             "embedded_python": False,
             "argv": sys.argv,
         }
-        device = {"name": "cpu", "type": "cpu", "index": None, "vram_total": total, "vram_free": free,
-                  "torch_vram_total": total, "torch_vram_free": free}  # fmt: skip
+        device = {
+            "name": "cpu",
+            "type": "cpu",
+            "index": None,
+            "vram_total": total,
+            "vram_free": free,
+            "torch_vram_total": total,
+            "torch_vram_free": free,
+        }
         return web.json_response({"system": system, "devices": [device]})
 
     @routes.get("/features")
@@ -155,12 +162,16 @@ def build_app(server: PromptServer) -> web.Application:
             number: Any = float(body["number"])
         else:
             number = server.number
-            if "front" in body and body["front"]:
+            if body.get("front"):
                 number = -number
             server.number += 1
         if "prompt" not in body:
-            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided",
-                     "extra_info": {}}  # fmt: skip
+            error = {
+                "type": "no_prompt",
+                "message": "No prompt provided",
+                "details": "No prompt provided",
+                "extra_info": {},
+            }
             return web.json_response({"error": error, "node_errors": {}}, status=400)
         prompt = body["prompt"]
         prompt_id = str(body.get("prompt_id", uuid.uuid4()))

@@ -1,8 +1,7 @@
 """The stand-in's own knobs (ComfyUI has none of these), read from the environment in one place.
 
-| variable | default | meaning |
-| --- | --- | --- |
-| `COMFYUI_STANDIN_STEP_DELAY` | `0` | seconds each progress step of ImageUpscaleWithModel takes, so a test can make a run slow enough to interrupt, time out or kill |
+`COMFYUI_STANDIN_STEP_DELAY` (default `0`): seconds each progress step of ImageUpscaleWithModel takes,
+so a test can make a run slow enough to interrupt, time out or kill.
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ class _NodeChecker:
 
 def _types_match(received: Any, expected: Any) -> bool:
     """ComfyUI's validate_node_input: equal, or comma-separated type lists that overlap."""
-    if not received != expected:
+    if received == expected:
         return True
     if not isinstance(received, str) or not isinstance(expected, str):
         return False

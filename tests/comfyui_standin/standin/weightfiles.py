@@ -4,11 +4,12 @@ The stand-in never loads tensors: it reads what ComfyUI's loaders would have to 
 dict (a .safetensors header, a torch zip's central directory and pickle) and checks it with the same
 rules as the safetensors and torch readers, raising the same exception types with the same messages:
 
-| file | exception | message |
-| --- | --- | --- |
-| .safetensors cut short | SafetensorError | Error while deserializing header: incomplete metadata, file not fully covered |
-| .safetensors with a huge header length | SafetensorError | Error while deserializing header: header too large |
-| torch zip cut short | RuntimeError | PytorchStreamReader failed reading zip archive: failed finding central directory... |
+- a .safetensors cut short: SafetensorError "Error while deserializing header: incomplete metadata, file
+  not fully covered"
+- a .safetensors with a huge header length: SafetensorError "Error while deserializing header: header too
+  large"
+- a torch zip cut short: RuntimeError "PytorchStreamReader failed reading zip archive: failed finding
+  central directory..."
 
 The result maps each tensor name to its shape and dtype, which is what the upscaler detection needs.
 """
@@ -31,18 +32,40 @@ MAX_HEADER_SIZE = 100_000_000
 
 # safetensors dtype -> bits per element (safetensors 0.6)
 _SAFETENSORS_DTYPE_BITS = {
-    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8,
-    "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
-    "F64": 64, "I64": 64, "U64": 64,
-}  # fmt: skip
+    "BOOL": 8,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+}
 
 # torch legacy storage class -> (dtype, bytes per element)
 _TORCH_STORAGES = {
-    "FloatStorage": ("float32", 4), "DoubleStorage": ("float64", 8), "HalfStorage": ("float16", 2),
-    "BFloat16Storage": ("bfloat16", 2), "LongStorage": ("int64", 8), "IntStorage": ("int32", 4),
-    "ShortStorage": ("int16", 2), "CharStorage": ("int8", 1), "ByteStorage": ("uint8", 1),
+    "FloatStorage": ("float32", 4),
+    "DoubleStorage": ("float64", 8),
+    "HalfStorage": ("float16", 2),
+    "BFloat16Storage": ("bfloat16", 2),
+    "LongStorage": ("int64", 8),
+    "IntStorage": ("int32", 4),
+    "ShortStorage": ("int16", 2),
+    "CharStorage": ("int8", 1),
+    "ByteStorage": ("uint8", 1),
     "BoolStorage": ("bool", 1),
-}  # fmt: skip
+}
 
 _MINIZ_HINT = (
     ". This is an internal miniz error. If you are seeing this error, there is a high likelihood that your "
@@ -132,7 +155,7 @@ def _serde_style(e: json.JSONDecodeError) -> str:
 
 
 def _checked_header(header: Any, text: str, data_len: int) -> dict[str, Any]:
-    """safetensors' Metadata rules: typed tensor entries, contiguous offsets, sizes that match, file covered."""
+    """safetensors' Metadata rules: typed entries, contiguous offsets, sizes that match, file covered."""
     where = f"at line 1 column {len(text)}"
 
     def invalid(problem: str) -> SafetensorError:
@@ -249,9 +272,9 @@ class _WeightsOnlyUnpickler(pickle.Unpickler):
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(
-                "Weights only load failed. In PyTorch 2.6, we changed the default value of the `weights_only` "
-                f"argument in `torch.load` from `False` to `True`. Unsupported global: GLOBAL {module}.{name} was "
-                "not an allowed global by default."
+                "Weights only load failed. In PyTorch 2.6, we changed the default value of the "
+                "`weights_only` argument in `torch.load` from `False` to `True`. Unsupported global: "
+                f"GLOBAL {module}.{name} was not an allowed global by default."
             ) from None
 
     def persistent_load(self, pid: Any) -> _Storage:
@@ -312,7 +335,8 @@ def _read_torch_zip(path: str) -> dict[str, Any]:
                     member.read(1)
             except (zipfile.BadZipFile, OSError) as e:
                 raise RuntimeError(
-                    f"PytorchStreamReader failed reading file {record}: invalid header or archive is corrupted"
+                    f"PytorchStreamReader failed reading file {record}: "
+                    "invalid header or archive is corrupted"
                 ) from e
     return _as_dict(state)
 
