@@ -171,6 +171,7 @@ class PromptExecutor:
         self._interrupt.clear()
         self._outbox.client_id = extra_data.get("client_id")
         self.status_messages = []
+        self.history_result = {"outputs": {}, "meta": {}}
         self._add_message("execution_start", {"prompt_id": prompt_id}, broadcast=False)
 
         progress = _Progress(self._outbox, prompt_id)
@@ -192,7 +193,7 @@ class PromptExecutor:
             node_id = run_list.next_node()
             if node_id is None:
                 error = {
-                    "node_id": next(iter(prompt)),
+                    "node_id": run_list.waiting()[0],
                     "exception_message": "Dependency cycle detected",
                     "exception_type": "graph.DependencyCycleError",
                     "traceback": [],
@@ -220,7 +221,7 @@ class PromptExecutor:
         self._outbox.last_node_id = None
 
     def _fingerprints(self, prompt: Prompt) -> Callable[[str], Any]:
-        """Each node's IS_CHANGED answer, asked once per prompt (None for classes without one)."""
+        """Each node's IS_CHANGED answer, asked once per prompt (False for a class without one)."""
         answers: dict[str, Any] = {}
 
         def fingerprint(node_id: str) -> Any:

@@ -108,6 +108,9 @@ class ExecutionList:
     def is_empty(self) -> bool:
         return not self._pending
 
+    def waiting(self) -> list[str]:
+        return list(self._pending)
+
     def next_node(self) -> str | None:
         """The node to run next, or None when what is left waits on a dependency cycle."""
         ready = [n for n in self._pending if self._block_count[n] == 0]

@@ -179,7 +179,11 @@ class PromptServer:
                 (_, prompt_id, prompt, extra_data, outputs), task_id = queued
                 self.last_prompt_id = prompt_id
                 started = time.perf_counter()
-                self.executor.execute(prompt, prompt_id, extra_data, outputs)
+                try:
+                    self.executor.execute(prompt, prompt_id, extra_data, outputs)
+                except Exception:  # a bug of the stand-in, not a node failure: keep serving, mark it failed
+                    log.exception("The stand-in failed to run prompt %s", prompt_id)
+                    self.executor.success = False
                 status = {
                     "status_str": "success" if self.executor.success else "error",
                     "completed": self.executor.success,

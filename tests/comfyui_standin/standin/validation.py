@@ -120,101 +120,78 @@ class _NodeChecker:
         self.validated: dict[str, tuple[bool, list[dict[str, Any]]]] = {}
 
     def check(self, node_id: str) -> tuple[bool, list[dict[str, Any]]]:
+        """(valid, errors) of a node; a node is invalid without errors of its own if an upstream one is."""
         if node_id in self.validated:
             return self.validated[node_id]
         inputs = self.prompt[node_id]["inputs"]
         class_type = self.prompt[node_id]["class_type"]
         spec = self.catalog.inputs(class_type)
-        implementation = self.library.get(class_type)
         own_checks = self.library.validated_inputs(class_type)
         errors: list[dict[str, Any]] = []
-        valid = True
-
+        upstream_valid = True
         for name in self.catalog.input_order(class_type):
             category = "required" if name in spec.get("required", {}) else "optional"
             declared = spec[category][name]
-            input_type = declared[0]
-            extra_info = declared[1] if len(declared) > 1 else {}
+            input_type, extra_info = declared[0], declared[1] if len(declared) > 1 else {}
             if name not in inputs:
                 if category == "required":
-                    errors.append(
-                        _error(
-                            "required_input_missing", "Required input is missing", name, {"input_name": name}
-                        )
-                    )
+                    extra = {"input_name": name}
+                    errors.append(_error("required_input_missing", "Required input is missing", name, extra))
                 continue
-            value = inputs[name]
-            config = [input_type, extra_info]
-            if isinstance(value, list):
-                if len(value) != 2:
-                    message = "Bad linked input, must be a length-2 list of [node_id, slot_index]"
-                    extra = {"input_name": name, "input_config": config, "received_value": value}
-                    errors.append(_error("bad_linked_input", message, name, extra))
-                    continue
-                source = value[0]
-                received_type = self.catalog.return_types(self.prompt[source]["class_type"])[value[1]]
-                if not _types_match(received_type, input_type):
-                    details = f"{name}, received_type({received_type}) mismatch input_type({input_type})"
-                    extra = {
-                        "input_name": name,
-                        "input_config": config,
-                        "received_type": received_type,
-                        "linked_node": value,
-                    }
-                    message = "Return type mismatch between linked nodes"
-                    errors.append(_error("return_type_mismatch", message, details, extra))
-                    continue
-                try:
-                    if self.check(source)[0] is False:
-                        valid = False
-                except Exception as ex:
-                    valid = False
-                    extra = {
-                        "input_name": name,
-                        "input_config": config,
-                        "exception_message": str(ex),
-                        "exception_type": full_type_name(type(ex)),
-                        "traceback": traceback.format_tb(sys.exc_info()[2]),
-                        "linked_node": value,
-                    }
-                    reason = _error(
-                        "exception_during_inner_validation",
-                        "Exception when validating inner node",
-                        str(ex),
-                        extra,
-                    )
-                    self.validated[source] = (False, [reason])
-                continue
+            if isinstance(inputs[name], list):
+                error, linked_valid = self._check_link(name, inputs[name], input_type, extra_info)
+                upstream_valid = upstream_valid and linked_valid
+            else:
+                error = _check_value(inputs, name, input_type, extra_info, ranges=name not in own_checks)
+            if error is not None:
+                errors.append(error)
 
-            try:
-                if isinstance(value, dict) and "__value__" in value:
-                    value = value["__value__"]
-                    inputs[name] = value
-                if isinstance(input_type, str) and input_type in _CONVERSIONS:
-                    value = _CONVERSIONS[input_type](value)
-                    inputs[name] = value
-            except Exception as ex:
-                extra = {
-                    "input_name": name,
-                    "input_config": config,
-                    "received_value": value,
-                    "exception_message": str(ex),
-                }
-                message = f"Failed to convert an input value to a {input_type} value"
-                errors.append(_error("invalid_input_type", message, f"{name}, {value}, {ex}", extra))
-                continue
-            if name in own_checks:
-                continue
-            problem = _range_or_choice_error(name, value, input_type, extra_info, config)
-            if problem is not None:
-                errors.append(problem)
-
+        implementation = self.library.get(class_type)
         if implementation is not None and implementation.validate is not None:
             errors.extend(self._custom_validation(node_id, implementation.validate, own_checks))
-
-        result = (False, errors) if errors or valid is not True else (True, [])
+        result = (False, errors) if errors or not upstream_valid else (True, [])
         self.validated[node_id] = result
         return result
+
+    def _check_link(
+        self, name: str, link: list[Any], input_type: Any, extra_info: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """An error of this input, and whether the linked node is valid (checked here, recursively)."""
+        config = [input_type, extra_info]
+        if len(link) != 2:
+            message = "Bad linked input, must be a length-2 list of [node_id, slot_index]"
+            extra = {"input_name": name, "input_config": config, "received_value": link}
+            return _error("bad_linked_input", message, name, extra), True
+        source = link[0]
+        received_type = self.catalog.return_types(self.prompt[source]["class_type"])[link[1]]
+        if not _types_match(received_type, input_type):
+            details = f"{name}, received_type({received_type}) mismatch input_type({input_type})"
+            extra = {
+                "input_name": name,
+                "input_config": config,
+                "received_type": received_type,
+                "linked_node": link,
+            }
+            return _error(
+                "return_type_mismatch", "Return type mismatch between linked nodes", details, extra
+            ), True
+        try:
+            return None, self.check(source)[0] is not False
+        except Exception as ex:
+            extra = {
+                "input_name": name,
+                "input_config": config,
+                "exception_message": str(ex),
+                "exception_type": full_type_name(type(ex)),
+                "traceback": traceback.format_tb(sys.exc_info()[2]),
+                "linked_node": link,
+            }
+            message = "Exception when validating inner node"
+            self.validated[source] = (
+                False,
+                [_error("exception_during_inner_validation", message, str(ex), extra)],
+            )
+            return None, False
 
     def _custom_validation(
         self, node_id: str, validate: Any, arguments: tuple[str, ...]
@@ -254,9 +231,28 @@ def _types_match(received: Any, expected: Any) -> bool:
     return bool({t.strip() for t in received.split(",")} & {t.strip() for t in expected.split(",")})
 
 
-def _range_or_choice_error(
-    name: str, value: Any, input_type: Any, extra_info: dict[str, Any], config: list[Any]
+def _check_value(
+    inputs: dict[str, Any], name: str, input_type: Any, extra_info: dict[str, Any], *, ranges: bool
 ) -> dict[str, Any] | None:
+    """Convert a constant to its declared type in place, then check min, max and combo choices."""
+    config = [input_type, extra_info]
+    value = inputs[name]
+    try:
+        if isinstance(value, dict) and "__value__" in value:
+            value = inputs[name] = value["__value__"]
+        if isinstance(input_type, str) and input_type in _CONVERSIONS:
+            value = inputs[name] = _CONVERSIONS[input_type](value)
+    except Exception as ex:
+        extra = {
+            "input_name": name,
+            "input_config": config,
+            "received_value": value,
+            "exception_message": str(ex),
+        }
+        message = f"Failed to convert an input value to a {input_type} value"
+        return _error("invalid_input_type", message, f"{name}, {value}, {ex}", extra)
+    if not ranges:  # the class's own VALIDATE_INPUTS checks this input instead
+        return None
     extra = {"input_name": name, "input_config": config, "received_value": value}
     if "min" in extra_info and value < extra_info["min"]:
         return _error(
