@@ -8,11 +8,14 @@ is normalised away: prompt and client ids, timestamps, tracebacks, PNG bytes, pr
 random part. Cases recorded on a fresh server run on one of their own (d_partial_invalid_legacy,
 h_interrupt, extra_paths_priority).
 
-Not replayed: the two e_rerun runs after e_rerun0 (their only effect, the next numbers, is covered by
-running e_rerun0 three times), the hot-add preparation prompts 33-37 (not recorded), and
-`/experiment/models` (a front-end route the stand-in does not serve).
-With `COMFYUI_PATH` set this runs against that real ComfyUI instead; h_interrupt needs the
-stand-in's step delay and is skipped there.
+Covered: all 36 traced cases, d_no_prompt and d_bad_json, the uploads, the startup snapshot, the
+recorded HTTP answers, the observer client, the websocket connect examples and the hot-add listings.
+Not compared: e_rerun0's two further runs (replayed for their effect on caching and numbering, but not
+recorded), the hot-add preparation prompts 33-37 (not recorded; their saved files are recreated), and
+`/experiment/models` (a front-end route the stand-in does not serve). Prompt numbers are compared
+exactly up to g_preview_image; after h_interrupt (which needs its own server) they are only checked
+to be numbers. With `COMFYUI_PATH` set this runs against that real ComfyUI instead; h_interrupt needs
+the stand-in's step delay and is skipped there.
 """
 
 from __future__ import annotations
@@ -188,30 +191,21 @@ def assert_matches_recording(case: str, run: Run, *, exact_number: bool) -> None
             live_entry["prompt"][0] = recorded_entry["prompt"][0]
         assert normalize(live_entry, ids) == normalize(recorded_entry, ids)
         recorded_views = [
-            (
-                o["node"],
-                PREVIEW_NAME.sub("_temp_xxxxx_", o["filename"]),
-                o["subfolder"],
-                o["type"],
-                o["status"],
-                o["content_type"],
-                o["magic_hex"],
-            )
+            _view_row(o["node"], o, o["status"], o["content_type"], o["magic_hex"])
             for o in ref(f"outputs_{case}.json")
         ]
         live_views = [
-            (
-                node,
-                PREVIEW_NAME.sub("_temp_xxxxx_", item["filename"]),
-                item["subfolder"],
-                item["type"],
-                answer.status,
-                answer.content_type,
-                answer.body[:8].hex(),
-            )
-            for node, item, answer in run.views
+            _view_row(node, item, a.status, a.content_type, a.body[:8].hex()) for node, item, a in run.views
         ]
         assert live_views == recorded_views
+
+
+def _view_row(
+    node: str, item: dict[str, Any], status: int, content_type: str | None, magic: str
+) -> tuple[Any, ...]:
+    """An output file as `/view` served it (the random part of a preview's name left out)."""
+    name = PREVIEW_NAME.sub("_temp_xxxxx_", item["filename"])
+    return (node, name, item["subfolder"], item["type"], status, content_type, magic)
 
 
 # -- the recorded session, replayed -------------------------------------------------------------------

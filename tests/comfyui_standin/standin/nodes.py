@@ -64,15 +64,13 @@ class NodeDef:
 
 
 class NodeLibrary:
-    """Which classes run, and the inputs whose checks a class's own VALIDATE_INPUTS replaces."""
+    """Which classes run, and each class's own input check (ComfyUI's VALIDATE_INPUTS)."""
 
-    # Classes ComfyUI gives a VALIDATE_INPUTS for inputs that are not run here: the generic min/max/combo
-    # checks are skipped for these inputs, as ComfyUI skips them.
-    _VALIDATED_ELSEWHERE: ClassVar[dict[str, tuple[str, ...]]] = {
-        "LoadLatent": ("latent",),
-        "LoadAudio": ("audio",),
-        "LoadVideo": ("file",),
-        "TrainLoraNode": ("images", "resize_method"),
+    # Classes not run here whose own check is just "the named input file exists": (input, what it is).
+    _FILE_CHECKS: ClassVar[dict[str, tuple[str, str]]] = {
+        "LoadLatent": ("latent", "latent"),
+        "LoadAudio": ("audio", "audio"),
+        "LoadVideo": ("file", "video"),
     }
 
     def __init__(self, catalog: Catalog) -> None:
@@ -80,10 +78,16 @@ class NodeLibrary:
         self._defs: dict[str, NodeDef] = {
             "EmptyImage": NodeDef(empty_image),
             "LoadImage": NodeDef(
-                load_image, validate=image_exists, fingerprint=image_digest, validated_inputs=("image",)
+                load_image,
+                validate=input_file_check("image"),
+                fingerprint=image_digest,
+                validated_inputs=("image",),
             ),
             "LoadImageMask": NodeDef(
-                load_image_mask, validate=image_exists, fingerprint=image_digest, validated_inputs=("image",)
+                load_image_mask,
+                validate=input_file_check("image"),
+                fingerprint=image_digest,
+                validated_inputs=("image",),
             ),
             "ImageInvert": NodeDef(image_invert),
             "ImageScale": NodeDef(image_scale),
@@ -103,9 +107,17 @@ class NodeLibrary:
             return NodeDef(_generic_loader(class_type, folder_inputs, self._catalog.return_types(class_type)))
         return None
 
-    def validated_inputs(self, class_type: str) -> tuple[str, ...]:
+    def own_check(self, class_type: str) -> tuple[Callable[..., bool | str] | None, tuple[str, ...]]:
+        """The class's own check and the inputs it takes; ComfyUI skips min/max/combo checks for those."""
         known = self.get(class_type)
-        return known.validated_inputs if known else self._VALIDATED_ELSEWHERE.get(class_type, ())
+        if known is not None:
+            return known.validate, known.validated_inputs
+        if class_type in self._FILE_CHECKS:
+            name, kind = self._FILE_CHECKS[class_type]
+            return input_file_check(kind), (name,)
+        if class_type == "TrainLoraNode":  # its own check (of images and resize_method) is not reproduced
+            return None, ("images", "resize_method")
+        return None, ()
 
 
 def not_implemented(class_type: str) -> NotImplementedError:
@@ -205,10 +217,16 @@ def load_image_mask(ctx: NodeContext, image: str, channel: str) -> NodeOutput:
     return NodeOutput((MaskBatch((mask,)),))
 
 
-def image_exists(folders: Folders, image: str) -> bool | str:
-    if not folders.annotated_exists(image):
-        return f"Invalid image file: {image}"
-    return True
+def input_file_check(kind: str) -> Callable[..., bool | str]:
+    """ComfyUI's check of a file input: True, or "Invalid <kind> file: <name>"."""
+
+    def check(folders: Folders, **inputs: str) -> bool | str:
+        (name,) = inputs.values()
+        if not folders.annotated_exists(name):
+            return f"Invalid {kind} file: {name}"
+        return True
+
+    return check
 
 
 def image_digest(folders: Folders, image: str, **_: Any) -> str:

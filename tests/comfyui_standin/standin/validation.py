@@ -126,7 +126,7 @@ class _NodeChecker:
         inputs = self.prompt[node_id]["inputs"]
         class_type = self.prompt[node_id]["class_type"]
         spec = self.catalog.inputs(class_type)
-        own_checks = self.library.validated_inputs(class_type)
+        own_check, checked_inputs = self.library.own_check(class_type)
         errors: list[dict[str, Any]] = []
         upstream_valid = True
         for name in self.catalog.input_order(class_type):
@@ -142,13 +142,12 @@ class _NodeChecker:
                 error, linked_valid = self._check_link(name, inputs[name], input_type, extra_info)
                 upstream_valid = upstream_valid and linked_valid
             else:
-                error = _check_value(inputs, name, input_type, extra_info, ranges=name not in own_checks)
+                error = _check_value(inputs, name, input_type, extra_info, ranges=name not in checked_inputs)
             if error is not None:
                 errors.append(error)
 
-        implementation = self.library.get(class_type)
-        if implementation is not None and implementation.validate is not None:
-            errors.extend(self._custom_validation(node_id, implementation.validate, own_checks))
+        if own_check is not None:
+            errors.extend(self._custom_validation(node_id, own_check, checked_inputs))
         result = (False, errors) if errors or not upstream_valid else (True, [])
         self.validated[node_id] = result
         return result
