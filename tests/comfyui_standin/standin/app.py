@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import ssl
 import sys
 import tempfile
@@ -62,11 +63,23 @@ def main(argv: Sequence[str] | None = None, *, standin_dir: str) -> int:
     else:
         own_base = base = tempfile.mkdtemp(prefix="comfyui-standin-")
         log.info("No --base-directory: using %s, removed when the server stops", base)
+        _remove_on_sigterm(own_base)
     try:
         return _serve(args, settings, base, standin_dir)
     finally:
         if own_base:
             shutil.rmtree(own_base, ignore_errors=True)
+
+
+def _remove_on_sigterm(directory: str) -> None:
+    """Let SIGTERM end the process as it ends ComfyUI (no cleanup), but remove `directory` first."""
+
+    def handler(signum: int, frame: object) -> None:
+        shutil.rmtree(directory, ignore_errors=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _serve(args: argparse.Namespace, settings: StandinSettings, base: str, standin_dir: str) -> int:
