@@ -2,8 +2,9 @@
 
 By default this starts the stand-in (`tests/comfyui_standin/main.py`); with `COMFYUI_PATH` set it starts
 that ComfyUI checkout's `main.py` with the same command line instead, run by `COMFYUI_PYTHON` (default:
-this interpreter). Readiness is ComfyUI's own log line `To see the GUI go to: ...`, which it prints once
-the port accepts connections.
+this interpreter). Tests that need their own server should skip when `attached_url()` is set.
+Readiness is ComfyUI's own log line `To see the GUI go to: ...`, printed once the port accepts
+connections.
 
     with start_comfyui(tmp_path) as comfy:
         comfy.url                     # http://127.0.0.1:PORT
@@ -34,6 +35,12 @@ def comfyui_path() -> Path:
 
 def running_standin() -> bool:
     return comfyui_path().resolve() == STANDIN_PATH
+
+
+def attached_url() -> str | None:
+    """`COMFYUI_URL` when set without `COMFYUI_PATH`: a server tests may talk to but cannot start."""
+    url = os.environ.get("COMFYUI_URL", "").strip()
+    return url if url and not os.environ.get("COMFYUI_PATH", "").strip() else None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from standin_process import STANDIN_PATH, ComfyProcess, running_standin, start_comfyui
+from standin_process import STANDIN_PATH, ComfyProcess, attached_url, running_standin, start_comfyui
 from standin_wire import Socket, get, post
 
 pytestmark = pytest.mark.comfyui
@@ -31,6 +31,9 @@ from standin.errors import SafetensorError  # noqa: E402
 from standin.weightfiles import load_state_dict  # noqa: E402
 
 standin_only = pytest.mark.skipif(not running_standin(), reason="about the stand-in itself")
+own_server = pytest.mark.skipif(
+    attached_url() is not None, reason="starts its own server; COMFYUI_URL names one"
+)
 
 
 def upscale(model_name: str, prefix: str = "x", width: int = 32) -> dict[str, Any]:
@@ -110,6 +113,7 @@ def test_quick_test_for_ci_sets_up_then_exits_0_without_listening(tmp_path: Path
     assert "To see the GUI" not in result.stderr
 
 
+@own_server
 def test_directory_flags_place_inputs_outputs_and_previews_and_nothing_lands_in_the_checkout(
     tmp_path: Path,
 ) -> None:
@@ -145,6 +149,7 @@ def test_directory_flags_place_inputs_outputs_and_previews_and_nothing_lands_in_
 # -- weights, caching, loaders ----------------------------------------------------------------------------
 
 
+@own_server
 def test_overwritten_weights_keep_the_cached_loader_until_free_with_free_memory(comfy: ComfyProcess) -> None:
     folder = comfy.dirs.model_folder("upscale_models")
     shutil.copy(GOOD, folder / "swap.safetensors")
@@ -164,6 +169,7 @@ def test_overwritten_weights_keep_the_cached_loader_until_free_with_free_memory(
     assert error["exception_message"] == "Error while deserializing header: header too large\n"
 
 
+@own_server
 def test_corrupt_weights_replaced_are_loaded_on_the_next_run_without_free(comfy: ComfyProcess) -> None:
     folder = comfy.dirs.model_folder("upscale_models")
     shutil.copy(BROKEN, folder / "repair.safetensors")
@@ -172,6 +178,7 @@ def test_corrupt_weights_replaced_are_loaded_on_the_next_run_without_free(comfy:
     assert terminal(run(comfy, upscale("repair.safetensors"))[1])["type"] == "execution_success"
 
 
+@standin_only
 def test_builtin_loader_opens_its_file_and_the_next_class_it_cannot_run_fails_clearly(
     comfy: ComfyProcess,
 ) -> None:
@@ -199,6 +206,7 @@ def test_builtin_loader_opens_its_file_and_the_next_class_it_cannot_run_fails_cl
     assert "stand-in does not run 'EmptyLatentImage'" in error["exception_message"]
 
 
+@own_server
 def test_combo_of_more_than_20_files_is_reported_by_its_length(comfy: ComfyProcess) -> None:
     folder = comfy.dirs.model_folder("loras")
     for i in range(21):
@@ -228,6 +236,7 @@ def test_combo_of_more_than_20_files_is_reported_by_its_length(comfy: ComfyProce
     assert errors[0]["extra_info"]["input_config"] is None
 
 
+@standin_only
 def test_client_reconnecting_mid_run_is_told_the_running_node(comfy: ComfyProcess) -> None:
     shutil.copy(GOOD, comfy.dirs.model_folder("upscale_models") / "slow.safetensors")
     client_id = uuid.uuid4().hex
