@@ -21,12 +21,14 @@ unpacked, safely and all or nothing.
 from __future__ import annotations
 
 import logging
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -194,11 +196,11 @@ def _unpack_zip(archive: Path, staging: Path, settings: InputSettings) -> None:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(member) as source, open(target, "wb") as out:
                         shutil.copyfileobj(source, out, 1 << 20)
-                except OSError as exc:
+                except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
                     raise InputArchiveError(
-                        archive.name, f"could not be written ({exc.strerror or exc})", member=member.filename
+                        archive.name, f"could not be unpacked ({exc})", member=member.filename
                     ) from exc
-    except (zipfile.BadZipFile, EOFError) as exc:
+    except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
         raise InputArchiveError(archive.name, f"it is not a readable zip archive ({exc})") from exc
 
 
@@ -227,9 +229,9 @@ def _unpack_tar(archive: Path, staging: Path, settings: InputSettings) -> None:
                 tf.extractall(staging, members=members, filter="data")
             except tarfile.FilterError as exc:
                 raise InputArchiveError(archive.name, str(exc), member=exc.tarinfo.name) from exc
-            except OSError as exc:
+            except (OSError, zlib.error, lzma.LZMAError) as exc:
                 raise InputArchiveError(archive.name, f"could not be unpacked ({exc})") from exc
-    except (tarfile.TarError, EOFError) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise InputArchiveError(archive.name, f"it is not a readable tar archive ({exc})") from exc
 
 

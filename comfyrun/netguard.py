@@ -79,10 +79,10 @@ def address_problem(address: IPAddress) -> str | None:
         return "a multicast address"
     if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
         return "a carrier-grade NAT (shared) address"
-    if address.is_private:
-        return "a private network address"
     if address.is_reserved:
         return "a reserved address"
+    if address.is_private:
+        return "a private network address"
     if not address.is_global:
         return "not a public internet address"
     return None

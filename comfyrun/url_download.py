@@ -119,7 +119,7 @@ def _content_length(response: GuardedResponse) -> int | None:
 def _response_file_name(response: GuardedResponse) -> str:
     """The name the server gives (Content-Disposition), else the URL's, with an extension if known."""
     name = safe_file_name(response.headers.get_filename() or "") or url_file_name(response.url)
-    if "." not in name:
+    if "." not in name and response.headers.get("Content-Type"):
         extension = mimetypes.guess_extension(response.headers.get_content_type())
         if extension and extension != ".bin":
             name += extension
