@@ -183,7 +183,13 @@ def open_url(url: str, *, settings: InputSettings, max_redirects: int = 5) -> Gu
     """
     current = url
     for _ in range(max_redirects + 1):
-        checked = check_url(current, settings=settings)
+        try:
+            checked = check_url(current, settings=settings)
+        except URLRefusedError as exc:
+            if current == url:
+                raise
+            reason = f"{exc.reason}, and {url} redirected there"
+            raise URLRefusedError(current, reason, host=exc.host, address=exc.address) from exc
         response = _get(checked, settings.download_timeout)
         location = response.headers.get("Location")
         if response.status not in _REDIRECTS or not location:

@@ -8,6 +8,7 @@ anything that could leave the folder, and made unique if taken.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import mimetypes
 import os
@@ -73,7 +74,14 @@ def download_to_folder(url: str, folder: Path, *, settings: InputSettings) -> Pa
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-    log.info("Downloaded %s to %s (%d bytes in %.1f s)", url, path, size, time.monotonic() - started)
+    log.info(
+        "Downloaded %s (from %s) to %s: %d bytes in %.1f s",
+        url,
+        response.address,
+        path,
+        size,
+        time.monotonic() - started,
+    )
     return path
 
 
@@ -99,8 +107,8 @@ def _stream(
             write(piece)
     except TimeoutError as exc:
         raise InputDownloadError(url, f"the transfer stalled after {received:,} bytes") from exc
-    except OSError as exc:
-        raise InputDownloadError(url, f"the transfer broke after {received:,} bytes ({exc})") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        raise InputDownloadError(url, f"the transfer broke after {received:,} bytes ({exc!r})") from exc
     if announced is not None and received != announced:
         raise InputDownloadError(url, f"the connection closed after {received:,} of {announced:,} bytes")
     return received

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -34,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from comfyrun.input_errors import WeightURLError
 from comfyrun.url_download import url_file_name
 from comfyrun.workflow_urls import url_values
+from weightkit.extract import builtin_loaders
 from weightkit.folders import canonical_folder, has_model_extension
 
 __all__ = [
@@ -46,12 +45,11 @@ __all__ = [
     "weight_folder",
 ]
 
-# The built-in loader map, until weightkit exposes its own (`weightkit/data/loaders.json`).
-_LOADER_MAP = (
-    Path(__file__).resolve().parent.parent / "tests" / "reference" / "comfyui" / "loader_inputs.json"
-)
+# Query parameters that differ between requests for one file: Hugging Face's `download`, tokens, and
+# the signatures and expiry times of CloudFront, Azure (SAS: sig, se, st, sp, sv, sr), S3 and GCS
+# (the `x-amz-` and `x-goog-` prefixes) presigned URLs.
 _VOLATILE_QUERY = frozenset(
-    {
+    [
         "download",
         "token",
         "expires",
@@ -64,7 +62,7 @@ _VOLATILE_QUERY = frozenset(
         "sp",
         "sv",
         "sr",
-    }
+    ]
 )
 _VOLATILE_QUERY_PREFIXES = ("x-amz-", "x-goog-")
 _SAFETENSORS = (".safetensors", ".sft")
@@ -83,15 +81,10 @@ class WeightURL:
     name: str
 
 
-@cache
-def _builtin_loaders() -> Mapping[str, Mapping[str, str]]:
-    return json.loads(_LOADER_MAP.read_text(encoding="utf-8"))["mapping"]
-
-
 def loader_folders(custom: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, dict[str, str]]:
-    """`{class_type: {input_name: folder}}`: ComfyUI's built-in loaders, extended by `custom` (a
-    manifest's `loaders`, for custom nodes), whose inputs override the built-in ones."""
-    merged = {class_type: dict(inputs) for class_type, inputs in _builtin_loaders().items()}
+    """`{class_type: {input_name: folder}}`: ComfyUI's built-in loaders (weightkit's map), extended by
+    `custom` (a manifest's `loaders`, for custom nodes), whose inputs override the built-in ones."""
+    merged = builtin_loaders()
     for class_type, inputs in (custom or {}).items():
         merged.setdefault(class_type, {}).update(inputs)
     return merged

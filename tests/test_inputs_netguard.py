@@ -144,6 +144,9 @@ def test_redirect_from_allowed_to_refused_address_is_refused() -> None:
         assert [r.path for r in outer.requests] == ["/go"]
         assert inner.requests == []
     assert caught.value.address == "127.0.0.2"
+    assert caught.value.url == inner.url("/secret") and f"{outer.url('/go')} redirected there" in str(
+        caught.value
+    )
 
 
 def test_redirect_to_metadata_address_is_refused() -> None:
