@@ -169,6 +169,19 @@ def test_tar_unpacked_with_nested_folders(folders, name: str, mode: str) -> None
     assert (input_dir / "frames" / "x" / "2.png").read_bytes() == b"2"
 
 
+def test_tar_of_a_folder_made_with_dot_root_unpacked(folders, tmp_path: Path) -> None:
+    uploads, input_dir = folders
+    made = tmp_path / "made"
+    (made / "sub").mkdir(parents=True)
+    (made / "sub" / "b.png").write_bytes(b"B")
+    (made / "a.png").write_bytes(b"A")
+    with tarfile.open(uploads / "in.tgz", "w:gz") as tf:
+        tf.add(made, arcname=".")  # what `tar -czf in.tgz -C made .` writes: a "." member first
+    with tarfile.open(uploads / "in.tgz") as tf:
+        assert tf.getnames()[0] == "."
+    assert place_input_file(uploads / "in.tgz", input_dir, settings=SETTINGS) == ["a.png", "sub/b.png"]
+
+
 def test_tar_links_inside_archive_kept(folders) -> None:
     uploads, input_dir = folders
     archive = make_tar(
