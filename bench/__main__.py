@@ -9,7 +9,9 @@ import argparse
 import importlib
 
 # name → module in this package exposing main(argv: list[str]) -> int
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "weights-check": "weights_check",
+}
 
 
 def main() -> int:
