@@ -16,6 +16,7 @@ class CuttableProxy:
         self.port = 0
         self.connections = 0
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
         self._server: asyncio.Server | None = None
@@ -33,15 +34,22 @@ class CuttableProxy:
         asyncio.run_coroutine_threadsafe(self._cut(), self._loop).result(timeout=10)
 
     def stop(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self._cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _cut(self) -> None:
         for writer in list(self._writers):
@@ -50,6 +58,10 @@ class CuttableProxy:
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers |= {client_writer, server_writer}
         upstream, downstream = (

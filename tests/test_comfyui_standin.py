@@ -104,14 +104,21 @@ def comfy(tmp_path_factory) -> Iterator[ComfyUI]:
     server.stop()
 
 
+class Seen(threading.Event):
+    """Set when a watched log message appears; `message` is the first such message."""
+
+    message = ""
+
+
 @contextlib.contextmanager
-def logged(fragment: str, logger: str = "comfyrun.follow") -> Iterator[threading.Event]:
+def logged(fragment: str, logger: str = "comfyrun.follow") -> Iterator[Seen]:
     """An event set when `logger` logs a message containing `fragment`."""
-    seen = threading.Event()
+    seen = Seen()
 
     class Watch(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if fragment in record.getMessage():
+            if fragment in record.getMessage() and not seen.is_set():
+                seen.message = record.getMessage()
                 seen.set()
 
     target, handler = logging.getLogger(logger), Watch()
@@ -266,9 +273,8 @@ def test_cancelling_the_predicting_thread_interrupts_the_prompt_on_comfyui(comfy
         thread.join(5)
     assert not thread.is_alive()
     assert [type(r) for r in result] == [CancelationException]
-    last = history(comfy, None)
-    interrupted = [e for e in last.values() if e["status"]["messages"][-1][0] == "execution_interrupted"]
-    assert any(e["prompt"][2]["4"]["inputs"]["filename_prefix"] == "cancelled" for e in interrupted)
+    prompt_id = queued.message.split()[-1]
+    assert history(comfy, prompt_id)["status"]["messages"][-1][0] == "execution_interrupted"
 
 
 def test_websocket_drop_mid_run_reconnects_and_returns_the_result_once(comfy, tmp_path):
