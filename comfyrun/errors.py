@@ -123,7 +123,7 @@ class NodeError:
         if self.type in ("value_smaller_than_min", "value_bigger_than_max") and self.input_name:
             return f"{where}: {self.message}"
         detail = f" ({self.details})" if self.details and self.details != self.input_name else ""
-        return f"{where}: {self.message}{detail}"
+        return f"{where}: {self.message}{detail}" if self.input_name else f"{self.message}{detail}"
 
     def _choices(self) -> str:
         if self.options is None:
@@ -194,12 +194,13 @@ class PromptRejectedError(ComfyRunError, ValueError):
         self.details = str(error.get("details", ""))
         raw_nodes = body.get("node_errors")
         self.node_errors = parse_node_errors(raw_nodes if isinstance(raw_nodes, Mapping) else {})
+        reason = self.reason.rstrip(".")
         if self.node_errors:
-            text = describe_node_errors(self.node_errors) + " Fix these inputs and run the workflow again."
+            text = f"{reason}. {describe_node_errors(self.node_errors)} Fix these inputs and run it again."
         else:
             detail = f" ({self.details})" if self.details and self.details != self.reason else ""
-            text = f"{self.reason}{detail}. {_REJECTION_HINTS.get(self.error_type, '')}".rstrip()
-        super().__init__(f"ComfyUI rejected the workflow: {self.reason.rstrip('.')}. {text}")
+            text = f"{reason}{detail}. {_REJECTION_HINTS.get(self.error_type, '')}".rstrip()
+        super().__init__(f"ComfyUI rejected the workflow: {text}")
 
 
 class ExecutionError(ComfyRunError, RuntimeError):
