@@ -180,6 +180,18 @@ def test_cached_rerun_runs_no_node_and_returns_the_same_outputs(comfy, caplog):
     assert "running node" not in caplog.text
 
 
+@needs_own_server
+def test_preview_images_are_temp_files_returned_only_on_request(comfy):
+    workflow = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+    }
+    assert comfy.run(workflow) == []
+    (preview,) = comfy.run(workflow, include_temp=True)
+    assert preview.type == "temp" and preview.path.is_file()
+    assert preview.path.parent == comfy.settings.temp_dir / "temp"
+
+
 def test_rejected_workflow_lists_the_failing_node_input_and_value(comfy):
     workflow = upscale("rejected")
     workflow["5"] = {
