@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from comfyrun.input_errors import InputDownloadError, InputTooLargeError, URLRefusedError, WeightURLError
-from comfyrun.input_settings import InputSettings
-from comfyrun.url_download import download_to_folder, safe_file_name
-from comfyrun.url_inputs import download_url_inputs
-from comfyrun.weight_urls import (
+from prediction.input_errors import InputDownloadError, InputTooLargeError, URLRefusedError, WeightURLError
+from prediction.input_settings import InputSettings
+from prediction.url_download import download_to_folder, safe_file_name
+from prediction.url_inputs import download_url_inputs
+from prediction.weight_urls import (
     check_weight_file,
     find_weight_urls,
     loader_folders,

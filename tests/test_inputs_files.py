@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from comfyrun.input_errors import InputArchiveError, InputFileError
-from comfyrun.input_files import archive_member_path, place_input_file, sniff_type
-from comfyrun.input_settings import InputSettings
+from prediction.input_errors import InputArchiveError, InputFileError
+from prediction.input_files import archive_member_path, place_input_file, sniff_type
+from prediction.input_settings import InputSettings
 
 SETTINGS = InputSettings(archive_max_files=50, archive_max_bytes=1_000_000)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from comfyrun.input_errors import InputDownloadError, URLRefusedError
-from comfyrun.input_settings import InputSettings
-from comfyrun.netguard import address_problem, check_url, open_url
-from comfyrun.url_download import fetch_bytes
+from prediction.input_errors import InputDownloadError, URLRefusedError
+from prediction.input_settings import InputSettings
+from prediction.netguard import address_problem, check_url, open_url
+from prediction.url_download import fetch_bytes
 from tests.inputs_http import LocalServer, Route
 
 DEFAULT = InputSettings(download_timeout=5)

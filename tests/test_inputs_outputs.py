@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from comfyrun.input_errors import OutputOptionError
-from comfyrun.output_files import collect_files, empty_folders, export_outputs
+from prediction.input_errors import OutputOptionError
+from prediction.output_files import collect_files, empty_folders, export_outputs
 
 
 def noisy_image(mode: str = "RGB", size: int = 64) -> Image.Image:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyrun.seeds import NUMPY_SEED_MAX, UNKNOWN_RANGE, randomise_seeds, seed_ranges
+from prediction.seeds import NUMPY_SEED_MAX, UNKNOWN_RANGE, randomise_seeds, seed_ranges
 
 OBJECT_INFO = Path(__file__).resolve().parent / "reference" / "comfyui" / "object_info.json"
 

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from comfyrun.input_errors import InputSettingError
-from comfyrun.input_settings import InputSettings
+from prediction.input_errors import InputSettingError
+from prediction.input_settings import InputSettings
 
 
 def test_defaults_when_nothing_is_set() -> None:

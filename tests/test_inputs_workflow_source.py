@@ -10,9 +10,14 @@ from urllib.parse import quote
 
 import pytest
 
-from comfyrun.input_errors import InputDownloadError, InputTooLargeError, URLRefusedError, WorkflowSourceError
-from comfyrun.input_settings import InputSettings
-from comfyrun.workflow_source import decode_data_uri, workflow_text
+from prediction.input_errors import (
+    InputDownloadError,
+    InputTooLargeError,
+    URLRefusedError,
+    WorkflowSourceError,
+)
+from prediction.input_settings import InputSettings
+from prediction.workflow_source import decode_data_uri, workflow_text
 from tests.inputs_http import LocalServer, Route
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from comfyrun.input_settings import InputSettings
-from comfyrun.url_download import download_to_folder
-from comfyrun.weight_urls import weight_folder
-from comfyrun.workflow_urls import url_values
+from prediction.input_settings import InputSettings
+from prediction.url_download import download_to_folder
+from prediction.weight_urls import weight_folder
+from prediction.workflow_urls import url_values
 
 __all__ = ["DownloadedInput", "download_url_inputs"]
 

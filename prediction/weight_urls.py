@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from comfyrun.input_errors import WeightURLError
-from comfyrun.url_download import url_file_name
-from comfyrun.workflow_urls import url_values
+from prediction.input_errors import WeightURLError
+from prediction.url_download import url_file_name
+from prediction.workflow_urls import url_values
 from weightkit.extract import builtin_loaders
 from weightkit.folders import canonical_folder, has_model_extension
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import quote, urljoin, urlsplit
 
-from comfyrun.input_errors import InputDownloadError, URLRefusedError
-from comfyrun.input_settings import InputSettings
+from prediction.input_errors import InputDownloadError, URLRefusedError
+from prediction.input_settings import InputSettings
 
 __all__ = ["CheckedURL", "GuardedResponse", "address_problem", "check_url", "open_url"]
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from comfyrun.input_errors import ALLOW_PRIVATE_URLS, InputSettingError
+from prediction.input_errors import ALLOW_PRIVATE_URLS, InputSettingError
 
 __all__ = ["IPNetwork", "InputSettings"]
 

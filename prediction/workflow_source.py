@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from comfyrun.input_errors import WorkflowSourceError
-from comfyrun.input_settings import InputSettings
-from comfyrun.url_download import fetch_bytes
-from comfyrun.workflow_urls import is_url
+from prediction.input_errors import WorkflowSourceError
+from prediction.input_settings import InputSettings
+from prediction.url_download import fetch_bytes
+from prediction.workflow_urls import is_url
 
 __all__ = ["decode_data_uri", "workflow_text"]
 

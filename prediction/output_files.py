@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from comfyrun.input_errors import OutputOptionError
+from prediction.input_errors import OutputOptionError
 
 __all__ = ["OUTPUT_FORMATS", "collect_files", "empty_folders", "export_outputs"]
 

@@ -32,8 +32,8 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from comfyrun.input_errors import InputArchiveError, InputFileError
-from comfyrun.input_settings import InputSettings
+from prediction.input_errors import InputArchiveError, InputFileError
+from prediction.input_settings import InputSettings
 
 __all__ = ["ARCHIVE", "MEDIA_EXTENSIONS", "archive_member_path", "place_input_file", "sniff_type"]
 

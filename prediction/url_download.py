@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from comfyrun.input_errors import InputDownloadError, InputTooLargeError
-from comfyrun.input_settings import InputSettings
-from comfyrun.netguard import GuardedResponse, open_url
+from prediction.input_errors import InputDownloadError, InputTooLargeError
+from prediction.input_settings import InputSettings
+from prediction.netguard import GuardedResponse, open_url
 
 __all__ = ["Fetched", "download_to_folder", "fetch_bytes", "safe_file_name", "url_file_name"]
 
