@@ -2,15 +2,22 @@
 
 Each download writes its own `<name>.<tag>.part` (the tag names host, process and a random suffix), so
 two writers never share a file even when a lock fails to exclude them. Its state, `<part>.json`, says
-which byte ranges are on disk and which remote file they came from; it is rewritten twice a second
-while the download runs, which doubles as a heartbeat. A part whose owner is gone (dead process on
-this host, or no heartbeat for `stale_after` seconds) is an orphan: the next download claims it by
+which byte ranges are on disk and which remote file they came from; it is rewritten whenever a chunk
+completes and twice a second, which doubles as a heartbeat. A part whose owner is gone (dead process
+on this host, or no heartbeat for `stale_after` seconds) is an orphan: the next download claims it by
 renaming it to its own tag, an atomic step only one claimant can win, and fetches only what is missing.
+
+Two lists of ranges are kept. `done` is what was written; it survives the death of the process (the
+page cache keeps the bytes) but not of the machine, so it is trusted only under the same kernel boot
+id. `durable` is what an `fdatasync` made safe, every few seconds; it is what a resume trusts after a
+reboot or on another machine (a network filesystem client loses unflushed writes with its host).
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import json
 import logging
 import os
@@ -18,6 +25,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +36,7 @@ __all__ = ["PartFile", "ResumeState", "new_tag"]
 log = logging.getLogger(__name__)
 
 _TAG = r"[A-Za-z0-9_]+-\d+-[0-9a-f]{6}"
+_SYNC_FILE_RANGE_WRITE = 2
 
 
 @dataclass(frozen=True)
@@ -47,20 +56,30 @@ class ResumeState:
 
 def new_tag() -> str:
     """A name part unique to this download: host, process id, random suffix."""
-    host = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
-    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+    return f"{_host_tag()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
 
 
 class PartFile:
     """One download's part file and state. Creates nothing until `open()`."""
 
-    def __init__(self, dest: Path, tag: str, state: ResumeState | None = None) -> None:
+    def __init__(
+        self,
+        dest: Path,
+        tag: str,
+        state: ResumeState | None = None,
+        durable: tuple[tuple[int, int], ...] = (),
+    ) -> None:
         self.dest = dest
         self.tag = tag
         self.path = dest.with_name(f"{dest.name}.{tag}.part")
         self.state_path = self.path.with_name(self.path.name + ".json")
         self.state = state  # what is on disk: from a claimed orphan, then from each checkpoint
         self.fd: int | None = None
+        self._durable = durable
 
     @classmethod
     def claim(cls, dest: Path, *, tag: str, stale_after: float) -> PartFile:
@@ -70,7 +89,7 @@ class PartFile:
         orphans = _orphans(dest, stale_after)
         orphans.sort(key=lambda found: found[1].done_bytes, reverse=True)
         claimed: PartFile | None = None
-        for state_path, state in orphans:
+        for state_path, state, durable in orphans:
             part_path = state_path.with_name(state_path.name[: -len(".json")])
             if claimed is None:
                 try:
@@ -82,7 +101,7 @@ class PartFile:
                 except FileNotFoundError:
                     fresh.state_path.unlink(missing_ok=True)
                     continue
-                claimed = cls(dest, tag, state=state)
+                claimed = cls(dest, tag, state=state, durable=durable)
                 log.info("Resuming %s: %d bytes already on disk", dest.name, state.done_bytes)
             else:
                 part_path.unlink(missing_ok=True)
@@ -132,20 +151,27 @@ class PartFile:
         self.fd = fd
         return fd
 
-    def checkpoint(self, state: ResumeState, *, active: bool = True) -> None:
-        """Make the written bytes durable, then record them: the state never claims bytes a crash lost."""
+    def sync(self, written: tuple[tuple[int, int], ...]) -> None:
+        """`fdatasync`, after which the ranges `written` (taken before the call) survive a crash; the
+        next checkpoint records them as durable."""
         if self.fd is not None:
             os.fdatasync(self.fd)
+            self._durable = written
+
+    def checkpoint(self, state: ResumeState, *, active: bool = True) -> None:
+        """Record which ranges are written (and which of them are durable), atomically."""
         body = {
-            "version": 1,
+            "version": 2,
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "boot_id": _boot_id(),
             "active": active,
             "url": state.url,
             "size": state.size,
             "etag": state.etag,
             "last_modified": state.last_modified,
             "done": [list(r) for r in state.done],
+            "durable": [list(r) for r in self._durable],
         }
         temporary = self.state_path.with_name(self.state_path.name + ".tmp")
         temporary.write_text(json.dumps(body), encoding="utf-8")
@@ -157,6 +183,12 @@ class PartFile:
         self.close()
         if self.state is not None and self.state_path.exists():
             self.checkpoint(self.state, active=False)
+
+    def start_writeback(self, start: int, end: int) -> None:
+        """Start writing bytes `start`..`end` to disk now, without waiting, so the final fsync has
+        little left to do and the disk works while the network does (`sync_file_range`, Linux)."""
+        if self.fd is not None and end > start:
+            _start_writeback(self.fd, start, end - start)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -184,6 +216,24 @@ class PartFile:
         self.state = None
 
 
+@functools.lru_cache(maxsize=1)
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """glibc's `sync_file_range`, which the os module does not offer; None where it does not exist."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return function
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    function = _sync_file_range()
+    if function is not None:
+        function(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory: a failure only costs speed
+
+
 def _preallocate(fd: int, size: int) -> None:
     """Reserve the whole file now, so a full disk fails here and not at 90 %; a filesystem that cannot
     reserve gets a sparse file of the right length instead."""
@@ -204,40 +254,70 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _orphans(dest: Path, stale_after: float) -> list[tuple[Path, ResumeState]]:
-    """State files of `dest`'s part files whose owners are gone; unreadable stale ones are removed."""
-    pattern = re.compile(re.escape(dest.name) + rf"\.({_TAG})\.part\.json")
-    found: list[tuple[Path, ResumeState]] = []
+Ranges = tuple[tuple[int, int], ...]
+
+
+def _orphans(dest: Path, stale_after: float) -> list[tuple[Path, ResumeState, Ranges]]:
+    """State files of `dest`'s part files whose owners are gone, with the ranges to trust (see the
+    module docstring) and the durable ones. Leftovers of dead owners that cannot be resumed (a part
+    without state, a half-written state) are removed."""
+    pattern = re.compile(re.escape(dest.name) + rf"\.({_TAG})\.part(\.json|\.json\.tmp)?")
+    groups: dict[str, dict[str, Path]] = {}
     try:
         names = os.listdir(dest.parent)
     except FileNotFoundError:
-        return found
-    now = time.time()
+        return []
     for name in names:
-        if not pattern.fullmatch(name):
-            continue
-        path = dest.parent / name
+        match = pattern.fullmatch(name)
+        if match:
+            groups.setdefault(match.group(1), {})[match.group(2) or ""] = dest.parent / name
+    found: list[tuple[Path, ResumeState, Ranges]] = []
+    now = time.time()
+    for tag, files in groups.items():
+        age = now - max(_mtime(path) for path in files.values())
+        state_path = files.get(".json")
+        data: dict = {}
         try:
-            age = now - path.stat().st_mtime
-            data = json.loads(path.read_text(encoding="utf-8"))
+            if state_path is None:
+                raise FileNotFoundError
+            data = json.loads(state_path.read_text(encoding="utf-8"))
+            durable = tuple((int(s), int(e)) for s, e in data["durable"])
+            same_boot = data.get("boot_id") is not None and data.get("boot_id") == _boot_id()
             state = ResumeState(
                 url=str(data["url"]),
                 size=data["size"],
                 etag=data.get("etag"),
                 last_modified=data.get("last_modified"),
-                done=tuple((int(s), int(e)) for s, e in data["done"]),
+                done=tuple((int(s), int(e)) for s, e in data["done"]) if same_boot else durable,
             )
-        except FileNotFoundError:
-            continue
         except (OSError, ValueError, KeyError, TypeError):
-            if now - _mtime(path) > stale_after:
-                path.unlink(missing_ok=True)
-                path.with_name(name[: -len(".json")]).unlink(missing_ok=True)
+            if not _tag_owner_alive(tag, age, stale_after):
+                for path in files.values():
+                    path.unlink(missing_ok=True)
             continue
         if _owner_alive(data, age, stale_after):
             continue
-        found.append((path, state))
+        if ".json.tmp" in files:
+            files[".json.tmp"].unlink(missing_ok=True)
+        found.append((state_path, state, durable))
     return found
+
+
+def _tag_owner_alive(tag: str, age: float, stale_after: float) -> bool:
+    """For files without a readable state: the owner named in the tag, judged like `_owner_alive`."""
+    host, pid, _ = tag.rsplit("-", 2)
+    if age > stale_after:
+        return False
+    return host != _host_tag() or _pid_alive(int(pid))
+
+
+def _boot_id() -> str | None:
+    """This kernel boot's id: bytes in the page cache survive a process, not a reboot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
 
 
 def _mtime(path: Path) -> float:
