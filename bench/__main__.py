@@ -11,6 +11,7 @@ import importlib
 # name → module in this package exposing main(argv: list[str]) -> int
 BENCHMARKS: dict[str, str] = {
     "comfyui-client": "comfyui_client",
+    "download": "download",
     "weights-check": "weights_check",
 }
 

@@ -5,6 +5,7 @@ Every error subclasses `WeightkitError` and a stdlib category, so callers can ca
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -144,3 +145,110 @@ class ExtraModelPathsError(WeightkitError, ValueError):
             "each with optional 'base_path' and 'is_default', and 'folder_type: path' entries (several paths "
             "as a multi-line string)."
         )
+
+
+class SettingsError(WeightkitError, ValueError):
+    """An environment variable holds a value weightkit cannot use: names the variable and the value."""
+
+    def __init__(self, variable: str, value: str, expected: str) -> None:
+        self.variable = variable
+        self.value = value
+        super().__init__(f"Environment variable {variable}={value!r} is not valid: expected {expected}.")
+
+
+class DownloadError(WeightkitError, OSError):
+    """A weight could not be downloaded from any source: says what each source did wrong.
+
+    `attempts` pairs each URL tried (query strings removed) with why it failed. `expected_*` come from
+    the manifest; `actual_*` describe the last bytes that arrived, when any did.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        dest: str,
+        attempts: tuple[tuple[str, str], ...] = (),
+        expected_size: int | None = None,
+        actual_size: int | None = None,
+        expected_sha256: str | None = None,
+        actual_sha256: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.name = name
+        self.dest = dest
+        self.attempts = attempts
+        self.expected_size = expected_size
+        self.actual_size = actual_size
+        self.expected_sha256 = expected_sha256
+        self.actual_sha256 = actual_sha256
+        if message is None:
+            tried = "; ".join(f"{url}: {why}" for url, why in attempts) or "no source URL to try"
+            expected = ""
+            if expected_sha256 or expected_size is not None:
+                size = f"{expected_size} bytes" if expected_size is not None else "a file"
+                sha = f" with sha256 {expected_sha256}" if expected_sha256 else ""
+                expected = f" Expected {size}{sha}."
+            message = (
+                f"Could not download {name} to {dest}: every source failed. {tried}.{expected} "
+                "Nothing was left under the final name."
+            )
+        super().__init__(message)
+
+
+class GatedWeightError(DownloadError, PermissionError):
+    """The host wants a token for this weight and none is set: names the variable to set."""
+
+    def __init__(
+        self, name: str, *, dest: str, url: str, env_var: str, attempts: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        self.url = url
+        self.env_var = env_var
+        super().__init__(
+            name,
+            dest=dest,
+            attempts=tuple(attempts),
+            message=(
+                f"{name} is gated: {url} needs an access token and {env_var} is not set. Set {env_var} "
+                "to a token of an account that has accepted the model's license on its page, then retry."
+            ),
+        )
+
+
+class DiskSpaceError(WeightkitError, OSError):
+    """Not enough free space to download: says how much is needed and how much is free, and where."""
+
+    def __init__(self, path: str, *, needed: int, free: int, margin: int = 0) -> None:
+        self.path = path
+        self.needed = needed
+        self.free = free
+        self.margin = margin
+        keep = f" (including {margin} bytes kept free, WEIGHTS_MIN_FREE_BYTES)" if margin else ""
+        super().__init__(
+            f"Not enough disk space to download into {path}: {needed} bytes needed{keep}, {free} bytes "
+            "free. Free some space or point WEIGHTS_DIR at a larger volume; nothing was written."
+        )
+        self.errno = errno.ENOSPC
+
+
+class UnsafeArchiveError(WeightkitError, ValueError):
+    """An archive member would land outside its target folder, or is a link or device: names it."""
+
+    def __init__(self, archive: str, member: str, reason: str) -> None:
+        self.archive = archive
+        self.member = member
+        self.reason = reason
+        super().__init__(
+            f"Refusing to extract {archive}: member {member!r} {reason}. Nothing from the archive was "
+            "extracted; archives may only hold regular files and folders inside their target folder."
+        )
+
+
+class DownloadsFailedError(WeightkitError, OSError):
+    """Some downloads of a batch failed after the others finished: `failures` maps name to its error."""
+
+    def __init__(self, failures: dict[str, Exception], summary: object) -> None:
+        self.failures = failures
+        self.summary = summary
+        listed = " ".join(f"[{name}] {error}" for name, error in failures.items())
+        super().__init__(f"{len(failures)} download(s) failed. {listed}")

@@ -7,11 +7,160 @@ frozen value so a caller can pass them around and tests can build their own.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from weightkit.errors import SettingsError
+
 BUILTIN_MANIFEST = Path(__file__).resolve().parent.parent / "weights_manifest.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credential:
+    """A token sent as `Authorization: Bearer` to its own origins only, never to a host redirected to.
+
+    `origins` are `scheme://host[:port]`; `env_var` is what an error tells the user to set.
+    """
+
+    env_var: str
+    origins: tuple[str, ...]
+    token: str | None = field(default=None, repr=False)
+
+
+HF_ORIGINS = ("https://huggingface.co", "https://hf.co")
+CIVITAI_ORIGINS = ("https://civitai.com",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DownloadSettings:
+    """How weights are downloaded. Defaults come from `python -m bench download` (see docs/DOWNLOAD.md).
+
+    | variable | default | meaning |
+    | --- | --- | --- |
+    | `WEIGHTS_CONNECTIONS_PER_FILE` | 16 | parallel range requests for one file |
+    | `WEIGHTS_MAX_CONNECTIONS` | 32 | connection budget shared by every file downloading at once |
+    | `WEIGHTS_CONCURRENT_FILES` | 4 | files of a kit downloaded at the same time |
+    | `WEIGHTS_CHUNK_SIZE` | 16M | bytes per range request (suffixes K, M, G: powers of 1024) |
+    | `WEIGHTS_STALL_TIMEOUT` | 30 | seconds without a byte before a connection is given up |
+    | `WEIGHTS_RETRIES` | 5 | retries of one chunk before moving to the next source |
+    | `WEIGHTS_BACKOFF` | 0.5 | first retry delay in seconds; doubles each retry, with jitter |
+    | `WEIGHTS_BACKOFF_MAX` | 30 | longest retry delay in seconds |
+    | `WEIGHTS_MAX_RETRY_AFTER` | 120 | longest `Retry-After` honoured; longer: next source |
+    | `WEIGHTS_MIRROR` | (none) | URL template tried first: `http://cache.internal/weights/{folder}/{name}` |
+    | `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`) | (none) | token for huggingface.co / hf.co only |
+    | `CIVITAI_API_TOKEN` | (none) | token for civitai.com only |
+    | `WEIGHTS_LOCK_TIMEOUT` | 120 | seconds to wait for another process's download that shows no progress |
+    | `WEIGHTS_MIN_FREE_BYTES` | 512M | free space to leave on the volume after a download |
+    | `WEIGHTS_PROGRESS_INTERVAL` | 5 | seconds between progress log lines per file |
+
+    The mirror template may use `{folder}`, `{name}` and `{sha256}`; it is used only for weights with a
+    known sha256, since only those can be checked.
+    """
+
+    connections_per_file: int = 16
+    max_connections: int = 32
+    concurrent_files: int = 4
+    chunk_size: int = 16 << 20
+    stall_timeout: float = 30.0
+    retries: int = 5
+    backoff: float = 0.5
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0
+    mirror: str | None = None
+    credentials: tuple[Credential, ...] = (
+        Credential(env_var="HF_TOKEN", origins=HF_ORIGINS),
+        Credential(env_var="CIVITAI_API_TOKEN", origins=CIVITAI_ORIGINS),
+    )
+    lock_timeout: float = 120.0
+    min_free_bytes: int = 512 << 20
+    progress_interval: float = 5.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DownloadSettings:
+        """Raises `SettingsError` naming the variable whose value is unusable."""
+        env = os.environ if environ is None else environ
+        default = cls()
+
+        def value(name: str) -> str:
+            return env.get(name, "").strip()
+
+        def count(name: str, fallback: int) -> int:
+            raw = value(name)
+            if not raw:
+                return fallback
+            if not raw.isdigit() or int(raw) < 1:
+                raise SettingsError(name, raw, "a whole number of at least 1")
+            return int(raw)
+
+        def retries(name: str, fallback: int) -> int:
+            raw = value(name)
+            if not raw:
+                return fallback
+            if not raw.isdigit():
+                raise SettingsError(name, raw, "a whole number (0 for no retries)")
+            return int(raw)
+
+        def seconds(name: str, fallback: float) -> float:
+            raw = value(name)
+            if not raw:
+                return fallback
+            try:
+                parsed = float(raw)
+            except ValueError:
+                parsed = -1.0
+            if not parsed > 0 or parsed == float("inf"):
+                raise SettingsError(name, raw, "a positive number of seconds")
+            return parsed
+
+        def size(name: str, fallback: int, minimum: int) -> int:
+            raw = value(name)
+            if not raw:
+                return fallback
+            parsed = parse_size(raw)
+            if parsed is None or parsed < minimum:
+                raise SettingsError(name, raw, f"a byte count of at least {minimum}, e.g. 16M or 1G")
+            return parsed
+
+        hf_token = value("HF_TOKEN") or value("HUGGING_FACE_HUB_TOKEN") or None
+        mirror = value("WEIGHTS_MIRROR") or None
+        if mirror is not None and "{name}" not in mirror:
+            raise SettingsError("WEIGHTS_MIRROR", mirror, "a URL template containing {name}")
+        return cls(
+            connections_per_file=count("WEIGHTS_CONNECTIONS_PER_FILE", default.connections_per_file),
+            max_connections=count("WEIGHTS_MAX_CONNECTIONS", default.max_connections),
+            concurrent_files=count("WEIGHTS_CONCURRENT_FILES", default.concurrent_files),
+            chunk_size=size("WEIGHTS_CHUNK_SIZE", default.chunk_size, 64 << 10),
+            stall_timeout=seconds("WEIGHTS_STALL_TIMEOUT", default.stall_timeout),
+            retries=retries("WEIGHTS_RETRIES", default.retries),
+            backoff=seconds("WEIGHTS_BACKOFF", default.backoff),
+            backoff_max=seconds("WEIGHTS_BACKOFF_MAX", default.backoff_max),
+            max_retry_after=seconds("WEIGHTS_MAX_RETRY_AFTER", default.max_retry_after),
+            mirror=mirror,
+            credentials=(
+                Credential(env_var="HF_TOKEN", origins=HF_ORIGINS, token=hf_token),
+                Credential(
+                    env_var="CIVITAI_API_TOKEN",
+                    origins=CIVITAI_ORIGINS,
+                    token=value("CIVITAI_API_TOKEN") or None,
+                ),
+            ),
+            lock_timeout=seconds("WEIGHTS_LOCK_TIMEOUT", default.lock_timeout),
+            min_free_bytes=size("WEIGHTS_MIN_FREE_BYTES", default.min_free_bytes, 0),
+            progress_interval=seconds("WEIGHTS_PROGRESS_INTERVAL", default.progress_interval),
+        )
+
+
+_SIZE = re.compile(r"(\d+)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int | None:
+    """`16M` → 16 MiB; a plain number is bytes. None when `text` is not a size."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        return None
+    return int(match.group(1)) << (10 * " KMGT".index(match.group(2).upper() or " "))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +173,8 @@ class WeightSettings:
     | `WEIGHTS_DIR` | `weights` | the project's own weights folder; downloads land here |
     | `EXTRA_MODEL_PATHS_CONFIG` | (none) | an `extra_model_paths.yaml` to search as ComfyUI would |
     | `WEIGHTS_MANIFEST_EXTRA` | (none) | a manifest merged over the built-in one |
+
+    Download settings (`download`) are listed on `DownloadSettings`.
     """
 
     comfyui_path: Path = Path("ComfyUI")
@@ -31,6 +182,7 @@ class WeightSettings:
     extra_model_paths: Path | None = None
     manifest_path: Path = BUILTIN_MANIFEST
     manifest_extra: Path | None = None
+    download: DownloadSettings = field(default_factory=DownloadSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WeightSettings:
@@ -45,4 +197,5 @@ class WeightSettings:
             weights_dir=Path(env.get("WEIGHTS_DIR", "").strip() or "weights"),
             extra_model_paths=path_or_none("EXTRA_MODEL_PATHS_CONFIG"),
             manifest_extra=path_or_none("WEIGHTS_MANIFEST_EXTRA"),
+            download=DownloadSettings.from_env(env),
         )

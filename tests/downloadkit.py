@@ -1,0 +1,72 @@
+"""Shared pieces of the download tests: fast settings, deterministic payloads, a fault server fixture."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.faultserver import FaultServer
+from weightkit.settings import Credential, DownloadSettings
+
+FAST = DownloadSettings(
+    connections_per_file=4,
+    max_connections=8,
+    concurrent_files=2,
+    chunk_size=256 << 10,
+    stall_timeout=0.5,
+    retries=3,
+    backoff=0.01,
+    backoff_max=0.05,
+    max_retry_after=5.0,
+    lock_timeout=5.0,
+    min_free_bytes=0,
+    progress_interval=60.0,
+)
+
+
+def fast_settings(**changes) -> DownloadSettings:
+    return replace(FAST, **changes)
+
+
+def with_token(settings: DownloadSettings, origin: str, token: str | None, env_var: str = "HF_TOKEN"):
+    return replace(settings, credentials=(Credential(env_var=env_var, origins=(origin,), token=token),))
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def safetensors_bytes(data_size: int, seed: int = 0) -> bytes:
+    """A valid safetensors file: one uint8 tensor of `data_size` bytes."""
+    header = json.dumps({"t": {"dtype": "U8", "shape": [data_size], "data_offsets": [0, data_size]}}).encode()
+    return len(header).to_bytes(8, "little") + header + payload(data_size, seed)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Anything a download left behind besides final files and its lock files."""
+    return sorted(
+        p.name
+        for p in folder.rglob("*")
+        if p.name.endswith((".part", ".part.json", ".tmp")) or ".extract" in p.name
+    )
+
+
+@pytest.fixture
+def server():
+    with FaultServer() as running:
+        yield running
+
+
+@pytest.fixture
+def other_server():
+    with FaultServer() as running:
+        yield running

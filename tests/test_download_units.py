@@ -1,0 +1,166 @@
+"""Pure pieces of the downloader: chunk plans, retry timing, URL rules, settings, safetensors checks."""
+
+from __future__ import annotations
+
+import os
+from email.utils import formatdate
+
+import pytest
+
+from tests.downloadkit import safetensors_bytes
+from weightkit.download.chunks import Chunk, done_ranges, frontier, plan_chunks
+from weightkit.download.retry import backoff_delay, parse_retry_after
+from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url, origin
+from weightkit.download.verify import mismatch, safetensors_problem
+from weightkit.errors import SettingsError
+from weightkit.settings import Credential, DownloadSettings, WeightSettings, parse_size
+
+
+def test_plan_of_fresh_file_cuts_even_chunks_and_a_short_last_one():
+    chunks = plan_chunks(10, (), 4)
+    assert [(c.start, c.end, c.done) for c in chunks] == [(0, 4, 0), (4, 8, 0), (8, 10, 0)]
+
+
+def test_plan_of_resumed_file_keeps_done_ranges_and_fetches_only_gaps():
+    chunks = plan_chunks(20, [(0, 5), (8, 12), (11, 14)], 4)
+    assert [(c.start, c.end, c.done) for c in chunks] == [
+        (0, 5, 5),
+        (5, 8, 0),
+        (8, 14, 6),
+        (14, 18, 0),
+        (18, 20, 0),
+    ]
+
+
+def test_done_ranges_merge_adjacent_progress_and_skip_untouched_chunks():
+    chunks = [Chunk(0, 4, 4), Chunk(4, 8, 2), Chunk(8, 12, 0), Chunk(12, 16, 1)]
+    assert done_ranges(chunks) == [(0, 6), (12, 13)]
+
+
+def test_frontier_stops_at_the_first_gap_and_reaches_the_end_when_complete():
+    chunks = [Chunk(0, 4, 4), Chunk(4, 8, 2), Chunk(8, 12, 4)]
+    assert frontier(chunks, 0) == (6, 1)
+    chunks[1].done = 4
+    assert frontier(chunks, 1) == (12, 3)
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all():
+    assert backoff_delay(1, base=0.5, cap=30, rand=0.0) == 0.25
+    assert backoff_delay(1, base=0.5, cap=30, rand=1.0) == 0.5
+    assert backoff_delay(4, base=0.5, cap=30, rand=1.0) == 4.0
+    assert backoff_delay(20, base=0.5, cap=30, rand=1.0) == 30.0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("7", 7.0), (None, None), ("soon", None), (formatdate(1_000_060, usegmt=True), 60.0)],
+)
+def test_retry_after_reads_seconds_and_http_dates(header, expected):
+    assert parse_retry_after(header, now=1_000_000) == expected
+
+
+def test_credentials_go_to_their_exact_origin_only():
+    hf = Credential(env_var="HF_TOKEN", origins=("https://huggingface.co",), token="t")
+    assert credential_for("https://huggingface.co/a/b", [hf]) is hf
+    assert credential_for("https://HuggingFace.co:443/a", [hf]) is hf
+    assert credential_for("http://huggingface.co/a", [hf]) is None
+    assert credential_for("https://cdn-lfs.huggingface.co/a", [hf]) is None
+    assert credential_for("https://huggingface.co.evil.com/a", [hf]) is None
+    assert origin("http://127.0.0.1:8080/x") == "http://127.0.0.1:8080"
+
+
+def test_display_url_drops_user_info_and_query_tokens():
+    shown = display_url("https://user:pw@civitai.com/api/download/1?token=secret&x=1#f")
+    assert shown == "https://civitai.com/api/download/1"
+
+
+def test_mirror_url_fills_folder_name_and_hash():
+    url = mirror_url("http://cache/{folder}/{name}?h={sha256}", folder="loras", name="a b/c.safetensors", sha256="ab")
+    assert url == "http://cache/loras/a%20b/c.safetensors?h=ab"
+    assert is_tar("https://weights.replicate.delivery/x/model.safetensors.tar")
+    assert not is_tar("https://example.com/model.tar.safetensors")
+
+
+def test_settings_from_env_reads_every_download_variable():
+    settings = WeightSettings.from_env(
+        {
+            "WEIGHTS_CONNECTIONS_PER_FILE": "8",
+            "WEIGHTS_MAX_CONNECTIONS": "24",
+            "WEIGHTS_CONCURRENT_FILES": "3",
+            "WEIGHTS_CHUNK_SIZE": "8M",
+            "WEIGHTS_STALL_TIMEOUT": "12.5",
+            "WEIGHTS_RETRIES": "0",
+            "WEIGHTS_MIRROR": "http://cache.internal/weights/{folder}/{name}",
+            "HUGGING_FACE_HUB_TOKEN": "hf-legacy",
+            "CIVITAI_API_TOKEN": "civ",
+            "WEIGHTS_MIN_FREE_BYTES": "1G",
+        }
+    ).download
+    assert (settings.connections_per_file, settings.max_connections, settings.concurrent_files) == (8, 24, 3)
+    assert settings.chunk_size == 8 << 20 and settings.stall_timeout == 12.5 and settings.retries == 0
+    assert settings.mirror == "http://cache.internal/weights/{folder}/{name}"
+    assert [c.token for c in settings.credentials] == ["hf-legacy", "civ"]
+    assert settings.min_free_bytes == 1 << 30
+    assert "hf-legacy" not in repr(settings)
+
+
+def test_settings_defaults_without_environment():
+    assert DownloadSettings.from_env({}) == DownloadSettings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WEIGHTS_CONNECTIONS_PER_FILE", "0"),
+        ("WEIGHTS_CHUNK_SIZE", "lots"),
+        ("WEIGHTS_STALL_TIMEOUT", "-1"),
+        ("WEIGHTS_MIRROR", "http://cache/{folder}"),
+    ],
+)
+def test_bad_setting_names_the_variable(variable, value):
+    with pytest.raises(SettingsError, match=variable):
+        DownloadSettings.from_env({variable: value})
+
+
+def test_parse_size_units():
+    assert (parse_size("16M"), parse_size("1GiB"), parse_size("512"), parse_size("1.5G")) == (
+        16 << 20,
+        1 << 30,
+        512,
+        None,
+    )
+
+
+def test_mismatch_names_expected_and_actual():
+    assert mismatch(expected_size=3, size=3, expected_sha256="a" * 64, sha256="a" * 64) is None
+    assert "expected 4 bytes, got 3" in mismatch(expected_size=4, size=3, expected_sha256=None, sha256="x")
+    why = mismatch(expected_size=None, size=3, expected_sha256="a" * 64, sha256="b" * 64)
+    assert "a" * 64 in why and "b" * 64 in why
+
+
+def _problem(tmp_path, data: bytes) -> str | None:
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return safetensors_problem(fd, len(data))
+    finally:
+        os.close(fd)
+
+
+def test_safetensors_check_accepts_a_valid_file(tmp_path):
+    assert _problem(tmp_path, safetensors_bytes(1000)) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"<html>login</html>", "header length"),
+        (b"abc", "shorter"),
+        (safetensors_bytes(1000)[:-10], "data_offsets"),
+        (safetensors_bytes(1000) + b"extra", "cover"),
+        ((5).to_bytes(8, "little") + b"nope!", "not JSON"),
+    ],
+)
+def test_safetensors_check_rejects_pages_and_truncated_files(tmp_path, data, why):
+    assert why in _problem(tmp_path, data)

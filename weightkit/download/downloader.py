@@ -1,0 +1,392 @@
+"""The downloader: each weight placed verified and atomically, from the first source that delivers it.
+
+For one file: if it is already in place and verified, nothing happens. Otherwise, under a lock that only
+saves bandwidth, it claims any orphaned part file of an interrupted run, and tries the sources in order
+(the mirror first): download (`transfer.py`), check size, sha256 and safetensors header, then fsync,
+rename onto the final name and record the verified hash. A wrong file is discarded and the next
+source tried; every source failing leaves nothing under the final name and an error naming each
+source and what it did. Several files download at once and share one connection budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import tarfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from weightkit.download.archive import member_path, safe_extract_tar
+from weightkit.download.httprange import AuthError, SourceError
+from weightkit.download.lock import DownloadLock
+from weightkit.download.partfile import PartFile, fsync_dir, new_tag
+from weightkit.download.progress import LogProgress, ProgressReporter
+from weightkit.download.request import FetchRequest, FetchResult, FetchSummary
+from weightkit.download.space import ensure_space, existing_ancestor
+from weightkit.download.transfer import Outcome, Transfer
+from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url
+from weightkit.download.verify import is_safetensors, mismatch, safetensors_problem
+from weightkit.errors import DownloadError, DownloadsFailedError, GatedWeightError, UnsafeArchiveError
+from weightkit.settings import DownloadSettings
+from weightkit.verified import VerifiedRecords, sha256_file
+
+__all__ = ["Downloader"]
+
+log = logging.getLogger(__name__)
+
+
+class _Mismatch(SourceError):
+    """The bytes arrived but are not the file asked for."""
+
+    def __init__(self, reason: str, *, size: int, sha256: str | None) -> None:
+        super().__init__(reason)
+        self.size = size
+        self.sha256 = sha256
+
+
+class Downloader:
+    """Fetches weights into place. Safe to share between threads; holds no open files between calls.
+
+    `records` (the weights folder's verified records) lets a file already in place be recognised by a
+    stat instead of a hash, and gets a record for every file downloaded. `progress` defaults to log
+    lines every `settings.progress_interval` seconds.
+    """
+
+    def __init__(
+        self,
+        settings: DownloadSettings,
+        *,
+        records: VerifiedRecords | None = None,
+        progress: ProgressReporter | None = None,
+    ) -> None:
+        self.settings = settings
+        self._records = records
+        self._progress = progress or LogProgress(interval=settings.progress_interval)
+        self._budget = threading.BoundedSemaphore(settings.max_connections)
+
+    def fetch(self, request: FetchRequest) -> FetchResult:
+        """Place one file. Raises `DownloadError` naming each source tried and why it failed (with the
+        expected and actual size and sha256 when wrong bytes arrived), `GatedWeightError` naming the
+        token variable to set, `DiskSpaceError` with needed and free bytes, or the `OSError` of a local
+        write."""
+        return self._fetch(request, threading.Event())
+
+    def fetch_many(self, requests: Iterable[FetchRequest]) -> FetchSummary:
+        """Place several files, `settings.concurrent_files` at a time, sharing the connection budget.
+        Checks free space for all of them first. If any fail, raises `DownloadsFailedError` naming every
+        failure once the others have finished."""
+        unique: dict[Path, FetchRequest] = {}
+        for request in requests:
+            unique.setdefault(request.dest.absolute(), request)
+        batch = list(unique.values())
+        started = time.monotonic()
+        self._check_batch_space(batch)
+        cancel = threading.Event()
+        results: list[FetchResult] = []
+        failures: dict[str, Exception] = {}
+        workers = max(1, min(self.settings.concurrent_files, len(batch)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weightkit-fetch") as pool:
+            futures = {pool.submit(self._fetch, request, cancel): request for request in batch}
+            try:
+                for future in as_completed(futures):
+                    try:
+                        results.append(future.result())
+                    except Exception as exc:
+                        failures[futures[future].label] = exc
+            except BaseException:
+                cancel.set()  # Ctrl-C: stop every transfer now, keep their part files for a resume
+                raise
+        summary = FetchSummary(
+            results=tuple(results), seconds=time.monotonic() - started, failed=tuple(failures)
+        )
+        self._progress.summarized(summary)
+        if failures:
+            raise DownloadsFailedError(failures, summary)
+        return summary
+
+    # -- one file ------------------------------------------------------------------------------------
+
+    def _fetch(self, request: FetchRequest, cancel: threading.Event) -> FetchResult:
+        started = time.monotonic()
+        try:
+            result = self._present(request, started)
+            if result is None:
+                self._refuse_if_gated(request)
+                self._check_space(request)
+                request.dest.parent.mkdir(parents=True, exist_ok=True)
+                with DownloadLock(request.dest, stale_after=self.settings.lock_timeout) as lock:
+                    result = self._present(request, started, waited=lock.waited)
+                    if result is None:
+                        result = self._download(request, cancel, started)
+        except BaseException as exc:
+            self._progress.failed(request.label, exc)
+            raise
+        self._progress.finished(result)
+        return result
+
+    def _present(self, request: FetchRequest, started: float, *, waited: bool = False) -> FetchResult | None:
+        """The result for a file already in place with the right size and sha256, else None."""
+        dest = request.dest
+        try:
+            st = dest.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISREG(st.st_mode) or (request.size is not None and st.st_size != request.size):
+            return None
+        digest = self._records.lookup(dest, st) if self._records is not None else None
+        if request.sha256 is not None:
+            if digest is None:
+                log.info("%s is already at %s; checking its sha256", request.label, dest)
+                digest = self._records.sha256(dest) if self._records is not None else sha256_file(dest)
+            if digest != request.sha256:
+                log.warning("%s at %s has the wrong sha256; downloading it again", request.label, dest)
+                return None
+        return FetchResult(
+            name=request.label,
+            path=dest,
+            size=st.st_size,
+            sha256=digest,
+            seconds=time.monotonic() - started,
+            present=not waited,
+            waited=waited,
+        )
+
+    def _sources(self, request: FetchRequest) -> list[str]:
+        """The mirror (for weights with a sha256 to check it by), then the request's URLs."""
+        urls: list[str] = []
+        if self.settings.mirror and request.sha256 and request.folder and request.name:
+            urls.append(
+                mirror_url(
+                    self.settings.mirror, folder=request.folder, name=request.name, sha256=request.sha256
+                )
+            )
+        urls.extend(request.urls)
+        return list(dict.fromkeys(urls))
+
+    def _blocked(self, request: FetchRequest, url: str) -> str | None:
+        """The token variable a gated weight's source needs and lacks, or None."""
+        credential = credential_for(url, self.settings.credentials)
+        if request.gated and credential is not None and not credential.token:
+            return credential.env_var
+        return None
+
+    def _refuse_if_gated(self, request: FetchRequest) -> None:
+        """Fail before any network traffic when every source needs a token that is not set."""
+        sources = self._sources(request)
+        needs = [(url, self._blocked(request, url)) for url in sources]
+        if sources and all(env for _, env in needs):
+            url, env = needs[0]
+            raise GatedWeightError(
+                request.label,
+                dest=str(request.dest),
+                url=display_url(url),
+                env_var=str(env),
+                attempts=tuple((display_url(u), f"needs a token: set {e}") for u, e in needs),
+            )
+
+    def _space_needed(self, request: FetchRequest) -> int:
+        if request.size is None:
+            return 0
+        unpack = 2 if any(is_tar(url) for url in self._sources(request)) else 1
+        return request.size * unpack - PartFile.reusable_bytes(request.dest)
+
+    def _check_space(self, request: FetchRequest) -> None:
+        ensure_space(
+            request.dest.parent, needed=self._space_needed(request), margin=self.settings.min_free_bytes
+        )
+
+    def _check_batch_space(self, requests: list[FetchRequest]) -> None:
+        """Free space for the whole batch, per volume, before the first byte of any file is written."""
+        by_volume: dict[int, tuple[Path, int]] = {}
+        for request in requests:
+            try:
+                st = request.dest.stat()
+                if request.size is not None and st.st_size == request.size:
+                    continue  # probably present; verified later
+            except OSError:
+                pass
+            folder = existing_ancestor(request.dest.parent)
+            device = folder.stat().st_dev
+            path, needed = by_volume.get(device, (folder, 0))
+            by_volume[device] = (path, needed + self._space_needed(request))
+        for path, needed in by_volume.values():
+            ensure_space(path, needed=needed, margin=self.settings.min_free_bytes)
+
+    def _download(self, request: FetchRequest, cancel: threading.Event, started: float) -> FetchResult:
+        part = PartFile.claim(request.dest, tag=new_tag(), stale_after=self.settings.lock_timeout)
+        attempts: list[tuple[str, str]] = []
+        gated: tuple[str, str] | None = None
+        actual: tuple[int | None, str | None] = (None, None)
+        cause: BaseException | None = None
+        try:
+            for url in self._sources(request):
+                shown = display_url(url)
+                env = self._blocked(request, url)
+                if env is not None:
+                    attempts.append((shown, f"needs a token: set {env}"))
+                    gated = gated or (shown, env)
+                    continue
+                try:
+                    return self._from_source(request, url, part, cancel, started)
+                except SourceError as exc:
+                    attempts.append((shown, exc.reason))
+                    cause = exc
+                    if isinstance(exc, AuthError) and exc.credential is not None and not exc.sent:
+                        gated = gated or (shown, exc.credential.env_var)
+                    if isinstance(exc, _Mismatch):
+                        actual = (exc.size, exc.sha256)
+                    log.warning("%s: %s failed: %s", request.label, shown, exc.reason)
+        finally:
+            if part.state is not None:
+                part.release()  # keeps what arrived for the next attempt, by any process
+        if gated is not None:
+            raise GatedWeightError(
+                request.label,
+                dest=str(request.dest),
+                url=gated[0],
+                env_var=gated[1],
+                attempts=tuple(attempts),
+            ) from cause
+        raise DownloadError(
+            request.label,
+            dest=str(request.dest),
+            attempts=tuple(attempts),
+            expected_size=request.size,
+            actual_size=actual[0],
+            expected_sha256=request.sha256,
+            actual_sha256=actual[1],
+        ) from cause
+
+    def _from_source(
+        self, request: FetchRequest, url: str, part: PartFile, cancel: threading.Event, started: float
+    ) -> FetchResult:
+        archive = is_tar(url)
+        report = _Reporter(self._progress, request.label)
+        while True:
+            outcome = Transfer(
+                url=url,
+                part=part,
+                expected_size=None if archive else request.size,
+                hash_content=not archive,
+                resume_any_source=request.sha256 is not None,
+                settings=self.settings,
+                budget=self._budget,
+                cancel=cancel,
+                report=report,
+                label=request.label,
+            ).run()
+            if archive:
+                return self._install_from_tar(request, part, outcome, started)
+            assert part.fd is not None
+            problem = mismatch(
+                expected_size=request.size,
+                size=outcome.size,
+                expected_sha256=request.sha256,
+                sha256=outcome.sha256,
+            )
+            if problem is None and is_safetensors(request.dest.name):
+                problem = safetensors_problem(part.fd, outcome.size)
+            if problem is None:
+                return self._install(request, part, outcome, started)
+            part.discard()
+            if not outcome.resumed:
+                raise _Mismatch(problem, size=outcome.size, sha256=outcome.sha256)
+            log.warning("%s: %s after resuming; downloading it again from the start", request.label, problem)
+
+    def _install(
+        self, request: FetchRequest, part: PartFile, outcome: Outcome, started: float
+    ) -> FetchResult:
+        st = part.finish(request.dest)
+        if self._records is not None and outcome.sha256 is not None:
+            self._records.record(request.dest, outcome.sha256, st)
+        return FetchResult(
+            name=request.label,
+            path=request.dest,
+            size=outcome.size,
+            sha256=outcome.sha256,
+            seconds=time.monotonic() - started,
+            fetched=outcome.fetched,
+            resumed=outcome.resumed,
+            source=outcome.url,
+        )
+
+    def _install_from_tar(
+        self, request: FetchRequest, part: PartFile, outcome: Outcome, started: float
+    ) -> FetchResult:
+        """Unpack the downloaded tar beside the destination, check the weight in it, move it into place."""
+        dest = request.dest
+        staging = dest.with_name(f"{dest.name}.{part.tag}.extract")
+        part.close()
+        try:
+            try:
+                files = safe_extract_tar(part.path, staging)
+            except (UnsafeArchiveError, tarfile.TarError) as exc:
+                raise SourceError(f"bad archive: {exc}") from exc
+            member = _pick_member(files, staging, request)
+            if member is None:
+                raise SourceError(f"the archive holds no file named {request.name or dest.name}")
+            size = member.stat().st_size
+            digest = sha256_file(member)
+            problem = mismatch(
+                expected_size=request.size, size=size, expected_sha256=request.sha256, sha256=digest
+            )
+            fd = os.open(member, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if problem is None and is_safetensors(dest.name):
+                    problem = safetensors_problem(fd, size)
+                if problem is not None:
+                    raise _Mismatch(problem, size=size, sha256=digest)
+                os.fsync(fd)
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            os.replace(member, dest)
+            fsync_dir(dest.parent)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            part.discard()
+        if self._records is not None:
+            self._records.record(dest, digest, st)
+        return FetchResult(
+            name=request.label,
+            path=dest,
+            size=size,
+            sha256=digest,
+            seconds=time.monotonic() - started,
+            fetched=outcome.fetched,
+            resumed=outcome.resumed,
+            source=outcome.url,
+        )
+
+
+def _pick_member(files: list[Path], staging: Path, request: FetchRequest) -> Path | None:
+    """The weight inside an unpacked archive: by its name (with or without folders), or the only file."""
+    wanted = {request.dest.name}
+    if request.name:
+        wanted |= {member_path(request.name), request.name.rpartition("/")[2]}
+    for path in files:
+        relative = path.relative_to(staging).as_posix()
+        if relative in wanted or path.name in wanted:
+            return path
+    unique = set(files)
+    return files[0] if len(unique) == 1 else None
+
+
+class _Reporter:
+    """Turns a transfer's (done, total) ticks into started/advanced calls on the progress reporter."""
+
+    def __init__(self, progress: ProgressReporter, name: str) -> None:
+        self._progress = progress
+        self._name = name
+        self._started = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not self._started:
+            self._started = True
+            self._progress.started(self._name, total, done)
+        self._progress.advanced(self._name, done, total)

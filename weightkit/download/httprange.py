@@ -1,0 +1,269 @@
+"""HTTP/1.1 GET of a byte range, over kept-alive connections, following redirects by hand.
+
+Redirects are followed here rather than by a library so that credentials are decided per hop: a token
+goes only to the origin it belongs to, never to the CDN a host redirects to.
+
+Why the standard library's `http.client` and not urllib3 or requests: `HTTPResponse.readinto` reads
+the body straight into a caller's reused buffer, so a 24 GB download allocates nothing per block;
+urllib3's streaming `read(amt)` returns a new bytes object for every block. `python -m bench download`
+measures both on one connection in the same run (figures in docs/DOWNLOAD.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.client
+import re
+import socket
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+from weightkit.download.retry import parse_retry_after
+from weightkit.download.urls import credential_for, display_url
+from weightkit.settings import Credential
+
+__all__ = ["AuthError", "Connections", "Reply", "RetryableError", "SourceError", "open_range"]
+
+USER_AGENT = "weightkit/0.1 (cog-comfyui)"
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+_SMALL_BODY = 64 << 10
+
+
+class RetryableError(Exception):
+    """A failure worth retrying on this source after a pause (`retry_after` when the server said)."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class SourceError(Exception):
+    """This source will not deliver the file (404, refused, misbehaving): move to the next one."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AuthError(SourceError):
+    """401/403: `credential` is the one this origin takes (None if none), `sent` whether a token went."""
+
+    def __init__(self, reason: str, *, credential: Credential | None, sent: bool) -> None:
+        super().__init__(reason)
+        self.credential = credential
+        self.sent = sent
+
+
+@dataclass
+class Reply:
+    """A 200 or 206 response whose body starts at byte `start` of a file of `total` bytes (None: unknown)."""
+
+    url: str
+    status: int
+    start: int
+    length: int | None
+    total: int | None
+    etag: str | None
+    last_modified: str | None
+    body: http.client.HTTPResponse
+    key: tuple[str, str, int]
+
+    @property
+    def ranged(self) -> bool:
+        return self.status == 206
+
+
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+class Connections:
+    """One thread's kept-alive connections, one per (scheme, host, port).
+
+    `abort()` may be called from another thread: it shuts the sockets down so a blocked read returns
+    at once instead of waiting for the stall timeout.
+    """
+
+    def __init__(self, *, timeout: float) -> None:
+        self._timeout = timeout
+        self._open: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+        self._used: set[tuple[str, str, int]] = set()
+        self._aborted = False
+
+    def get(self, key: tuple[str, str, int]) -> tuple[http.client.HTTPConnection, bool]:
+        """The connection for `key` and whether it carried a request before (it may have gone stale)."""
+        if self._aborted:
+            raise RetryableError("download stopped")
+        conn = self._open.get(key)
+        if conn is not None:
+            return conn, key in self._used
+        scheme, host, port = key
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=self._timeout, context=_tls_context())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
+        self._open[key] = conn
+        return conn, False
+
+    def mark_used(self, key: tuple[str, str, int]) -> None:
+        self._used.add(key)
+
+    def discard(self, key: tuple[str, str, int]) -> None:
+        conn = self._open.pop(key, None)
+        self._used.discard(key)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        for key in list(self._open):
+            self.discard(key)
+
+    def abort(self) -> None:
+        self._aborted = True
+        for conn in list(self._open.values()):
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def open_range(
+    conns: Connections,
+    url: str,
+    start: int,
+    end: int | None,
+    *,
+    credentials: Iterable[Credential],
+) -> Reply:
+    """GET bytes `start`..`end` (inclusive; None: to the end) of `url`, following redirects.
+
+    Returns the 200 or 206 reply with its body unread. Raises `RetryableError` for network failures,
+    408/429/5xx (with the server's `Retry-After`), `AuthError` for 401/403 and `SourceError` for any
+    other answer that retrying will not change.
+    """
+    credentials = tuple(credentials)
+    for _ in range(MAX_REDIRECTS + 1):
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise SourceError(f"unsupported URL {display_url(url)}")
+        try:
+            key = (scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80))
+        except ValueError as exc:
+            raise SourceError(f"bad port in {display_url(url)}") from exc
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"User-Agent": USER_AGENT, "Range": f"bytes={start}-{'' if end is None else end}"}
+        credential = credential_for(url, credentials)
+        if credential is not None and credential.token:
+            headers["Authorization"] = f"Bearer {credential.token}"
+        response = _send(conns, key, target, headers)
+        status = response.status
+        if status in _REDIRECTS:
+            location = response.getheader("Location")
+            _finish(conns, key, response)
+            if not location:
+                raise SourceError(f"HTTP {status} redirect without a Location")
+            url = urljoin(url, location)
+            continue
+        if status in (200, 206):
+            return _reply(url, key, response, start)
+        _finish(conns, key, response)
+        _raise_for(status, response, url, credential, "Authorization" in headers)
+    raise SourceError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _send(
+    conns: Connections, key: tuple[str, str, int], target: str, headers: dict[str, str]
+) -> http.client.HTTPResponse:
+    """Send on the kept-alive connection; a connection the server closed while idle is retried once."""
+    for _ in range(2):
+        conn, reused = conns.get(key)
+        try:
+            conn.request("GET", target, headers=headers)
+            response = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            conns.discard(key)
+            if reused and not isinstance(exc, TimeoutError):
+                continue
+            raise RetryableError(describe(exc)) from exc
+        conns.mark_used(key)
+        return response
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _finish(conns: Connections, key: tuple[str, str, int], response: http.client.HTTPResponse) -> None:
+    """Read a small unwanted body so the connection can carry the next request; close it otherwise."""
+    length = response.length
+    if length is not None and length <= _SMALL_BODY:
+        try:
+            response.read()
+        except (OSError, http.client.HTTPException):
+            conns.discard(key)
+            return
+        if response.will_close:
+            conns.discard(key)
+        return
+    conns.discard(key)
+
+
+def _reply(url: str, key: tuple[str, str, int], response: http.client.HTTPResponse, start: int) -> Reply:
+    etag = response.getheader("ETag")
+    last_modified = response.getheader("Last-Modified")
+    length = response.length
+    if response.status == 200:
+        return Reply(url, 200, 0, length, length, etag, last_modified, response, key)
+    match = _CONTENT_RANGE.fullmatch((response.getheader("Content-Range") or "").strip())
+    if match is None:
+        response.close()
+        raise RetryableError(f"206 with an unreadable Content-Range {response.getheader('Content-Range')!r}")
+    first, last = int(match.group(1)), int(match.group(2))
+    total = None if match.group(3) == "*" else int(match.group(3))
+    if first != start or last < first or (total is not None and last >= total):
+        response.close()
+        raise RetryableError(f"asked for bytes from {start}, server sent {match.group(0)}")
+    return Reply(url, 206, first, last - first + 1, total, etag, last_modified, response, key)
+
+
+def _raise_for(
+    status: int,
+    response: http.client.HTTPResponse,
+    url: str,
+    credential: Credential | None,
+    sent: bool,
+) -> None:
+    reason = f"HTTP {status} {response.reason}".rstrip()
+    if status in _RETRYABLE:
+        retry_after = parse_retry_after(response.getheader("Retry-After")) if status in (429, 503) else None
+        raise RetryableError(reason, retry_after=retry_after)
+    if status in (401, 403):
+        if credential is not None and not sent:
+            reason += f" from {display_url(url)}: it needs a token; set {credential.env_var}"
+        elif credential is not None:
+            reason += (
+                f" from {display_url(url)}: the {credential.env_var} token was refused; check that its "
+                "account has accepted the model's license"
+            )
+        raise AuthError(reason, credential=credential, sent=sent)
+    if status == 416:
+        raise SourceError(f"{reason}: the server's file is shorter than expected")
+    raise SourceError(reason)
+
+
+def describe(exc: BaseException) -> str:
+    """A network exception as a short phrase for logs and errors."""
+    if isinstance(exc, TimeoutError):
+        return "no bytes within the stall timeout"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "connection closed mid-body"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

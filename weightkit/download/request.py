@@ -1,0 +1,101 @@
+"""What to fetch (`FetchRequest`) and what happened (`FetchResult`, `FetchSummary`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from weightkit.manifest import WeightEntry
+
+__all__ = ["FetchRequest", "FetchResult", "FetchSummary"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchRequest:
+    """One file to place at `dest`, from `urls` in order (a configured mirror goes first).
+
+    `size` and `sha256` are checked when known; without a sha256 the file's hash is computed and
+    recorded, not compared. `folder` and `name` fill the mirror template; `gated` says the host wants
+    a token for it.
+    """
+
+    dest: Path
+    urls: tuple[str, ...]
+    size: int | None = None
+    sha256: str | None = None
+    folder: str | None = None
+    name: str | None = None
+    gated: bool = False
+
+    @classmethod
+    def for_entry(cls, entry: WeightEntry, dest: Path | str) -> FetchRequest:
+        """A manifest weight, to be placed at `dest` (normally `<weights_dir>/<folder>/<name>`)."""
+        return cls(
+            dest=Path(dest),
+            urls=entry.urls,
+            size=entry.size,
+            sha256=entry.sha256,
+            folder=entry.folder,
+            name=entry.name,
+            gated=entry.gated,
+        )
+
+    @classmethod
+    def for_url(cls, url: str, dest: Path | str, *, sha256: str | None = None) -> FetchRequest:
+        """A file known only by its URL (a user's LoRA): size from the server, hash computed."""
+        return cls(dest=Path(dest), urls=(url,), sha256=sha256)
+
+    @property
+    def label(self) -> str:
+        """How logs and errors name the file: `folder/name` for a manifest weight."""
+        if self.folder and self.name:
+            return f"{self.folder}/{self.name}"
+        return self.name or self.dest.name
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchResult:
+    """One file in place and verified. `present`: it already was (nothing fetched); `waited`: another
+    process fetched it while this one waited. `fetched` counts bytes received now, `resumed` bytes
+    reused from an interrupted earlier run."""
+
+    name: str
+    path: Path
+    size: int
+    sha256: str | None
+    seconds: float
+    fetched: int = 0
+    resumed: int = 0
+    source: str | None = None
+    present: bool = False
+    waited: bool = False
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.fetched / self.seconds / 1e6 if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchSummary:
+    """A batch: `files` in place, `bytes` received now, wall-clock `seconds`, how many were present,
+    and the names of those that `failed`."""
+
+    results: tuple[FetchResult, ...]
+    seconds: float
+    failed: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> int:
+        return len(self.results)
+
+    @property
+    def bytes(self) -> int:
+        return sum(result.fetched for result in self.results)
+
+    @property
+    def present(self) -> int:
+        return sum(1 for result in self.results if result.present or result.waited)
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0

@@ -1,0 +1,50 @@
+"""URLs: which credential an origin gets, how a URL is shown to people, the mirror URL of a weight."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from weightkit.settings import Credential
+
+__all__ = ["credential_for", "display_url", "is_tar", "mirror_url", "origin"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> str:
+    """`scheme://host[:port]`, lowercased, the default port left out: what a credential is bound to."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def credential_for(url: str, credentials: Iterable[Credential]) -> Credential | None:
+    """The credential whose origins include this URL's origin exactly; subdomains and redirect targets
+    do not qualify, so a token never leaves the host it was issued for."""
+    here = origin(url)
+    for credential in credentials:
+        if any(origin(allowed) == here for allowed in credential.origins):
+            return credential
+    return None
+
+
+def display_url(url: str) -> str:
+    """The URL without user info, query or fragment: signed CDN URLs and `?token=` stay out of logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def is_tar(url: str) -> bool:
+    """Whether a source serves a `.tar` archive holding the weight (as Replicate's weights CDN does)."""
+    return urlsplit(url).path.lower().endswith(".tar")
+
+
+def mirror_url(template: str, *, folder: str, name: str, sha256: str) -> str:
+    """`template` with `{folder}`, `{name}` and `{sha256}` filled in, each percent-encoded."""
+    return template.format(folder=quote(folder, safe=""), name=quote(name, safe="/"), sha256=sha256)
