@@ -1,9 +1,10 @@
-"""`python -m weightkit`: what the manifest offers, and what a workflow needs, has and would fetch.
+"""`python -m weightkit`: what the manifest offers, what a workflow needs, fetching and verifying weights.
 
 Each subcommand is a `Command` in `COMMANDS`: a name, a help line, a function adding its arguments and a
-function running it with the parsed arguments and a `Context` (settings, manifest, search paths, all
-built on first use). Adding a subcommand is adding one entry. Exit status: 0 done, 1 the answer is "no"
-(e.g. a weight is missing and cannot be fetched), 2 bad input (arguments, workflow, manifest, config).
+function running it with the parsed arguments and a `WeightStore` (manifest, search paths, records and
+downloader, each built on first use). Adding a subcommand is adding one entry. Exit status: 0 done, 1 the
+answer is "no" (a weight is missing and cannot be fetched, a download failed, a hash is wrong), 2 bad input
+(arguments, workflow, manifest, config).
 """
 
 from __future__ import annotations
@@ -14,42 +15,22 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Collection, Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from weightkit.check import CheckReport, check_weights, missing_weights_error
-from weightkit.errors import WeightkitError
+from weightkit.download import progress_for
+from weightkit.errors import DiskSpaceError, DownloadError, DownloadsFailedError, WeightkitError
 from weightkit.extract import WeightRef, required_weights
 from weightkit.folders import canonical_folder
-from weightkit.manifest import Manifest, WeightEntry, load_manifest
-from weightkit.modelpaths import ModelPaths
+from weightkit.manifest import WeightEntry
 from weightkit.settings import WeightSettings
+from weightkit.store import WeightStore
 from weightkit.units import format_bytes
-from weightkit.verified import VerifiedRecords
 
-__all__ = ["COMMANDS", "Command", "Context", "main"]
+__all__ = ["COMMANDS", "Command", "main"]
 
 EXIT_OK, EXIT_NO, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class Context:
-    """What subcommands share: settings from the environment and options, and what is built from them."""
-
-    def __init__(self, settings: WeightSettings) -> None:
-        self.settings = settings
-
-    @cached_property
-    def manifest(self) -> Manifest:
-        return load_manifest(self.settings.manifest_path, self.settings.manifest_extra)
-
-    @cached_property
-    def paths(self) -> ModelPaths:
-        return ModelPaths.from_settings(self.settings)
-
-    @cached_property
-    def records(self) -> VerifiedRecords:
-        return VerifiedRecords(self.settings.weights_dir / ".weightkit" / "verified")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +38,7 @@ class Command:
     name: str
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace, Context], int]
+    run: Callable[[argparse.Namespace, WeightStore], int]
 
 
 # ---- list -------------------------------------------------------------------------------------------
@@ -69,8 +50,8 @@ def _configure_list(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _run_list(args: argparse.Namespace, context: Context) -> int:
-    manifest = context.manifest
+def _run_list(args: argparse.Namespace, store: WeightStore) -> int:
+    manifest = store.manifest
     entries: list[WeightEntry] = (
         manifest.kit_entries(args.kit) if args.kit else list(manifest.entries.values())
     )
@@ -102,8 +83,8 @@ def _configure_kits(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _run_kits(args: argparse.Namespace, context: Context) -> int:
-    manifest = context.manifest
+def _run_kits(args: argparse.Namespace, store: WeightStore) -> int:
+    manifest = store.manifest
     kits = []
     for kit in manifest.kits.values():
         entries = manifest.kit_entries(kit.name)
@@ -139,11 +120,11 @@ def _configure_plan(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _run_plan(args: argparse.Namespace, context: Context) -> int:
+def _run_plan(args: argparse.Namespace, store: WeightStore) -> int:
     text = sys.stdin.buffer.read() if args.workflow == "-" else Path(args.workflow).read_bytes()
-    manifest = context.manifest
+    manifest = store.manifest
     refs = required_weights(text, manifest)
-    report = check_weights(refs, context.paths, context.records)
+    report = check_weights(refs, store.paths, store.records)
     fetch = report.to_fetch
     fetch_bytes = sum(ref.entry.size for ref in fetch if ref.entry is not None)
     status = _statuses(report)
@@ -171,7 +152,7 @@ def _run_plan(args: argparse.Namespace, context: Context) -> int:
         print(f"Would fetch {len(fetch)} file{'s' if len(fetch) != 1 else ''}, {format_bytes(fetch_bytes)}.")
     if report.unfetchable:
         cannot = CheckReport(missing=report.unfetchable)
-        print(missing_weights_error(cannot, context.paths, manifest), file=sys.stderr)
+        print(missing_weights_error(cannot, store.paths, manifest), file=sys.stderr)
         return EXIT_NO
     return EXIT_OK
 
@@ -223,6 +204,68 @@ def _plan_json(ref: WeightRef, status: str, path: str, note: str) -> dict[str, A
     }
 
 
+# ---- download ---------------------------------------------------------------------------------------
+
+
+def _configure_download(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME", help="weights by name, alias or folder/name")
+    parser.add_argument("--kit", action="append", default=[], help="every weight of this kit (repeatable)")
+    parser.add_argument(
+        "--workflow", action="append", default=[], type=Path, help="every weight this workflow needs"
+    )
+
+
+def _run_download(args: argparse.Namespace, store: WeightStore) -> int:
+    if not (args.names or args.kit or args.workflow):
+        print("error: name a weight, a --kit or a --workflow to download", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    workflows = [path.read_bytes() for path in args.workflow]
+    summary = store.preload(kits=args.kit, workflows=workflows, names=args.names)
+    print(
+        f"{summary.files} file{'s' if summary.files != 1 else ''} in {store.settings.weights_dir}: "
+        f"{summary.present} already present, {format_bytes(summary.bytes)} downloaded in "
+        f"{summary.seconds:.1f} s ({summary.mb_per_s:.0f} MB/s)."
+    )
+    return EXIT_OK
+
+
+# ---- verify -----------------------------------------------------------------------------------------
+
+
+def _configure_verify(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME", help="only these weights (default: all on disk)")
+    parser.add_argument("--kit", action="append", default=[], help="only the weights of this kit")
+
+
+def _run_verify(args: argparse.Namespace, store: WeightStore) -> int:
+    """Re-hash every manifest weight found on disk, ignoring earlier records, and record the answers."""
+    if args.names or args.kit:
+        entries = store.entries_for(kits=args.kit, names=args.names)
+    else:
+        entries = list(store.manifest.entries.values())
+    rows, bad = [], 0
+    for entry in entries:
+        hit = store.paths.locate(entry.folder, entry.name)
+        if hit is None:
+            if args.names or args.kit:
+                rows.append(("missing", entry.key, format_bytes(entry.size), ""))
+                bad += 1
+            continue
+        path, stat = hit
+        if stat.st_size != entry.size:
+            rows.append(("wrong size", entry.key, format_bytes(stat.st_size), str(path)))
+            bad += 1
+            continue
+        store.records.forget(path)
+        digest = store.records.sha256(path)
+        ok = digest == entry.sha256
+        bad += not ok
+        rows.append(("ok" if ok else "wrong sha256", entry.key, format_bytes(stat.st_size), str(path)))
+    _print_table(rows, right_aligned={2})
+    print(f"{len(rows) - bad} of {len(rows)} verified" + (f", {bad} bad" if bad else "") + ".")
+    return EXIT_NO if bad else EXIT_OK
+
+
 # ---- the command line -------------------------------------------------------------------------------
 
 COMMANDS: list[Command] = [
@@ -234,6 +277,8 @@ COMMANDS: list[Command] = [
         _configure_plan,
         _run_plan,
     ),
+    Command("download", "download weights by name, kit or workflow", _configure_download, _run_download),
+    Command("verify", "re-hash the weights on disk and report", _configure_verify, _run_verify),
 ]
 
 
@@ -276,8 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "extra_model_paths": args.extra_model_paths_config,
     }
     settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    progress = progress_for(sys.stderr, interval=settings.download.progress_interval)
     try:
-        return args._command.run(args, Context(settings))
+        return args._command.run(args, WeightStore(settings, progress=progress))
+    except (DownloadError, DownloadsFailedError, DiskSpaceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NO
     except (WeightkitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

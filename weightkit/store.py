@@ -1,0 +1,332 @@
+"""`WeightStore`: the one object the predictor, the ComfyUI wrapper and the command line use for weights.
+
+It ties the manifest, ComfyUI's search paths, the verified records and the downloader together along
+the one-way flow workflow → required weights → local check → fetch:
+
+- `required(workflow)`: which files, in which folders, asked for by which nodes;
+- `check(workflow)`: a stat per file, sizes against the manifest (`validate` raises when not all are here);
+- `ensure(workflow)`: check, fetch what is missing (or fail fast in strict mode), check again;
+- `preload(kits=..., workflows=..., names=...)`: fetch ahead of any prediction;
+- `repair(name, folder)`: quarantine a file ComfyUI could not load and fetch it again, verified.
+
+A workflow may name a weight by an alias or its other `.sft`/`.safetensors` spelling; ComfyUI opens the
+name as written, so the store reports `renames` from the written name to the file on disk and
+`apply_renames` rewrites the workflow to match.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from weightkit.check import CheckReport, FoundWeight, check_weights, missing_weights_error
+from weightkit.download import Downloader, FetchRequest, FetchResult, FetchSummary, ProgressReporter
+from weightkit.errors import WeightkitError
+from weightkit.extract import WeightRef, required_weights
+from weightkit.manifest import Manifest, WeightEntry, load_manifest
+from weightkit.modelpaths import ModelPaths, weight_folders, write_extra_model_paths
+from weightkit.settings import WeightSettings
+from weightkit.units import format_bytes
+from weightkit.verified import VerifiedRecords
+from weightkit.workflow import parse_workflow
+
+__all__ = ["EnsureResult", "RepairError", "UnknownWeightError", "WeightStore", "apply_renames"]
+
+logger = logging.getLogger(__name__)
+
+Workflow = Mapping[str, Any]
+Renames = Mapping[tuple[str, str], str]
+
+
+class UnknownWeightError(WeightkitError, LookupError):
+    """A weight asked for by name that the manifest does not describe, so it cannot be fetched."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.name = name
+        hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(
+            f"'{name}' is not a weight of the manifest, so it cannot be fetched.{hint} Use "
+            "`python -m weightkit list` to see known weights (write 'folder/name' when a name is in two "
+            "folders), or describe it in your own manifest named by WEIGHTS_MANIFEST_EXTRA."
+        )
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return self.args[0]
+
+
+class RepairError(WeightkitError, OSError):
+    """A broken weight could not be replaced: says which file and why."""
+
+    def __init__(self, folder: str, name: str, reason: str) -> None:
+        self.folder = folder
+        self.name = name
+        super().__init__(f"Could not repair {folder}/{name}: {reason}")
+
+
+@dataclass(frozen=True)
+class EnsureResult:
+    """What `ensure` found and did: the final check, the files fetched (if any), and the renames to
+    apply to the workflow (written name → name on disk)."""
+
+    refs: tuple[WeightRef, ...]
+    report: CheckReport
+    fetched: FetchSummary | None = None
+    renames: Renames = field(default_factory=dict)
+    check_seconds: float = 0.0
+
+    @property
+    def already_present(self) -> int:
+        return len(self.report.present) - (self.fetched.files - self.fetched.present if self.fetched else 0)
+
+
+class WeightStore:
+    """Weights for one deployment: `settings` say where; the constructor touches nothing.
+
+    `output_dir` is ComfyUI's `--output-directory` (it searches `<output>/checkpoints` and friends too);
+    `progress` receives download progress (log lines by default, a bar on a terminal from the CLI).
+    """
+
+    def __init__(
+        self,
+        settings: WeightSettings,
+        *,
+        manifest: Manifest | None = None,
+        output_dir: Path | None = None,
+        progress: ProgressReporter | None = None,
+    ) -> None:
+        self.settings = settings
+        self._manifest = manifest
+        self._output_dir = output_dir
+        self._progress = progress
+
+    # -- the parts, built on first use -----------------------------------------------------------------
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = load_manifest(self.settings.manifest_path, self.settings.manifest_extra)
+        return self._manifest
+
+    @cached_property
+    def paths(self) -> ModelPaths:
+        return ModelPaths.from_settings(self.settings, output_dir=self._output_dir)
+
+    @cached_property
+    def records(self) -> VerifiedRecords:
+        return VerifiedRecords(self.settings.weights_dir / ".weightkit" / "verified")
+
+    @cached_property
+    def downloader(self) -> Downloader:
+        return Downloader(self.settings.download, records=self.records, progress=self._progress)
+
+    def destination(self, entry: WeightEntry) -> Path:
+        """Where a fetched `entry` lands: `<WEIGHTS_DIR>/<folder>/<name>`, searched first by ComfyUI."""
+        return self.settings.weights_dir / entry.folder / entry.name
+
+    def write_extra_model_paths(self, path: Path) -> Path:
+        """The `extra_model_paths.yaml` that makes ComfyUI search the weights directory first."""
+        return write_extra_model_paths(path, self.settings.weights_dir, weight_folders(self.manifest))
+
+    # -- workflow → weights → check ----------------------------------------------------------------------
+
+    def required(self, workflow: Workflow | str | bytes) -> list[WeightRef]:
+        """Every weight file `workflow` needs (see `weightkit.extract.required_weights`)."""
+        return required_weights(workflow, self.manifest)
+
+    def check(self, workflow: Workflow | str | bytes) -> CheckReport:
+        """Where each weight is, by a stat per file; an aliased name counts as present when the
+        manifest's file is here (see `renames`)."""
+        report, _ = self._check(self.required(workflow))
+        return report
+
+    def validate(self, workflow: Workflow | str | bytes) -> CheckReport:
+        """`check`, raising `MissingWeightsError` (one paragraph a user can act on) if anything is missing,
+        the wrong size, or in no known folder."""
+        report = self.check(workflow)
+        if not report.ok:
+            raise missing_weights_error(report, self.paths, self.manifest)
+        return report
+
+    def ensure(self, workflow: Workflow | str | bytes, *, fetch_missing: bool = True) -> EnsureResult:
+        """Make every weight of `workflow` present: check, fetch what the manifest can provide, check again.
+
+        With `fetch_missing=False` (strict mode) nothing is fetched. Raises `MissingWeightsError` when a
+        weight is still not here (naming what can and cannot be fetched and how to preload it), or the
+        downloader's errors when a fetch fails.
+        """
+        started = time.perf_counter()
+        refs = tuple(self.required(workflow))
+        report, renames = self._check(refs)
+        check_seconds = time.perf_counter() - started
+        if report.ok:
+            return EnsureResult(refs, report, renames=renames, check_seconds=check_seconds)
+        if not fetch_missing or report.unfetchable:
+            raise missing_weights_error(report, self.paths, self.manifest)
+        entries = _unique(ref.entry for ref in report.to_fetch if ref.entry is not None)
+        logger.info(
+            "fetching %d missing weight(s), %s: %s",
+            len(entries),
+            format_bytes(sum(e.size for e in entries)),
+            ", ".join(e.key for e in entries),
+        )
+        fetched = self.fetch_entries(entries)
+        report, renames = self._check(refs)
+        if not report.ok:
+            raise missing_weights_error(report, self.paths, self.manifest)
+        return EnsureResult(refs, report, fetched, renames, check_seconds)
+
+    def _check(self, refs: Sequence[WeightRef]) -> tuple[CheckReport, dict[tuple[str, str], str]]:
+        report = check_weights(refs, self.paths)
+        renames: dict[tuple[str, str], str] = {}
+        aliased = [r for r in report.missing if r.entry is not None and r.entry.name != r.name]
+        if not aliased:
+            return report, renames
+        found: list[FoundWeight] = []
+        for ref in aliased:
+            assert ref.entry is not None and ref.folder is not None
+            hit = self.paths.locate(ref.folder, ref.entry.name)
+            if hit is not None and hit[1].st_size == ref.entry.size:
+                found.append(FoundWeight(ref, hit[0], hit[1].st_size))
+                renames[(ref.folder, ref.name)] = ref.entry.name
+        if found:
+            moved = {f.ref for f in found}
+            report = replace(
+                report,
+                present=(*report.present, *found),
+                missing=tuple(r for r in report.missing if r not in moved),
+            )
+        return report, renames
+
+    # -- fetching ------------------------------------------------------------------------------------------
+
+    def fetch_entries(self, entries: Iterable[WeightEntry]) -> FetchSummary:
+        """Fetch manifest weights into the weights directory, several at once; present ones are skipped
+        after a stat (and a hash the first time, recorded)."""
+        requests = [FetchRequest.for_entry(entry, self.destination(entry)) for entry in _unique(entries)]
+        return self.downloader.fetch_many(requests)
+
+    def entries_for(
+        self,
+        *,
+        kits: Iterable[str] = (),
+        workflows: Iterable[Workflow | str | bytes] = (),
+        names: Iterable[str] = (),
+    ) -> list[WeightEntry]:
+        """The manifest weights of `kits`, of the weights `workflows` need, and of `names` (a name, an
+        alias, or `folder/name`), in that order, without repeats.
+
+        Raises `UnknownKitError`, `UnknownWeightError`, `WorkflowError`, or `MissingWeightsError` for a
+        workflow weight the manifest does not describe (it could never be preloaded).
+        """
+        entries: list[WeightEntry] = []
+        for kit in kits:
+            entries += self.manifest.kit_entries(kit)
+        for workflow in workflows:
+            refs = self.required(workflow)
+            unknown = tuple(
+                r
+                for r in refs
+                if r.entry is None and r.folder and self.paths.locate(r.folder, r.name) is None
+            )
+            if unknown:
+                raise missing_weights_error(CheckReport(missing=unknown), self.paths, self.manifest)
+            entries += [ref.entry for ref in refs if ref.entry is not None]
+        for name in names:
+            entries.append(self._entry_named(name))
+        return _unique(entries)
+
+    def preload(
+        self,
+        *,
+        kits: Iterable[str] = (),
+        workflows: Iterable[Workflow | str | bytes] = (),
+        names: Iterable[str] = (),
+    ) -> FetchSummary:
+        """Fetch everything `kits`, `workflows` and `names` need before any prediction. A file ComfyUI
+        already finds elsewhere at the manifest size (its `models/` folder, an extra path) is counted as
+        present rather than fetched again."""
+        started = time.monotonic()
+        entries = self.entries_for(kits=kits, workflows=workflows, names=names)
+        elsewhere: list[FetchResult] = []
+        to_fetch: list[WeightEntry] = []
+        for entry in entries:
+            hit = self.paths.locate(entry.folder, entry.name)
+            if hit is not None and hit[1].st_size == entry.size and hit[0] != self.destination(entry):
+                elsewhere.append(
+                    FetchResult(
+                        name=entry.key, path=hit[0], size=entry.size, sha256=None, seconds=0.0, present=True
+                    )
+                )
+            else:
+                to_fetch.append(entry)
+        fetched = self.fetch_entries(to_fetch) if to_fetch else FetchSummary(results=(), seconds=0.0)
+        return FetchSummary(results=(*elsewhere, *fetched.results), seconds=time.monotonic() - started)
+
+    def fetch_url(self, url: str, folder: str, name: str) -> FetchResult:
+        """Fetch a weight known only by its URL (a user's LoRA) to `<WEIGHTS_DIR>/<folder>/<name>`;
+        its sha256 is computed and recorded. Present already (same URL, same stable name): a stat."""
+        dest = self.settings.weights_dir / folder / name
+        return self.downloader.fetch(FetchRequest.for_url(url, dest))
+
+    def _entry_named(self, name: str) -> WeightEntry:
+        folder, _, bare = name.partition("/")
+        entry = self.manifest.find(bare, folder) if bare else None
+        entry = entry or self.manifest.find(name)
+        if entry is None:
+            known = [text for e in self.manifest.entries.values() for text in (e.key, e.name)]
+            raise UnknownWeightError(name, difflib.get_close_matches(name, known, n=3, cutoff=0.6))
+        return entry
+
+    # -- repair --------------------------------------------------------------------------------------------
+
+    def repair(self, name: str, folder: str) -> Path:
+        """Quarantine the file ComfyUI loads for `folder/name` and fetch the manifest's file again,
+        verified. Returns where the good file now is. Raises `RepairError` when the manifest does not
+        describe the file (nothing is moved then) or the downloader's error when fetching fails."""
+        entry = self.manifest.find(name, folder)
+        if entry is None:
+            raise RepairError(
+                folder,
+                name,
+                "it is not in the weights manifest, so there is no known-good copy to fetch; replace the "
+                "file by hand or describe it in a manifest named by WEIGHTS_MANIFEST_EXTRA",
+            )
+        for spelling in dict.fromkeys((name, entry.name)):
+            hit = self.paths.locate(entry.folder, spelling)
+            if hit is not None:
+                self.quarantine(hit[0], folder=entry.folder)
+        return self.downloader.fetch(FetchRequest.for_entry(entry, self.destination(entry))).path
+
+    def quarantine(self, path: Path, *, folder: str) -> Path:
+        """Move a broken weight out of every folder ComfyUI searches, keeping it for inspection."""
+        target_dir = self.settings.weights_dir / ".weightkit" / "quarantine" / folder
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"
+        self.records.forget(path)
+        shutil.move(path, target)
+        logger.warning("quarantined %s as %s", path, target)
+        return target
+
+
+def apply_renames(workflow: Workflow, renames: Renames) -> dict[str, Any]:
+    """`workflow` with every input naming a renamed weight rewritten to the name on disk (a new dict)."""
+    if not renames:
+        return dict(workflow)
+    by_name = {old: new for (_, old), new in renames.items()}
+    out: dict[str, Any] = {}
+    for node_id, node in parse_workflow(workflow).items():
+        inputs = {k: by_name.get(v, v) if isinstance(v, str) else v for k, v in node["inputs"].items()}
+        out[node_id] = {**node, "inputs": inputs}
+    return out
+
+
+def _unique(entries: Iterable[WeightEntry]) -> list[WeightEntry]:
+    return list({entry.key: entry for entry in entries}.values())
