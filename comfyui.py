@@ -51,7 +51,7 @@ class WeightStore(Protocol):
 
     def required(self, workflow: Workflow) -> list[WeightRefLike]: ...
 
-    def check(self, workflow: Workflow) -> Any: ...
+    def validate(self, workflow: Workflow) -> Any: ...
 
     def repair(self, name: str, folder: str) -> Path: ...
 
@@ -143,8 +143,9 @@ class ComfyUI:
         return self._weights().required(workflow)
 
     def validate_weights_exist(self, workflow: Workflow, skip_check: bool = False) -> Any:
-        """The store's check that every weight is on disk; it raises its missing-weights error."""
-        return None if skip_check else self._weights().check(workflow)
+        """The store's check that every weight is on disk (a stat per file); raises `MissingWeightsError`,
+        one paragraph naming each missing file, the node that wants it and how to get it."""
+        return None if skip_check else self._weights().validate(workflow)
 
     # -- running --------------------------------------------------------------------------------------
 
@@ -234,6 +235,10 @@ class ComfyUI:
             local = {"output": s.output_dir, "input": s.input_dir, "temp": s.temp_dir / "temp"}
             return collect_outputs(entry, include_temp=include_temp, local_dirs=local)
         return collect_outputs(entry, include_temp=include_temp, http=http, download_dir=s.output_dir)
+
+    def object_info(self) -> dict[str, Any]:
+        """ComfyUI's node classes and their inputs (types, ranges, options), as `/object_info` says."""
+        return self._api().object_info()
 
     def interrupt(self, prompt_id: str | None = None) -> None:
         """Stop the running prompt (only `prompt_id`, if given) at its next step."""

@@ -62,6 +62,10 @@ class ComfyHTTP:
     def queue(self) -> dict[str, Any]:
         return self._json("GET", "/queue")
 
+    def object_info(self) -> dict[str, Any]:
+        """Every node class ComfyUI knows, with its inputs' types, ranges and options."""
+        return self._json("GET", "/object_info")
+
     def interrupt(self, prompt_id: str | None = None) -> None:
         """Stop the running prompt at its next step; with `prompt_id`, only if that one is running."""
         self._json("POST", "/interrupt", {"prompt_id": prompt_id} if prompt_id else {})

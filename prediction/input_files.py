@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from prediction.input_errors import InputArchiveError, InputFileError
-from prediction.input_settings import InputSettings
+from prediction.settings import InputSettings
 
 __all__ = ["ARCHIVE", "MEDIA_EXTENSIONS", "archive_member_path", "place_input_file", "sniff_type"]
 

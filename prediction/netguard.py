@@ -23,7 +23,7 @@ from types import TracebackType
 from urllib.parse import quote, urljoin, urlsplit
 
 from prediction.input_errors import InputDownloadError, URLRefusedError
-from prediction.input_settings import InputSettings
+from prediction.settings import InputSettings
 
 __all__ = ["CheckedURL", "GuardedResponse", "address_problem", "check_url", "open_url"]
 

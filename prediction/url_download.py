@@ -22,8 +22,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from prediction.input_errors import InputDownloadError, InputTooLargeError
-from prediction.input_settings import InputSettings
 from prediction.netguard import GuardedResponse, open_url
+from prediction.settings import InputSettings
 
 __all__ = ["Fetched", "download_to_folder", "fetch_bytes", "safe_file_name", "url_file_name"]
 

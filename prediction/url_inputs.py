@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prediction.input_settings import InputSettings
+from prediction.settings import InputSettings
 from prediction.url_download import download_to_folder
 from prediction.weight_urls import weight_folder
 from prediction.workflow_urls import url_values

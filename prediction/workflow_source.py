@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
 from prediction.input_errors import WorkflowSourceError
-from prediction.input_settings import InputSettings
+from prediction.settings import InputSettings
 from prediction.url_download import fetch_bytes
 from prediction.workflow_urls import is_url
 

@@ -11,7 +11,6 @@ import json
 import logging
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from cog import CancelationException
@@ -28,7 +27,8 @@ from comfyrun.errors import (
 from comfyrun.settings import RuntimeSettings
 from comfyui import ComfyUI
 from tests.comfyui_replay import REFERENCE, ReplayServer, load_case, recorded_cases
-from tests.local_store import LocalStore
+from tests.faultserver import FaultServer
+from tests.served_weights import ServedWeights
 
 
 @pytest.fixture(scope="module")
@@ -272,27 +272,38 @@ def test_cancelling_the_predicting_thread_interrupts_the_prompt(replay, attach):
 
 
 @pytest.fixture
-def weights(tmp_path):
-    """A weights folder holding a broken upscaler, and a folder of good copies to repair it from."""
+def sources():
+    with FaultServer() as server:
+        yield server
+
+
+def broken_upscaler(tmp_path, sources, *, serve: bool = True):
+    """A store whose weights folder holds a broken upscaler, described by a manifest whose URL serves the
+    good file (or nothing)."""
     models = REFERENCE / "models"
-    weights_dir, sources = tmp_path / "weights", tmp_path / "sources"
-    (weights_dir / "upscale_models").mkdir(parents=True)
-    sources.mkdir()
-    broken = weights_dir / "upscale_models" / "broken_truncated.safetensors"
+    weights = ServedWeights(sources, tmp_path / "weights")
+    good = (models / "tiny_compact_x2.safetensors").read_bytes()
+    weights.add("upscale_models", "broken_truncated.safetensors", good, serve=serve)
+    broken = tmp_path / "weights" / "upscale_models" / "broken_truncated.safetensors"
+    broken.parent.mkdir(parents=True)
     broken.write_bytes((models / "broken_truncated.safetensors").read_bytes())
-    (sources / broken.name).write_bytes((models / "tiny_compact_x2.safetensors").read_bytes())
-    return LocalStore(weights_dir, sources)
+    return weights.store()
 
 
-def test_corrupt_weight_is_repaired_models_freed_and_prompt_rerun(replay, attach, weights):
+@pytest.fixture
+def weights(tmp_path, sources):
+    return broken_upscaler(tmp_path, sources)
+
+
+def test_corrupt_weight_is_repaired_models_freed_and_prompt_rerun(replay, attach, weights, sources):
     comfy = attach(store=weights)
     broken, good = load_case("f_truncated"), load_case("e")
     replay.play(broken)
     replay.play(good)
-    outputs = comfy.run(broken.workflow)
+    outputs = comfy.run(broken.workflow, check_weights=False)
     assert [o.filename for o in outputs] == ["case_e_00001_.png"]
-    assert weights.repaired == [("upscale_models", "broken_truncated.safetensors")]
-    repaired = weights.weights_dir / "upscale_models" / "broken_truncated.safetensors"
+    assert len(sources.seen("/upscale_models/broken_truncated.safetensors")) >= 1  # fetched again
+    repaired = weights.settings.weights_dir / "upscale_models" / "broken_truncated.safetensors"
     assert repaired.read_bytes() == (REFERENCE / "models" / "tiny_compact_x2.safetensors").read_bytes()
     assert replay.posted("/free") == [{"unload_models": True, "free_memory": True}]
     assert len(replay.posted("/prompt")) == 2
@@ -304,22 +315,18 @@ def test_corrupt_weight_that_stays_corrupt_says_which_file_and_what_was_tried(re
     replay.play(broken)
     replay.play(broken)
     with pytest.raises(WeightCorruptError) as info:
-        comfy.run(broken.workflow)
+        comfy.run(broken.workflow, check_weights=False)
     assert info.value.files == (("upscale_models", "broken_truncated.safetensors"),)
     assert "upscale_models/broken_truncated.safetensors" in str(info.value)
     assert "fetched again and verified" in str(info.value)
     assert len(replay.posted("/prompt")) == 2
 
 
-def test_corrupt_weight_that_cannot_be_fetched_again_says_why(replay, attach, weights):
-    comfy = attach(store=weights)
-    for source in Path(weights.sources).iterdir():
-        source.unlink()
+def test_corrupt_weight_that_cannot_be_fetched_again_says_why(replay, attach, tmp_path, sources):
+    comfy = attach(store=broken_upscaler(tmp_path, sources, serve=False))
     broken = load_case("f_truncated")
     replay.play(broken)
     with pytest.raises(WeightCorruptError) as info:
-        comfy.run(broken.workflow)
-    assert "Fetching it again failed: no source for upscale_models/broken_truncated.safetensors" in str(
-        info.value
-    )
+        comfy.run(broken.workflow, check_weights=False)
+    assert "Fetching it again failed" in str(info.value) and "404" in str(info.value)
     assert len(replay.posted("/prompt")) == 1

@@ -40,8 +40,10 @@ from comfyrun.errors import (
 )
 from comfyrun.settings import RuntimeSettings
 from comfyui import ComfyUI
-from tests.local_store import LocalStore, RepairFailed
+from tests.faultserver import FaultServer
+from tests.served_weights import ServedWeights
 from tests.tcp_proxy import CuttableProxy
+from weightkit.errors import MissingWeightsError
 from weightkit.settings import WeightSettings
 
 pytestmark = pytest.mark.comfyui
@@ -76,13 +78,25 @@ SLOW = 1024  # 9 tiles of 0.1 s each on the stand-in (COMFYUI_STANDIN_STEP_DELAY
 
 
 @pytest.fixture(scope="module")
-def comfy(tmp_path_factory) -> Iterator[ComfyUI]:
+def sources() -> Iterator[FaultServer]:
+    """Where the store fetches weights from: a real HTTP server on 127.0.0.1."""
+    with FaultServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory, sources) -> Iterator[ComfyUI]:
     """ComfyUI started once for the module, with its own directories and a weights folder of tiny models."""
     base = tmp_path_factory.mktemp("comfyui")
     weights = base / "weights"
     (weights / "upscale_models").mkdir(parents=True)
     shutil.copyfile(MODELS / TINY, weights / "upscale_models" / TINY)
-    (base / "sources").mkdir()
+    tiny, broken = (MODELS / TINY).read_bytes(), (MODELS / "broken_header.safetensors").read_bytes()
+    served = ServedWeights(sources, weights)
+    served.add("upscale_models", TINY, tiny)
+    served.add("upscale_models", "fixme.safetensors", tiny)
+    served.add("upscale_models", "stuck.safetensors", broken)  # the published file itself is broken
+    served.add("upscale_models", "stuck.pth", (MODELS / "broken_truncated.pth").read_bytes())
     env = RuntimeSettings.from_env()
     settings = replace(
         env,
@@ -97,7 +111,7 @@ def comfy(tmp_path_factory) -> Iterator[ComfyUI]:
         model_paths_file=base / "extra_model_paths.yaml",
         run_timeout=60.0,
     )
-    server = ComfyUI(settings, store=LocalStore(weights, base / "sources"))
+    server = ComfyUI(settings, store=served.store(settings.weights))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COMFYUI_STANDIN_STEP_DELAY", "0.1")
         server.start()
@@ -220,36 +234,46 @@ def test_missing_weight_in_a_loader_comfyui_does_not_validate_fails_as_missing(c
 @needs_own_server
 def test_missing_weight_is_caught_by_the_store_before_anything_is_queued(comfy):
     before = len(history(comfy))
-    with pytest.raises(RepairFailed, match=r"upscale_models/nope\.safetensors"):
+    with pytest.raises(MissingWeightsError, match=r"nope\.safetensors"):
         comfy.run(upscale("missing-checked", model="nope.safetensors"))
     assert len(history(comfy)) == before
 
 
 @needs_own_server
 def test_corrupt_weight_is_quarantined_fetched_again_and_the_prompt_rerun(comfy):
-    store = comfy.store
-    target = store.weights_dir / "upscale_models" / "fixme.safetensors"
+    weights_dir = comfy.store.settings.weights_dir
+    target = weights_dir / "upscale_models" / "fixme.safetensors"
     shutil.copyfile(MODELS / "broken_truncated.safetensors", target)
-    shutil.copyfile(MODELS / TINY, store.sources / "fixme.safetensors")
-    (output,) = comfy.run(upscale("repaired", model="fixme.safetensors"))
+    (output,) = comfy.run(upscale("repaired", model="fixme.safetensors"), check_weights=False)
     assert output.path.is_file()
     assert target.read_bytes() == (MODELS / TINY).read_bytes()
-    assert (store.weights_dir / ".quarantine" / "upscale_models" / "fixme.safetensors").read_bytes() == (
-        MODELS / "broken_truncated.safetensors"
-    ).read_bytes()
+    (quarantined,) = (weights_dir / ".weightkit" / "quarantine" / "upscale_models").glob(
+        "fixme.safetensors.*"
+    )
+    assert quarantined.read_bytes() == (MODELS / "broken_truncated.safetensors").read_bytes()
 
 
 @needs_own_server
 def test_corrupt_weight_that_stays_corrupt_names_the_file_and_what_was_tried(comfy):
-    store = comfy.store
-    shutil.copyfile(
-        MODELS / "broken_header.safetensors", store.weights_dir / "upscale_models" / "stuck.safetensors"
-    )
-    shutil.copyfile(MODELS / "broken_header.safetensors", store.sources / "stuck.safetensors")
+    # The published .pth is itself truncated: it verifies (its sha256 is the manifest's), ComfyUI still
+    # cannot open it, and the error says so after one repair.
+    weights_dir = comfy.store.settings.weights_dir
+    shutil.copyfile(MODELS / "broken_truncated.pth", weights_dir / "upscale_models" / "stuck.pth")
+    with pytest.raises(WeightCorruptError) as info:
+        comfy.run(upscale("stuck", model="stuck.pth"))
+    assert info.value.files == (("upscale_models", "stuck.pth"),)
+    assert "PytorchStreamReader" in str(info.value) and "fetched again and verified" in str(info.value)
+
+
+@needs_own_server
+def test_corrupt_weight_whose_source_is_broken_too_is_not_installed(comfy):
+    weights_dir = comfy.store.settings.weights_dir
+    target = weights_dir / "upscale_models" / "stuck.safetensors"
+    shutil.copyfile(MODELS / "broken_header.safetensors", target)
     with pytest.raises(WeightCorruptError) as info:
         comfy.run(upscale("stuck", model="stuck.safetensors"))
-    assert info.value.files == (("upscale_models", "stuck.safetensors"),)
-    assert "header too large" in str(info.value) and "fetched again and verified" in str(info.value)
+    assert "header too large" in str(info.value) and "Fetching it again failed" in str(info.value)
+    assert not target.exists()  # quarantined, and the broken download was not put in its place
 
 
 def test_interrupt_stops_the_running_prompt(comfy):

@@ -45,7 +45,7 @@ def _zip(members: list[tuple[str, bytes]], symlink: str | None = None) -> bytes:
             zf.writestr(name, content)
         if symlink is not None:
             info = zipfile.ZipInfo(symlink)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, "/etc/passwd")
     return out.getvalue()
 

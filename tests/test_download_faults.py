@@ -41,7 +41,9 @@ def test_clean_download_is_ranged_verified_renamed_and_recorded(server, tmp_path
     data = payload(SIZE)
     server.serve("/w.bin", data)
     records = _records(tmp_path)
-    result = Downloader(fast_settings(), records=records).fetch(_request(tmp_path, [server.url("/w.bin")], data))
+    result = Downloader(fast_settings(), records=records).fetch(
+        _request(tmp_path, [server.url("/w.bin")], data)
+    )
     assert result.path.read_bytes() == data
     assert (result.size, result.sha256, result.fetched, result.present) == (SIZE, sha256(data), SIZE, False)
     assert {s.status for s in server.seen("/w.bin")} == {206}
@@ -161,7 +163,9 @@ def test_stalled_connection_times_out_and_the_chunk_is_fetched_again(server, tmp
     data = payload(SIZE)
     server.serve("/w.bin", data)
     server.inject("/w.bin", "stall", after=300 << 10)  # one whole 256 KiB read block, then silence
-    result = Downloader(fast_settings(chunk_size=1 << 20)).fetch(_request(tmp_path, [server.url("/w.bin")], data))
+    result = Downloader(fast_settings(chunk_size=1 << 20)).fetch(
+        _request(tmp_path, [server.url("/w.bin")], data)
+    )
     assert result.path.read_bytes() == data
     assert "bytes=262144-1048575" in [s.headers.get("Range") for s in server.seen("/w.bin")]
 
@@ -277,7 +281,9 @@ def test_bare_url_takes_size_from_server_and_records_the_hash(server, tmp_path):
     data = safetensors_bytes(SIZE)
     server.serve("/lora.safetensors", data)
     records = _records(tmp_path)
-    request = FetchRequest.for_url(server.url("/lora.safetensors"), tmp_path / "weights" / "loras" / "x.safetensors")
+    request = FetchRequest.for_url(
+        server.url("/lora.safetensors"), tmp_path / "weights" / "loras" / "x.safetensors"
+    )
     result = Downloader(fast_settings(), records=records).fetch(request)
     assert result.size == len(data) and result.sha256 == sha256(data)
     assert records.lookup(request.dest) == sha256(data)

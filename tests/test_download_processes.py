@@ -21,7 +21,10 @@ CONNECTIONS = 4
 
 def _spawn(spec: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(CHILD), json.dumps(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(CHILD), json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

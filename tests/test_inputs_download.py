@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from prediction.input_errors import InputDownloadError, InputTooLargeError, URLRefusedError, WeightURLError
-from prediction.input_settings import InputSettings
+from prediction.settings import InputSettings
 from prediction.url_download import download_to_folder, safe_file_name
 from prediction.url_inputs import download_url_inputs
 from prediction.weight_urls import (

@@ -14,7 +14,7 @@ from PIL import Image
 
 from prediction.input_errors import InputArchiveError, InputFileError
 from prediction.input_files import archive_member_path, place_input_file, sniff_type
-from prediction.input_settings import InputSettings
+from prediction.settings import InputSettings
 
 SETTINGS = InputSettings(archive_max_files=50, archive_max_bytes=1_000_000)
 

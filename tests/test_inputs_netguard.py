@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from prediction.input_errors import InputDownloadError, URLRefusedError
-from prediction.input_settings import InputSettings
 from prediction.netguard import address_problem, check_url, open_url
+from prediction.settings import InputSettings
 from prediction.url_download import fetch_bytes
 from tests.inputs_http import LocalServer, Route
 

@@ -16,7 +16,7 @@ from prediction.input_errors import (
     URLRefusedError,
     WorkflowSourceError,
 )
-from prediction.input_settings import InputSettings
+from prediction.settings import InputSettings
 from prediction.workflow_source import decode_data_uri, workflow_text
 from tests.inputs_http import LocalServer, Route
 

@@ -108,7 +108,7 @@ def test_strict_mode_fails_fast_naming_each_missing_file_and_how_to_preload(stor
 
 
 def test_a_weight_the_manifest_does_not_know_is_not_fetched_and_is_named(store, server):
-    with pytest.raises(MissingWeightsError, match="unknown.safetensors"):
+    with pytest.raises(MissingWeightsError, match=r"unknown\.safetensors"):
         store.ensure(lora_workflow())
     assert server.requests == []  # fails before fetching anything
 
@@ -148,7 +148,7 @@ def test_preload_refuses_unknown_kits_and_names(store):
 
 
 def test_preload_of_a_workflow_needing_an_unknown_weight_fails_before_fetching(store, server):
-    with pytest.raises(MissingWeightsError, match="unknown.safetensors"):
+    with pytest.raises(MissingWeightsError, match=r"unknown\.safetensors"):
         store.preload(workflows=[json.dumps(lora_workflow())])
     assert server.requests == []
 

@@ -1,7 +1,8 @@
-"""Settings for the predictor's inputs, read from the environment in this one place.
+"""The predictor's settings, read from the environment in this one place.
 
-Read when asked for (`InputSettings.from_env()`), never at import, and returned as a frozen value so
-tests can build their own.
+Read when asked for (`PredictorSettings.from_env()`), never at import, and returned as frozen values so
+tests can build their own. ComfyUI's settings (`comfyrun.settings.RuntimeSettings`) and the weights'
+(`weightkit.settings.WeightSettings`) are read by their own packages and held here.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import ipaddress
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from comfyrun.settings import RuntimeSettings
 from prediction.input_errors import ALLOW_PRIVATE_URLS, InputSettingError
 
-__all__ = ["IPNetwork", "InputSettings"]
+__all__ = ["DEFAULT_WORKFLOW", "IPNetwork", "InputSettings", "PredictorSettings"]
+
+DEFAULT_WORKFLOW = Path(__file__).resolve().parent.parent / "examples" / "sd15_txt2img.json"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -105,3 +110,61 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise InputSettingError(name, raw, "a positive number of seconds")
     return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictorSettings:
+    """What setup preloads and how predict treats missing weights.
+
+    | variable | default | meaning |
+    | --- | --- | --- |
+    | `BASE_MODEL_KIT` | (none) | kit(s) to preload in setup, comma-separated (`python -m weightkit kits`) |
+    | `PRELOAD_WORKFLOW` | (none) | workflow files or folders whose weights setup preloads, comma-separated |
+    | `PRELOAD_WEIGHTS` | (none) | weight names (or `folder/name`) setup preloads, comma-separated |
+    | `PRELOAD_BEST_EFFORT` | `false` | `true`: a failed preload is logged and setup goes on |
+    | `WEIGHTS_STRICT` | `false` | `true`: predict never downloads; a missing weight fails at once |
+    | `DEFAULT_WORKFLOW` | `examples/sd15_txt2img.json` | run when `workflow_json` is empty |
+    """
+
+    comfyui: RuntimeSettings = field(default_factory=RuntimeSettings)
+    inputs: InputSettings = field(default_factory=InputSettings)
+    kits: tuple[str, ...] = ()
+    preload_workflows: tuple[Path, ...] = ()
+    preload_weights: tuple[str, ...] = ()
+    preload_best_effort: bool = False
+    strict_weights: bool = False
+    default_workflow: Path = DEFAULT_WORKFLOW
+
+    @property
+    def returned_dir(self) -> Path:
+        """Where the files a prediction returns are written (emptied at the next prediction)."""
+        return self.comfyui.temp_dir / "returned"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PredictorSettings:
+        """Read the variables above (and ComfyUI's, the weights' and the inputs'); raises `ValueError`
+        naming a malformed one."""
+        env = os.environ if environ is None else environ
+        return cls(
+            comfyui=RuntimeSettings.from_env(env),
+            inputs=InputSettings.from_env(env),
+            kits=_list(env, "BASE_MODEL_KIT"),
+            preload_workflows=tuple(Path(p) for p in _list(env, "PRELOAD_WORKFLOW")),
+            preload_weights=_list(env, "PRELOAD_WEIGHTS"),
+            preload_best_effort=_flag(env, "PRELOAD_BEST_EFFORT"),
+            strict_weights=_flag(env, "WEIGHTS_STRICT"),
+            default_workflow=Path(env.get("DEFAULT_WORKFLOW", "").strip() or DEFAULT_WORKFLOW),
+        )
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise InputSettingError(name, raw, "true or false")

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from prediction.input_errors import InputSettingError
-from prediction.input_settings import InputSettings
+from prediction.settings import InputSettings
 
 
 def test_defaults_when_nothing_is_set() -> None:

@@ -1,0 +1,333 @@
+"""What the Cog predictor does, without Cog's types: `setup` and `predict`.
+
+setup: preload the weights of `BASE_MODEL_KIT`, `PRELOAD_WORKFLOW` and `PRELOAD_WEIGHTS` (and unpack
+Cog's `weights` tar) while ComfyUI starts, so setup takes about the longer of the two, then summarise.
+
+predict, in order: empty the folders of the last prediction → workflow text → parse → input file →
+weights given by URL → other URL inputs → seeds → required weights, local check, fetch what is
+missing (or fail fast in strict mode) → run on ComfyUI → outputs in the requested format.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tarfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from comfyui import ComfyUI
+from prediction.input_errors import InputError
+from prediction.input_files import place_input_file
+from prediction.netguard import check_url
+from prediction.output_files import empty_folders, export_outputs
+from prediction.seeds import randomise_seeds, seed_ranges
+from prediction.settings import PredictorSettings
+from prediction.url_inputs import download_url_inputs
+from prediction.weight_urls import check_weight_file, find_weight_urls, loader_folders, use_weight_names
+from prediction.workflow_source import workflow_text
+from weightkit.download import FetchRequest, FetchSummary, safe_extract_tar
+from weightkit.errors import WeightkitError
+from weightkit.store import WeightStore, apply_renames
+from weightkit.units import format_bytes
+from weightkit.workflow import parse_workflow
+
+__all__ = ["App", "PredictRequest", "PredictResult", "SetupReport"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SetupReport:
+    """How long each half of setup took, and what preloading did (None: nothing to preload)."""
+
+    preload: FetchSummary | None
+    preload_seconds: float
+    comfyui_seconds: float
+    total_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictRequest:
+    """A prediction's inputs, as `predict.py` documents them."""
+
+    workflow_json: str = ""
+    input_file: Path | None = None
+    return_temp_files: bool = False
+    output_format: str = "webp"
+    output_quality: int = 95
+    randomise_seeds: bool = True
+    force_reset_cache: bool = False
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    files: list[Path]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class PreloadError(WeightkitError, RuntimeError):
+    """Setup could not make the configured weights present; a model without its weights should not start."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(
+            f"Setup could not preload the weights it was asked for: {cause} Fix the setting "
+            "(BASE_MODEL_KIT, PRELOAD_WORKFLOW, PRELOAD_WEIGHTS) or the network, or set "
+            "PRELOAD_BEST_EFFORT=true to start anyway and fetch weights when a prediction needs them."
+        )
+
+
+class App:
+    """One deployment: its weights, its ComfyUI, and the predictions run on them."""
+
+    def __init__(self, settings: PredictorSettings) -> None:
+        self.settings = settings
+        comfy_settings = settings.comfyui
+        self.store = WeightStore(comfy_settings.weights, output_dir=comfy_settings.output_dir)
+        self.comfy = ComfyUI(comfy_settings, store=self.store)
+        self._seed_ranges: dict[tuple[str, str], tuple[int, int]] | None = None
+
+    # -- setup ---------------------------------------------------------------------------------------------
+
+    def setup(self, weights: str | None = None) -> SetupReport:
+        """Start ComfyUI and preload weights at the same time. Raises `ComfyUIStartError` when ComfyUI does
+        not come up, and `PreloadError` when a configured weight cannot be made present (unless
+        `PRELOAD_BEST_EFFORT`); ComfyUI is stopped again then."""
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="comfyui-start") as pool:
+            comfy_start = pool.submit(_timed, self.comfy.start)
+            comfy_start.add_done_callback(_log_start_failure)
+            try:
+                preload_seconds, summary = _timed(lambda: self._preload(weights))
+            except BaseException:
+                _stop_when_started(comfy_start, self.comfy)
+                raise
+            comfy_seconds, _ = comfy_start.result()
+        report = SetupReport(summary, preload_seconds, comfy_seconds, time.monotonic() - started)
+        logger.info(
+            "setup done in %.1f s: ComfyUI started in %.1f s, weights preloaded in %.1f s, side by side",
+            report.total_seconds,
+            comfy_seconds,
+            preload_seconds,
+        )
+        return report
+
+    def _preload(self, weights: str | None) -> FetchSummary | None:
+        s = self.settings
+        try:
+            if weights:
+                self.install_user_weights(weights)
+            workflows = [path.read_bytes() for path in _workflow_files(s.preload_workflows)]
+            if not (s.kits or workflows or s.preload_weights):
+                logger.info("no BASE_MODEL_KIT, PRELOAD_WORKFLOW or PRELOAD_WEIGHTS: weights come on demand")
+                return None
+            logger.info(
+                "preloading kits %s, %d workflow(s), weights %s",
+                ", ".join(s.kits) or "-",
+                len(workflows),
+                ", ".join(s.preload_weights) or "-",
+            )
+            summary = self.store.preload(kits=s.kits, workflows=workflows, names=s.preload_weights)
+        except (WeightkitError, InputError, OSError) as exc:
+            if not s.preload_best_effort:
+                raise PreloadError(exc) from exc
+            logger.warning("preload failed, going on (PRELOAD_BEST_EFFORT): %s", exc)
+            return None
+        logger.info(
+            "preloaded %d weight file(s): %d already present, %s downloaded in %.1f s (%.0f MB/s)",
+            summary.files,
+            summary.present,
+            format_bytes(summary.bytes),
+            summary.seconds,
+            summary.mb_per_s,
+        )
+        return summary
+
+    def preload_base_kit(self, kit_name: str) -> FetchSummary:
+        """Fetch every weight of a kit (or of several, comma-separated). Raises `UnknownKitError`."""
+        return self.store.preload(kits=[k.strip() for k in kit_name.split(",") if k.strip()])
+
+    def preload_workflow_weights(self, workflow_json: str | bytes) -> FetchSummary:
+        """Fetch every weight an API-format workflow needs. Raises `WorkflowError`, `MissingWeightsError`
+        for a weight the manifest cannot provide."""
+        return self.store.preload(workflows=[workflow_json])
+
+    def install_user_weights(self, source: str) -> list[Path]:
+        """Unpack Cog's `weights` (a .tar of model folders, as Replicate passes trained weights) into the
+        weights directory: `loras/x.safetensors` lands in `<WEIGHTS_DIR>/loras/`. Members that would leave
+        it are refused before anything is written."""
+        weights_dir = self.store.settings.weights_dir
+        if source.startswith(("http://", "https://")):
+            archive = weights_dir / ".weightkit" / "user-weights.tar"
+            self.store.downloader.fetch(FetchRequest.for_url(source, archive, unpack=False))
+        else:
+            archive = Path(source.removeprefix("file://"))
+        staging = weights_dir / ".weightkit" / "user-weights"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            files = safe_extract_tar(archive, staging)
+            installed = []
+            for path in files:
+                relative = path.relative_to(staging)
+                if relative.parts[0] == "models" and len(relative.parts) > 2:
+                    relative = relative.relative_to("models")
+                target = weights_dir / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                path.replace(target)
+                installed.append(target)
+        except tarfile.TarError as exc:
+            raise PreloadError(
+                OSError(f"the weights archive {source} is not a readable tar ({exc})")
+            ) from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        logger.info("installed %d user weight file(s) from %s", len(installed), source)
+        return installed
+
+    # -- predict ---------------------------------------------------------------------------------------
+
+    def predict(self, request: PredictRequest) -> PredictResult:
+        """Run one workflow; the files it made, converted as asked, and the figures to report.
+
+        Raises the input, weights and ComfyUI errors of the packages below, each one paragraph."""
+        s, started = self.settings, time.monotonic()
+        self._reset_folders()
+        if request.force_reset_cache:
+            self.comfy.free_memory()
+
+        text = workflow_text(request.workflow_json, default_path=s.default_workflow, settings=s.inputs)
+        workflow: dict[str, Any] = parse_workflow(text)
+        if request.input_file is not None:
+            placed = place_input_file(Path(request.input_file), s.comfyui.input_dir, settings=s.inputs)
+            logger.info("input file placed in the input folder as %s", ", ".join(placed))
+
+        loaders = loader_folders(self.store.manifest.loaders)
+        workflow = self._fetch_weight_urls(workflow, loaders)
+        workflow, downloaded = download_url_inputs(
+            workflow, s.comfyui.input_dir, settings=s.inputs, loaders=loaders
+        )
+        if request.randomise_seeds:
+            workflow, _ = randomise_seeds(workflow, ranges=self._ranges())
+
+        ensured = self.store.ensure(workflow, fetch_missing=not s.strict_weights)
+        workflow = apply_renames(workflow, ensured.renames)
+        fetched = ensured.fetched
+        _log_weights(ensured.refs, ensured.already_present, fetched)
+
+        run_started = time.monotonic()
+        outputs = self.comfy.run(workflow, include_temp=request.return_temp_files, check_weights=False)
+        comfy_seconds = time.monotonic() - run_started
+
+        texts = [o for o in outputs if o.text is not None]
+        files = [o.path for o in outputs if o.path is not None] + self._write_texts(texts)
+        exported = export_outputs(
+            files, s.returned_dir, output_format=request.output_format, output_quality=request.output_quality
+        )
+        total = time.monotonic() - started
+        metrics = {
+            "weights_required": float(len(ensured.refs)),
+            "weights_already_present": float(ensured.already_present),
+            "weights_fetched": float(fetched.files - fetched.present if fetched else 0),
+            "weights_fetched_bytes": float(fetched.bytes if fetched else 0),
+            "weights_fetch_seconds": round(fetched.seconds if fetched else 0.0, 3),
+            "weights_check_ms": round(ensured.check_seconds * 1000, 3),
+            "inputs_downloaded": float(len(downloaded)),
+            "comfyui_seconds": round(comfy_seconds, 3),
+            "total_seconds": round(total, 3),
+        }
+        logger.info(
+            "prediction done in %.2f s: weights checked in %.2f ms, ComfyUI ran %.2f s, %d output file(s)",
+            total,
+            ensured.check_seconds * 1000,
+            comfy_seconds,
+            len(exported),
+        )
+        return PredictResult(exported, metrics)
+
+    def _reset_folders(self) -> None:
+        """Nothing of the last prediction may leak into this one: inputs, outputs, previews, returns."""
+        c = self.settings.comfyui
+        empty_folders(c.input_dir, c.output_dir, c.temp_dir / "temp", self.settings.returned_dir)
+
+    def _fetch_weight_urls(
+        self, workflow: dict[str, Any], loaders: dict[str, dict[str, str]]
+    ) -> dict[str, Any]:
+        """Loader inputs given as URLs (a user's LoRA): fetched to `<WEIGHTS_DIR>/<folder>/<stable name>`
+        through the downloader, checked, and the workflow rewritten to that name."""
+        weights = find_weight_urls(workflow, loaders)
+        for weight in weights:
+            check_url(weight.url, settings=self.settings.inputs)
+            logger.info(
+                "node %s (%s) loads %s from %s", weight.node_id, weight.class_type, weight.name, weight.url
+            )
+            result = self.store.fetch_url(weight.url, weight.folder, weight.name)
+            check_weight_file(weight, result.path)
+        return use_weight_names(workflow, weights) if weights else workflow
+
+    def _ranges(self) -> dict[tuple[str, str], tuple[int, int]]:
+        if self._seed_ranges is None:
+            self._seed_ranges = seed_ranges(self.comfy.object_info())
+        return self._seed_ranges
+
+    def _write_texts(self, texts: Iterable[Any]) -> list[Path]:
+        paths = []
+        folder = self.settings.comfyui.output_dir / "text"
+        for index, output in enumerate(texts):
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{output.node_id}_{index}.txt"
+            path.write_text(output.text, encoding="utf-8")
+            paths.append(path)
+        return paths
+
+
+def _timed(function: Callable[[], T]) -> tuple[float, T]:
+    started = time.monotonic()
+    result = function()
+    return time.monotonic() - started, result
+
+
+def _log_start_failure(future: Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("ComfyUI did not start (setup goes on preloading, then fails): %s", future.exception())
+
+
+def _stop_when_started(future: Future[Any], comfy: ComfyUI) -> None:
+    try:
+        future.result()
+    except Exception:  # its own failure is logged; the preload error is the one raised
+        return
+    comfy.stop()
+
+
+def _workflow_files(entries: Iterable[Path]) -> list[Path]:
+    """Each `PRELOAD_WORKFLOW` entry: a JSON file, or a folder whose `*.json` files are all read."""
+    files: list[Path] = []
+    for entry in entries:
+        if entry.is_dir():
+            files += sorted(entry.glob("*.json"))
+        elif entry.is_file():
+            files.append(entry)
+        else:
+            raise FileNotFoundError(f"PRELOAD_WORKFLOW names {entry}, which is neither a file nor a folder")
+    return files
+
+
+def _log_weights(refs: Iterable[Any], already: int, fetched: FetchSummary | None) -> None:
+    refs = list(refs)
+    if fetched is None or fetched.files == fetched.present:
+        logger.info("weights: %d needed, all present", len(refs))
+        return
+    logger.info(
+        "weights: %d needed, %d already present, %d fetched (%s in %.1f s)",
+        len(refs),
+        already,
+        fetched.files - fetched.present,
+        format_bytes(fetched.bytes),
+        fetched.seconds,
+    )
