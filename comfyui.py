@@ -24,6 +24,7 @@ from comfyrun.errors import (
     ComfyRunError,
     ComfyUIDiedError,
     ExecutionError,
+    OutputFileMissingError,
     PromptInterruptedError,
     WeightCorruptError,
     WeightMissingError,
@@ -154,6 +155,10 @@ class ComfyUI:
     ) -> list[Output]:
         """Run `workflow` to the end and return its outputs; repair a corrupt weight and re-run once.
 
+        ComfyUI caches node results, output nodes included: run again unchanged, it re-reports the files
+        it saved last time. When such a file has been deleted since, ComfyUI's cache is cleared and the
+        workflow run once more, so that it saves them again.
+
         Raises `PromptRejectedError`, `ExecutionError` (`WeightMissingError`, `WeightCorruptError`),
         `PromptInterruptedError`, `RunTimeoutError`, `ComfyUIDiedError`; a cancellation of the calling
         thread interrupts the prompt on ComfyUI before it propagates.
@@ -166,7 +171,14 @@ class ComfyUI:
             if self.store is None or not corrupt.files:
                 raise
             entry = self._repair_and_rerun(workflow, corrupt)
-        return self.outputs(entry, include_temp=include_temp)
+        try:
+            return self.outputs(entry, include_temp=include_temp)
+        except OutputFileMissingError as gone:
+            logger.warning("%s (a cached result); clearing ComfyUI's cache and running again", gone)
+            self.free_memory(unload_models=False, free_memory=True)
+            return self.outputs(
+                self.wait(self.submit(workflow), workflow=workflow), include_temp=include_temp
+            )
 
     def submit(self, workflow: Workflow) -> str:
         """Queue `workflow`; its prompt id. Raises `PromptRejectedError` with ComfyUI's node errors."""

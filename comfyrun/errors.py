@@ -38,6 +38,14 @@ class ComfyRunError(Exception):
         return str(self.args[0]) if self.args else ""
 
 
+class OutputFileMissingError(ComfyRunError):
+    """ComfyUI listed an output file that is not there: a cached node's file, deleted since it was made."""
+
+    def __init__(self, message: str, *, path: object) -> None:
+        self.path = path
+        super().__init__(message)
+
+
 def _log_tail(lines: Sequence[str]) -> str:
     if not lines:
         return " ComfyUI printed nothing."

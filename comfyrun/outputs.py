@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from comfyrun.errors import ComfyRunError
+from comfyrun.errors import ComfyRunError, OutputFileMissingError
 from comfyrun.http import ComfyHTTP
 
 __all__ = ["Output", "collect_outputs", "output_items"]
@@ -95,9 +95,10 @@ def collect_outputs(
             root = local_dirs.get(str(item.type))
             path = root / relative if root is not None else None
             if path is None or not path.is_file():
-                raise ComfyRunError(
+                raise OutputFileMissingError(
                     f"ComfyUI listed output {relative} ({item.type}) of node {item.node_id}, but it is not "
-                    f"in {root}"
+                    f"in {root}",
+                    path=path,
                 )
         elif http is not None and download_dir is not None:
             path = http.download(

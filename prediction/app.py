@@ -14,6 +14,7 @@ import logging
 import shutil
 import tarfile
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from comfyui import ComfyUI
 from prediction.input_errors import InputError
 from prediction.input_files import place_input_file
 from prediction.netguard import check_url
-from prediction.output_files import empty_folders, export_outputs
+from prediction.output_files import check_output_options, empty_folders, export_outputs, in_run_folder
 from prediction.seeds import randomise_seeds, seed_ranges
 from prediction.settings import PredictorSettings
 from prediction.url_inputs import download_url_inputs
@@ -197,6 +198,7 @@ class App:
 
         Raises the input, weights and ComfyUI errors of the packages below, each one paragraph."""
         s, started = self.settings, time.monotonic()
+        check_output_options(request.output_format, request.output_quality)
         self._reset_folders()
         if request.force_reset_cache:
             self.comfy.free_memory()
@@ -216,7 +218,7 @@ class App:
             workflow, _ = randomise_seeds(workflow, ranges=self._ranges())
 
         ensured = self.store.ensure(workflow, fetch_missing=not s.strict_weights)
-        workflow = apply_renames(workflow, ensured.renames)
+        workflow = in_run_folder(apply_renames(workflow, ensured.renames), uuid.uuid4().hex[:12])
         fetched = ensured.fetched
         _log_weights(ensured.refs, ensured.already_present, fetched)
 

@@ -14,8 +14,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -45,13 +46,9 @@ def collect_files(*folders: Path) -> list[Path]:
     return found
 
 
-def export_outputs(
-    files: Iterable[Path], parent: Path, *, output_format: str = "webp", output_quality: int = 95
-) -> list[Path]:
-    """The files to return, in a new folder under `parent`, in the order of `files` (repeats dropped).
-
-    Raises `OutputOptionError` for an unknown `output_format` or a quality outside 1–100.
-    """
+def check_output_options(output_format: str, output_quality: int) -> None:
+    """Raise `OutputOptionError` for an unknown `output_format` or a quality outside 1–100 (checked before
+    a workflow runs, not after)."""
     if output_format not in OUTPUT_FORMATS:
         raise OutputOptionError("output_format", output_format, f"one of {', '.join(OUTPUT_FORMATS)}")
     if (
@@ -60,6 +57,16 @@ def export_outputs(
         or not 1 <= output_quality <= 100
     ):
         raise OutputOptionError("output_quality", output_quality, "a whole number from 1 to 100")
+
+
+def export_outputs(
+    files: Iterable[Path], parent: Path, *, output_format: str = "webp", output_quality: int = 95
+) -> list[Path]:
+    """The files to return, in a new folder under `parent`, in the order of `files` (repeats dropped).
+
+    Raises `OutputOptionError` for an unknown `output_format` or a quality outside 1–100.
+    """
+    check_output_options(output_format, output_quality)
     parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=parent, prefix="outputs-"))
     exported: list[Path] = []
@@ -125,6 +132,24 @@ def _free_name(folder: Path, name: str) -> Path:
         n += 1
         candidate = folder / f"{stem}_{n}{suffix}"
     return candidate
+
+
+def in_run_folder(workflow: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    """A copy of `workflow` whose output nodes save into the subfolder `run_id` of the output folder.
+
+    Every string `filename_prefix` input (SaveImage, SaveAnimatedWEBP, SaveVideo, SaveAudio and the
+    custom nodes that follow them) becomes `run_id/prefix`. ComfyUI caches an output node whose inputs
+    are unchanged and re-reports the files it saved last time, which the previous prediction's clean-up
+    deleted; a new prefix makes it save them again, while the nodes before it stay cached.
+    """
+    out = {}
+    for node_id, node in workflow.items():
+        inputs = node.get("inputs", {})
+        prefix = inputs.get("filename_prefix")
+        if isinstance(prefix, str):
+            node = {**node, "inputs": {**inputs, "filename_prefix": f"{run_id}/{prefix}"}}
+        out[node_id] = node
+    return out
 
 
 def empty_folders(*folders: Path) -> None:

@@ -192,7 +192,7 @@ class Downloader:
     def _space_needed(self, request: FetchRequest) -> int:
         if request.size is None:
             return 0
-        unpack = 2 if any(is_tar(url) for url in self._sources(request)) else 1
+        unpack = 2 if request.unpack and any(is_tar(url) for url in self._sources(request)) else 1
         return request.size * unpack - PartFile.reusable_bytes(request.dest)
 
     def _check_space(self, request: FetchRequest) -> None:
@@ -265,7 +265,7 @@ class Downloader:
     def _from_source(
         self, request: FetchRequest, url: str, part: PartFile, cancel: threading.Event, started: float
     ) -> FetchResult:
-        archive = is_tar(url)
+        archive = request.unpack and is_tar(url)
         report = _Reporter(self._progress, request.label)
         while True:
             outcome = Transfer(

@@ -16,7 +16,8 @@ class FetchRequest:
 
     `size` and `sha256` are checked when known; without a sha256 the file's hash is computed and
     recorded, not compared. `folder` and `name` fill the mirror template; `gated` says the host wants
-    a token for it.
+    a token for it. A `.tar` source is unpacked and the weight taken from it, unless `unpack` is False
+    (the archive itself is wanted, as for Cog's `weights`).
     """
 
     dest: Path
@@ -26,6 +27,7 @@ class FetchRequest:
     folder: str | None = None
     name: str | None = None
     gated: bool = False
+    unpack: bool = True
 
     @classmethod
     def for_entry(cls, entry: WeightEntry, dest: Path | str) -> FetchRequest:
@@ -41,9 +43,11 @@ class FetchRequest:
         )
 
     @classmethod
-    def for_url(cls, url: str, dest: Path | str, *, sha256: str | None = None) -> FetchRequest:
+    def for_url(
+        cls, url: str, dest: Path | str, *, sha256: str | None = None, unpack: bool = True
+    ) -> FetchRequest:
         """A file known only by its URL (a user's LoRA): size from the server, hash computed."""
-        return cls(dest=Path(dest), urls=(url,), sha256=sha256)
+        return cls(dest=Path(dest), urls=(url,), sha256=sha256, unpack=unpack)
 
     @property
     def label(self) -> str:

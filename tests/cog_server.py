@@ -1,0 +1,132 @@
+"""The real Cog runtime serving `predict.py`, as a child process on a free port.
+
+`pip install cog` brings coglet, the server inside every Cog image; this starts it exactly as an image
+does (`python -m cog.server.http`) with `COG_PREDICT_TYPE_STUB=predict.py:Predictor`, then talks to it
+over HTTP: `GET /health-check`, `POST /predictions`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class CogServer:
+    """`with CogServer(env) as cog:` starts coglet and waits for setup to end (READY or SETUP_FAILED)."""
+
+    def __init__(self, env: dict[str, str], *, log_path: Path, setup_timeout: float = 90.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.setup_timeout = setup_timeout
+        bin_dir = str(Path(sys.executable).parent)
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("COMFYUI_", "WEIGHTS_", "PRELOAD_"))},
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),  # coglet's worker runs `python`
+            "PORT": str(self.port),
+            "COG_PREDICT_TYPE_STUB": "predict.py:Predictor",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> CogServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> dict[str, Any]:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + self.setup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"coglet exited with {self.process.returncode}:\n{self.log()}")
+            health = self._health_or_none()
+            if health is not None and health.get("status") not in (None, "STARTING"):
+                return health
+            time.sleep(0.05)  # polling a server that has no event to wait on
+        raise TimeoutError(f"coglet setup did not end in {self.setup_timeout} s:\n{self.log()}")
+
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/health-check", timeout=10) as response:
+            return json.load(response)
+
+    def _health_or_none(self) -> dict[str, Any] | None:
+        try:
+            return self.health()
+        except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
+            return None
+
+    def predict(self, inputs: dict[str, Any], *, timeout: float = 120.0) -> dict[str, Any]:
+        """POST /predictions and wait for the answer (status succeeded or failed, output, logs, metrics).
+
+        coglet answers 409 "at capacity" until the slot of the previous prediction is released, which
+        can be a moment after that prediction's answer was sent; such a request is sent again.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            request = urllib.request.Request(
+                self.url + "/predictions",
+                data=json.dumps({"input": inputs}).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    return json.load(response)
+            except urllib.error.HTTPError as error:
+                answer = json.loads(error.read() or b"{}") | {"http_status": error.code}
+            if answer["http_status"] != 409 or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.02)  # the slot is released asynchronously; nothing to wait on but time
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, 15)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            self.process.wait()
+
+
+def data_uri_bytes(uri: str) -> bytes:
+    """The bytes of a `data:...;base64,...` output (coglet returns files so when it has nowhere to upload)."""
+    header, _, payload = uri.partition(",")
+    assert header.startswith("data:") and header.endswith(";base64"), header
+    return base64.b64decode(payload)
+
+
+def data_uri(data: bytes, media_type: str) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"

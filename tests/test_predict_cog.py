@@ -1,0 +1,386 @@
+"""predict.py through the real Cog runtime: coglet serving `Predictor`, real predictions over HTTP.
+
+ComfyUI is the stand-in (`tests/comfyui_standin`), started by the predictor exactly as a checkout would be
+(or a real ComfyUI when `COMFYUI_PATH` is set). Weights come from a real HTTP server on 127.0.0.1 that a
+test manifest (`WEIGHTS_MANIFEST_EXTRA`) points at. Returned files are decoded and looked at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.cog_server import CogServer, data_uri, data_uri_bytes
+from tests.downloadkit import safetensors_bytes
+from tests.faultserver import FaultServer
+
+pytestmark = pytest.mark.comfyui
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "tests" / "reference" / "comfyui" / "models"
+TINY = (MODELS / "tiny_compact_x2.safetensors").read_bytes()
+TINY_PTH = (MODELS / "tiny_compact_x2.pth").read_bytes()
+LORA = safetensors_bytes(20_000, seed=7)
+USER_LORA = safetensors_bytes(10_000, seed=8)
+COMFYUI_PATH = Path(os.environ.get("COMFYUI_PATH", "").strip() or ROOT / "tests" / "comfyui_standin")
+
+
+def entry(name: str, folder: str, data: bytes, url: str) -> dict:
+    return {
+        "name": name,
+        "folder": folder,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "urls": [url],
+        "license": "mit",
+        "non_commercial": False,
+        "gated": False,
+    }
+
+
+def upscale(model: str, prefix: str = "up", *, size: int = 16, color: int = 0x336699) -> dict:
+    return {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": size, "height": size, "batch_size": 1, "color": color},
+        },
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": model}},
+        "3": {
+            "class_type": "ImageUpscaleWithModel",
+            "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]},
+        },
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": prefix}},
+    }
+
+
+def invert_input(image: str = "input.png") -> dict:
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "inverted"}},
+    }
+
+
+def picture() -> bytes:
+    image = Image.new("RGB", (12, 8))
+    image.putdata([(x * 20, y * 30, (x * y) % 256) for y in range(8) for x in range(12)])
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def images(prediction: dict) -> list[Image.Image]:
+    assert prediction["status"] == "succeeded", prediction.get("error") or prediction
+    return [Image.open(io.BytesIO(data_uri_bytes(uri))) for uri in prediction["output"]]
+
+
+@pytest.fixture(scope="module")
+def weights_server() -> Iterator[FaultServer]:
+    with FaultServer() as server:
+        server.serve("/w/tiny.safetensors", TINY)
+        server.serve("/w/tiny.pth", TINY_PTH)
+        server.serve("/w/fixme.safetensors", TINY)
+        server.serve("/w/preloaded-by-workflow.safetensors", TINY)
+        server.serve("/lora/my_style.safetensors", LORA)
+        server.serve("/inputs/picture.png", picture())
+        server.serve(
+            "/wf/upscale.json", json.dumps(upscale("tiny_compact_x2.safetensors", "from-url")).encode()
+        )
+        tar = io.BytesIO()
+        with tarfile.open(fileobj=tar, mode="w") as archive:
+            info = tarfile.TarInfo("loras/user_trained.safetensors")
+            info.size = len(USER_LORA)
+            archive.addfile(info, io.BytesIO(USER_LORA))
+        server.serve("/user/trained.tar", tar.getvalue())
+        yield server
+
+
+def deployment(base: Path, server: FaultServer, **env: str) -> dict[str, str]:
+    """The environment of a deployment in `base`: its own folders, the test manifest, the stand-in."""
+    manifest = {
+        "schema_version": 1,
+        "kits": {
+            "test-upscale": {
+                "description": "tiny upscaler",
+                "weights": ["upscale_models/tiny_compact_x2.safetensors"],
+            },
+            "test-broken": {
+                "description": "a weight whose source is gone",
+                "weights": ["upscale_models/gone.safetensors"],
+            },
+        },
+        "weights": [
+            entry("tiny_compact_x2.safetensors", "upscale_models", TINY, server.url("/w/tiny.safetensors")),
+            entry("tiny_compact_x2.pth", "upscale_models", TINY_PTH, server.url("/w/tiny.pth")),
+            entry("fixme.safetensors", "upscale_models", TINY, server.url("/w/fixme.safetensors")),
+            entry(
+                "by_workflow.safetensors",
+                "upscale_models",
+                TINY,
+                server.url("/w/preloaded-by-workflow.safetensors"),
+            ),
+            entry("gone.safetensors", "upscale_models", TINY, server.url("/w/missing-on-server.safetensors")),
+        ],
+    }
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "manifest.json").write_text(json.dumps(manifest))
+    return {
+        "COMFYUI_PATH": str(COMFYUI_PATH),
+        "WEIGHTS_DIR": str(base / "weights"),
+        "WEIGHTS_MANIFEST_EXTRA": str(base / "manifest.json"),
+        "COMFYUI_INPUT_DIR": str(base / "input"),
+        "COMFYUI_OUTPUT_DIR": str(base / "output"),
+        "COMFYUI_TEMP_DIR": str(base / "temp"),
+        "WEIGHTS_RETRIES": "0",
+        "WEIGHTS_STALL_TIMEOUT": "5",
+        "ALLOW_PRIVATE_URLS": "127.0.0.1/32",
+        **env,
+    }
+
+
+@pytest.fixture(scope="module")
+def cog(tmp_path_factory, weights_server) -> Iterator[CogServer]:
+    """A deployment preloading a kit and a workflow, with Cog's `weights` tar, fetching on demand."""
+    base = tmp_path_factory.mktemp("deployment")
+    corrupt = bytearray(TINY)
+    corrupt[:8] = (2**40).to_bytes(8, "little")  # same size, header length absurd: ComfyUI cannot load it
+    (base / "weights" / "upscale_models").mkdir(parents=True)
+    (base / "weights" / "upscale_models" / "fixme.safetensors").write_bytes(bytes(corrupt))
+    (base / "preload").mkdir()
+    (base / "preload" / "wf.json").write_text(json.dumps(upscale("by_workflow.safetensors")))
+    env = deployment(
+        base,
+        weights_server,
+        BASE_MODEL_KIT="test-upscale",
+        PRELOAD_WORKFLOW=str(base / "preload"),
+        COG_WEIGHTS=weights_server.url("/user/trained.tar"),
+    )
+    with CogServer(env, log_path=base / "cog.log") as server:
+        server.base = base
+        yield server
+
+
+# -- setup ------------------------------------------------------------------------------------------------
+
+
+def test_setup_preloads_the_kit_and_the_workflow_weights_with_a_summary(cog, weights_server):
+    health = cog.health()
+    assert health["status"] == "READY", cog.log()
+    weights = cog.base / "weights" / "upscale_models"
+    assert (weights / "tiny_compact_x2.safetensors").read_bytes() == TINY
+    assert (weights / "by_workflow.safetensors").read_bytes() == TINY
+    assert "preloaded 2 weight file(s): 0 already present" in cog.log()
+    assert "setup done in" in cog.log()
+
+
+def test_setup_unpacks_cogs_weights_tar_into_the_model_folders(cog):
+    assert (cog.base / "weights" / "loras" / "user_trained.safetensors").read_bytes() == USER_LORA
+
+
+def test_setup_with_an_unknown_kit_fails_naming_the_known_ones(tmp_path, weights_server):
+    env = deployment(tmp_path, weights_server, BASE_MODEL_KIT="test-upscale,nope")
+    with CogServer(env, log_path=tmp_path / "cog.log") as server:
+        assert server.health()["status"] == "SETUP_FAILED"
+        assert "Unknown model kit 'nope'" in server.log() and "test-upscale" in server.log()
+
+
+def test_setup_whose_download_fails_fails_unless_best_effort(tmp_path, weights_server):
+    env = deployment(tmp_path / "strict", weights_server, BASE_MODEL_KIT="test-broken")
+    with CogServer(env, log_path=tmp_path / "strict.log") as server:
+        assert server.health()["status"] == "SETUP_FAILED"
+        assert "upscale_models/gone.safetensors" in server.log() and "404" in server.log()
+    assert not (tmp_path / "strict" / "weights" / "upscale_models" / "gone.safetensors").exists()
+    env = deployment(
+        tmp_path / "lenient", weights_server, BASE_MODEL_KIT="test-broken", PRELOAD_BEST_EFFORT="true"
+    )
+    with CogServer(env, log_path=tmp_path / "lenient.log") as server:
+        assert server.health()["status"] == "READY"
+        assert "preload failed, going on (PRELOAD_BEST_EFFORT)" in server.log()
+
+
+# -- predict ----------------------------------------------------------------------------------------------
+
+
+def test_preloaded_weight_runs_without_any_fetch(cog, weights_server):
+    served = weights_server.bytes_served()
+    prediction = cog.predict({"workflow_json": json.dumps(upscale("tiny_compact_x2.safetensors"))})
+    (image,) = images(prediction)
+    assert image.format == "WEBP" and image.size == (32, 32)
+    assert image.convert("RGB").getpixel((16, 16)) == pytest.approx((0x33, 0x66, 0x99), abs=3)
+    assert weights_server.bytes_served() == served
+    assert prediction["metrics"]["weights_fetched"] == 0 and prediction["metrics"]["weights_required"] == 1
+
+
+def test_missing_weight_is_fetched_on_demand_then_used(cog, weights_server):
+    before = len(weights_server.seen("/w/tiny.pth"))
+    prediction = cog.predict(
+        {"workflow_json": json.dumps(upscale("tiny_compact_x2.pth")), "output_format": "png"}
+    )
+    (image,) = images(prediction)
+    assert image.format == "PNG" and image.size == (32, 32)
+    assert len(weights_server.seen("/w/tiny.pth")) > before
+    assert prediction["metrics"]["weights_fetched"] == 1
+    assert (cog.base / "weights" / "upscale_models" / "tiny_compact_x2.pth").read_bytes() == TINY_PTH
+
+
+def test_input_file_is_placed_and_the_returned_image_is_what_the_workflow_made(cog):
+    source = picture()
+    prediction = cog.predict(
+        {
+            "workflow_json": json.dumps(invert_input()),
+            "input_file": data_uri(source, "image/png"),
+            "output_format": "png",
+        }
+    )
+    (image,) = images(prediction)
+    original = Image.open(io.BytesIO(source)).convert("RGB")
+    assert image.size == original.size
+    for x, y in [(0, 0), (5, 3), (11, 7)]:
+        expected = tuple(255 - c for c in original.getpixel((x, y)))
+        assert image.convert("RGB").getpixel((x, y)) == pytest.approx(expected, abs=1)
+
+
+def test_outputs_of_a_previous_prediction_never_leak_into_the_next(cog):
+    first = cog.predict({"workflow_json": json.dumps(upscale("tiny_compact_x2.safetensors", "first"))})
+    second = cog.predict({"workflow_json": json.dumps(upscale("tiny_compact_x2.safetensors", "second"))})
+    assert len(images(first)) == 1 and len(images(second)) == 1
+    assert not any((cog.base / "output").glob("first*"))
+
+
+def test_ui_format_workflow_is_refused_saying_how_to_export_the_api_format(cog):
+    ui = {"last_node_id": 3, "last_link_id": 1, "nodes": [{"id": 1, "type": "SaveImage"}], "links": []}
+    prediction = cog.predict({"workflow_json": json.dumps(ui)})
+    assert prediction["status"] == "failed"
+    assert "API" in prediction["error"] and "Export" in prediction["error"]
+
+
+def test_broken_json_says_where(cog):
+    prediction = cog.predict({"workflow_json": '{"1": {"class_type": "SaveImage",, }'})
+    assert prediction["status"] == "failed"
+    assert "line 1" in prediction["error"] and "column" in prediction["error"]
+
+
+def test_workflow_given_by_url(cog, weights_server):
+    prediction = cog.predict({"workflow_json": weights_server.url("/wf/upscale.json")})
+    (image,) = images(prediction)
+    assert image.size == (32, 32)
+
+
+def test_workflow_url_to_cloud_metadata_is_refused(cog):
+    prediction = cog.predict({"workflow_json": "http://169.254.169.254/latest/meta-data/"})
+    assert prediction["status"] == "failed"
+    assert "169.254.169.254" in prediction["error"] and "ALLOW_PRIVATE_URLS" in prediction["error"]
+
+
+def test_zip_of_inputs_with_a_parent_member_is_refused_and_nothing_is_unpacked(cog):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("ok.png", picture())
+        zipped.writestr("../escape.png", picture())
+    prediction = cog.predict(
+        {
+            "workflow_json": json.dumps(invert_input("ok.png")),
+            "input_file": data_uri(archive.getvalue(), "application/zip"),
+        }
+    )
+    assert prediction["status"] == "failed" and "../escape.png" in prediction["error"]
+    assert list((cog.base / "input").iterdir()) == []
+    assert not (cog.base / "escape.png").exists()
+
+
+def test_lora_given_by_url_is_fetched_into_its_model_folder_under_a_stable_name(cog, weights_server):
+    workflow = upscale("tiny_compact_x2.safetensors", "with-lora")
+    workflow["9"] = {
+        "class_type": "LoraLoaderModelOnly",  # not connected to an output: fetched, not executed
+        "inputs": {
+            "lora_name": weights_server.url("/lora/my_style.safetensors"),
+            "strength_model": 1.0,
+            "model": ["2", 0],
+        },
+    }
+    prediction = cog.predict({"workflow_json": json.dumps(workflow)})
+    assert len(images(prediction)) == 1
+    (fetched,) = (cog.base / "weights" / "loras").glob("*-my_style.safetensors")
+    assert fetched.read_bytes() == LORA
+    again = cog.predict({"workflow_json": json.dumps(workflow)})
+    assert again["status"] == "succeeded", again.get("error")
+    assert len(list((cog.base / "weights" / "loras").glob("[!.]*my_style*"))) == 1  # one stable name
+
+
+def test_corrupt_weight_is_repaired_during_predict(cog, weights_server):
+    prediction = cog.predict({"workflow_json": json.dumps(upscale("fixme.safetensors", "repaired"))})
+    (image,) = images(prediction)
+    assert image.size == (32, 32)
+    assert (cog.base / "weights" / "upscale_models" / "fixme.safetensors").read_bytes() == TINY
+    assert len(list((cog.base / "weights" / ".weightkit" / "quarantine" / "upscale_models").iterdir())) == 1
+    assert "looks corrupt" in prediction["logs"] or "quarantined" in cog.log()
+
+
+def test_temp_files_are_returned_only_when_asked(cog):
+    workflow = upscale("tiny_compact_x2.safetensors", "saved")
+    workflow["5"] = {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
+    assert len(images(cog.predict({"workflow_json": json.dumps(workflow)}))) == 1
+    with_temp = images(cog.predict({"workflow_json": json.dumps(workflow), "return_temp_files": True}))
+    assert sorted(image.size for image in with_temp) == [(16, 16), (32, 32)]
+
+
+# -- strict mode -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict_cog(tmp_path_factory, weights_server) -> Iterator[CogServer]:
+    base = tmp_path_factory.mktemp("strict")
+    env = deployment(base, weights_server, BASE_MODEL_KIT="test-upscale", WEIGHTS_STRICT="true")
+    with CogServer(env, log_path=base / "cog.log") as server:
+        yield server
+
+
+def test_strict_mode_fails_at_once_listing_what_is_missing_and_how_to_preload(strict_cog, weights_server):
+    before = len(weights_server.seen("/w/tiny.pth"))
+    prediction = strict_cog.predict({"workflow_json": json.dumps(upscale("tiny_compact_x2.pth"))})
+    assert prediction["status"] == "failed"
+    error = prediction["error"]
+    assert "tiny_compact_x2.pth" in error and "UpscaleModelLoader" in error and "PRELOAD_WORKFLOW" in error
+    assert len(weights_server.seen("/w/tiny.pth")) == before
+
+
+def test_empty_workflow_runs_the_bundled_default_example(strict_cog):
+    prediction = strict_cog.predict({"workflow_json": ""})
+    assert prediction["status"] == "failed"  # strict, and the SD 1.5 weights are not here
+    assert "v1-5-pruned-emaonly.safetensors" in prediction["error"]
+
+
+def test_invalid_input_values_are_refused_by_cog(strict_cog):
+    for inputs in ({"output_format": "bmp"}, {"output_quality": 0}):
+        prediction = strict_cog.predict(
+            {"workflow_json": json.dumps(upscale("tiny_compact_x2.safetensors")), **inputs}
+        )
+        assert prediction.get("status") == "failed" or prediction.get("http_status") == 422, prediction
+
+
+def test_every_predict_input_is_described():
+    import inspect
+
+    from predict import Predictor
+
+    parameters = inspect.signature(Predictor.predict).parameters
+    inputs = {name: p.default for name, p in parameters.items() if name != "self"}
+    assert set(inputs) == {
+        "workflow_json",
+        "input_file",
+        "return_temp_files",
+        "output_format",
+        "output_quality",
+        "randomise_seeds",
+        "force_reset_cache",
+    }
+    assert all(getattr(field, "description", None) for field in inputs.values())
