@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Check that this checkout is a working implementation: prints each check and exits non-zero on a failure.
+
+    python validate_implementation.py [--manifest FILE] [--cog-yaml FILE] [--examples DIR]
+
+Checks the public surface users rely on (the predictor's and the ComfyUI wrapper's methods and
+signatures), the weights manifest against its schema (sizes, sha256 digests, URLs, kits naming real
+entries, byte-stable), every example workflow resolving to manifest weights, and cog.yaml against the
+JSON Schema that `cog build` validates it with. It runs in the test suite too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import re
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+COG_SCHEMA = ROOT / "tests" / "reference" / "cog" / "config_schema_v1.0.json"
+REFUSED_ENV = re.compile(
+    r"^(PATH|PYTHONPATH|R8_|REPLICATE_|CUDA_|NVIDIA_|PGET_|HF_ENDPOINT$|HF_HUB_ENABLE_HF_TRANSFER$|KUBERNETES_)"
+)
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def parameters(function: Callable[..., object]) -> list[str]:
+    return [name for name in inspect.signature(function).parameters if name != "self"]
+
+
+def check_predictor() -> str:
+    from predict import Predictor
+
+    require(parameters(Predictor.setup) == ["weights"], "Predictor.setup(self, weights=None)")
+    expected = [
+        "workflow_json",
+        "input_file",
+        "return_temp_files",
+        "output_format",
+        "output_quality",
+        "randomise_seeds",
+        "force_reset_cache",
+    ]
+    require(parameters(Predictor.predict) == expected, f"Predictor.predict inputs must be {expected}")
+    defaults = inspect.signature(Predictor.predict).parameters
+    undocumented = [name for name in expected if not getattr(defaults[name].default, "description", None)]
+    require(not undocumented, f"inputs without a description: {undocumented}")
+    require(parameters(Predictor.preload_base_kit) == ["kit_name"], "Predictor.preload_base_kit(kit_name)")
+    require(
+        parameters(Predictor.preload_workflow_weights) == ["workflow_json"],
+        "Predictor.preload_workflow_weights(workflow_json)",
+    )
+    return "setup(weights), predict(7 described inputs), preload_base_kit, preload_workflow_weights"
+
+
+def check_comfyui_wrapper() -> str:
+    from comfyui import ComfyUI
+
+    expected = {
+        "start": [],
+        "stop": [],
+        "extract_required_weights": ["workflow"],
+        "validate_weights_exist": ["workflow", "skip_check"],
+        "run": ["workflow", "include_temp", "check_weights"],
+        "submit": ["workflow"],
+        "wait": ["prompt_id", "workflow"],
+        "outputs": ["entry", "include_temp"],
+        "interrupt": ["prompt_id"],
+        "clear_queue": [],
+        "free_memory": ["unload_models", "free_memory"],
+    }
+    for name, names in expected.items():
+        method = getattr(ComfyUI, name, None)
+        require(callable(method), f"ComfyUI.{name} is missing")
+        require(
+            parameters(method) == names, f"ComfyUI.{name}{tuple(names)} expected, got {parameters(method)}"
+        )
+    skip = inspect.signature(ComfyUI.validate_weights_exist).parameters["skip_check"].default
+    require(skip is False, "validate_weights_exist(workflow, skip_check=False)")
+    return f"{len(expected)} methods with the expected signatures"
+
+
+def check_manifest(path: Path) -> str:
+    from weightkit.manifest import load_manifest
+
+    manifest = load_manifest(path)  # raises ManifestError naming entry and field
+    text = path.read_text(encoding="utf-8")
+    require(
+        manifest.dumps() == text,
+        f"{path.name} is not in canonical form (sorted, stable): rewrite it with dumps()",
+    )
+    for entry in manifest.entries.values():
+        require(re.fullmatch(r"[0-9a-f]{64}", entry.sha256) is not None, f"{entry.key}: sha256")
+        require(entry.size > 0, f"{entry.key}: size")
+    for kit in ("sd15", "sdxl", "flux", "flux-dev", "sd35", "upscale"):
+        require(kit in manifest.kits, f"kit {kit} is missing")
+    for kit in manifest.kits.values():
+        require(bool(kit.description.strip()), f"kit {kit.name} has no description")
+        require(all(ref in manifest.entries for ref in kit.weights), f"kit {kit.name} names unknown weights")
+    return f"{len(manifest.entries)} weights, {len(manifest.kits)} kits, canonical form"
+
+
+def check_examples(manifest_path: Path, examples: Path) -> str:
+    from weightkit.extract import required_weights
+    from weightkit.manifest import load_manifest
+
+    manifest = load_manifest(manifest_path)
+    files = sorted(examples.glob("*.json"))
+    require(bool(files), f"no example workflows in {examples}")
+    for file in files:
+        refs = required_weights(file.read_text(encoding="utf-8"), manifest)
+        require(bool(refs), f"{file.name} needs no weights")
+        unknown = [ref.name for ref in refs if ref.entry is None]
+        require(not unknown, f"{file.name} names weights the manifest lacks: {unknown}")
+    return f"{len(files)} examples, every weight in the manifest"
+
+
+def check_cog_yaml(path: Path) -> str:
+    import jsonschema
+    import yaml
+
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    jsonschema.validate(config, json.loads(COG_SCHEMA.read_text(encoding="utf-8")))
+    require(config.get("predict") == "predict.py:Predictor", "predict: predict.py:Predictor")
+    names = [item.split("=", 1)[0] for item in config.get("environment") or []]
+    refused = [name for name in names if REFUSED_ENV.match(name)]
+    require(not refused, f"environment names Cog refuses: {refused}")
+    require(
+        not any("export " in str(step) for step in config["build"].get("run") or []),
+        "an `export` in build.run never reaches the model: use the top-level environment list",
+    )
+    return "valid against Cog's schema, runtime settings in `environment`"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--manifest", type=Path, default=ROOT / "weights_manifest.json")
+    parser.add_argument("--cog-yaml", type=Path, default=ROOT / "cog.yaml")
+    parser.add_argument("--examples", type=Path, default=ROOT / "examples")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    checks: list[tuple[str, Callable[[], str]]] = [
+        ("predictor", check_predictor),
+        ("ComfyUI wrapper", check_comfyui_wrapper),
+        ("weights manifest", lambda: check_manifest(args.manifest)),
+        ("examples", lambda: check_examples(args.manifest, args.examples)),
+        ("cog.yaml", lambda: check_cog_yaml(args.cog_yaml)),
+    ]
+    failed = 0
+    for name, check in checks:
+        try:
+            detail = check()
+        except Exception as exc:  # every failure is reported, then the next check runs
+            failed += 1
+            reason = (
+                str(exc).splitlines()[0] if str(exc) else traceback.format_exception_only(exc)[-1].strip()
+            )
+            print(f"FAIL  {name}: {reason}")
+        else:
+            print(f"ok    {name}: {detail}")
+    print(f"{len(checks) - failed} of {len(checks)} checks passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
