@@ -12,6 +12,7 @@ import importlib
 BENCHMARKS: dict[str, str] = {
     "comfyui-client": "comfyui_client",
     "download": "download",
+    "setup": "setup_overlap",
     "weights-check": "weights_check",
 }
 

@@ -17,6 +17,7 @@ import signal
 import ssl
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -83,6 +84,7 @@ def _remove_on_sigterm(directory: str) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: StandinSettings, base: str, standin_dir: str) -> int:
+    time.sleep(settings.start_delay)  # what real ComfyUI spends importing torch and its nodes
     folders = configure_folders(args, base_path=base, standin_dir=standin_dir)
     shutil.rmtree(folders.temp_directory, ignore_errors=True)
     options = CatalogOptions(

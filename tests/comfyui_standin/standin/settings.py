@@ -2,6 +2,8 @@
 
 `COMFYUI_STANDIN_STEP_DELAY` (default `0`): seconds each progress step of ImageUpscaleWithModel takes,
 so a test can make a run slow enough to interrupt, time out or kill.
+`COMFYUI_STANDIN_START_DELAY` (default `0`): seconds spent before listening, as real ComfyUI spends
+importing torch and its nodes (5.2–5.7 s in the recordings), for the setup benchmark.
 """
 
 from __future__ import annotations
@@ -14,16 +16,24 @@ from dataclasses import dataclass
 @dataclass(frozen=True, kw_only=True)
 class StandinSettings:
     step_delay: float = 0.0
+    start_delay: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StandinSettings:
         """Raises ValueError naming the variable when a value is not a non-negative number."""
         env = os.environ if environ is None else environ
-        raw = env.get("COMFYUI_STANDIN_STEP_DELAY", "").strip() or "0"
-        try:
-            delay = float(raw)
-        except ValueError:
-            delay = -1.0
-        if not delay >= 0:
-            raise ValueError(f"COMFYUI_STANDIN_STEP_DELAY must be a number of seconds >= 0, got {raw!r}")
-        return cls(step_delay=delay)
+        return cls(
+            step_delay=_seconds(env, "COMFYUI_STANDIN_STEP_DELAY"),
+            start_delay=_seconds(env, "COMFYUI_STANDIN_START_DELAY"),
+        )
+
+
+def _seconds(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name, "").strip() or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {raw!r}")
+    return value
