@@ -107,6 +107,27 @@ class CogServer:
                 return answer
             time.sleep(0.02)  # the slot is released asynchronously; nothing to wait on but time
 
+    def put_prediction(
+        self, prediction_id: str, inputs: dict[str, Any], *, timeout: float = 120.0
+    ) -> dict[str, Any]:
+        """PUT /predictions/<id>: a prediction with our id (so it can be cancelled), answered when done."""
+        request = urllib.request.Request(
+            f"{self.url}/predictions/{prediction_id}",
+            data=json.dumps({"id": prediction_id, "input": inputs}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="PUT",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            return json.loads(error.read() or b"{}") | {"http_status": error.code}
+
+    def cancel(self, prediction_id: str) -> None:
+        request = urllib.request.Request(f"{self.url}/predictions/{prediction_id}/cancel", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

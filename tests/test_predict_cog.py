@@ -11,7 +11,11 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
+import threading
+import time
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +80,20 @@ def picture() -> bytes:
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def wait_for(condition, *, timeout: float):
+    """The first truthy value of `condition()`, polled until `timeout` (the servers offer no event)."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    return value
 
 
 def images(prediction: dict) -> list[Image.Image]:
@@ -163,6 +181,7 @@ def cog(tmp_path_factory, weights_server) -> Iterator[CogServer]:
         BASE_MODEL_KIT="test-upscale",
         PRELOAD_WORKFLOW=str(base / "preload"),
         COG_WEIGHTS=weights_server.url("/user/trained.tar"),
+        COMFYUI_STANDIN_STEP_DELAY="0.1",  # ImageUpscaleWithModel: 0.1 s per 512-pixel tile
     )
     with CogServer(env, log_path=base / "cog.log") as server:
         server.base = base
@@ -331,6 +350,24 @@ def test_temp_files_are_returned_only_when_asked(cog):
     assert len(images(cog.predict({"workflow_json": json.dumps(workflow)}))) == 1
     with_temp = images(cog.predict({"workflow_json": json.dumps(workflow), "return_temp_files": True}))
     assert sorted(image.size for image in with_temp) == [(16, 16), (32, 32)]
+
+
+def test_cancelling_the_prediction_interrupts_the_prompt_on_comfyui(cog):
+    comfyui = re.search(r"ComfyUI answers at (http://127\.0\.0\.1:\d+)", cog.log()).group(1)
+    slow = upscale("tiny_compact_x2.safetensors", "cancelled", size=4096)  # 64 tiles: 6 s
+    answer: list[dict] = []
+    thread = threading.Thread(
+        target=lambda: answer.append(cog.put_prediction("cancel-me", {"workflow_json": json.dumps(slow)}))
+    )
+    thread.start()
+    running = wait_for(lambda: get_json(comfyui + "/queue")["queue_running"], timeout=30)
+    prompt_id = running[0][1]
+    cog.cancel("cancel-me")
+    thread.join(30)
+    assert answer and answer[0]["status"] == "canceled", answer
+    entry = wait_for(lambda: get_json(f"{comfyui}/history/{prompt_id}").get(prompt_id), timeout=10)
+    assert entry["status"]["status_str"] == "error" and not entry["status"]["completed"]
+    assert any(message[0] == "execution_interrupted" for message in entry["status"]["messages"])
 
 
 # -- strict mode -------------------------------------------------------------------------------------------
