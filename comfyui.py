@@ -248,6 +248,21 @@ class ComfyUI:
             return collect_outputs(entry, include_temp=include_temp, local_dirs=local)
         return collect_outputs(entry, include_temp=include_temp, http=http, download_dir=s.output_dir)
 
+    def upload_inputs(self, folder: Path) -> list[str]:
+        """Make the files of `folder` (the local input folder) ComfyUI's inputs. A ComfyUI started here
+        reads that folder itself, so nothing is sent; an attached one (`COMFYUI_URL`) gets each file
+        through `/upload/image`, keeping subfolders. Returns the names uploaded."""
+        if self._process is not None:
+            return []
+        http, uploaded = self._api(), []
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            subfolder = path.parent.relative_to(folder).as_posix()
+            http.upload_input(path, subfolder="" if subfolder == "." else subfolder)
+            uploaded.append(path.relative_to(folder).as_posix())
+        if uploaded:
+            logger.info("uploaded %d input file(s) to ComfyUI at %s", len(uploaded), http.base_url)
+        return uploaded
+
     def object_info(self) -> dict[str, Any]:
         """ComfyUI's node classes and their inputs (types, ranges, options), as `/object_info` says."""
         return self._api().object_info()

@@ -13,6 +13,7 @@ import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,24 @@ class ComfyHTTP:
         os.replace(partial, destination)
         return destination
 
+    def upload_input(self, path: Path, *, subfolder: str = "") -> dict[str, Any]:
+        """Put a file into ComfyUI's input folder (`subfolder` inside it), replacing one of the same name,
+        through `POST /upload/image` (which takes any file); ComfyUI's `{name, subfolder, type}`."""
+        boundary = uuid.uuid4().hex
+        fields = {"subfolder": subfolder, "type": "input", "overwrite": "true"}
+        body = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+            for key, value in fields.items()
+        )
+        body += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{path.name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        body += path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        content_type = f"multipart/form-data; boundary={boundary}"
+        with self._open("POST", "/upload/image", body, content_type=content_type) as response:
+            return json.loads(response.read())
+
     def _json(
         self,
         method: str,
@@ -130,10 +149,12 @@ class ComfyHTTP:
         *,
         rejected_on_400: bool = False,
         timeout: float | None = None,
+        content_type: str = "application/json",
     ) -> Any:
+        """`body` is sent as JSON, or as it is when it is bytes of `content_type`."""
         url = self.base_url + route
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type} if data is not None else {}
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             return urllib.request.urlopen(request, timeout=self.timeout if timeout is None else timeout)

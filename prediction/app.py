@@ -214,6 +214,7 @@ class App:
         workflow, downloaded = download_url_inputs(
             workflow, s.comfyui.input_dir, settings=s.inputs, loaders=loaders
         )
+        self.comfy.upload_inputs(s.comfyui.input_dir)  # only when attached to a ComfyUI elsewhere
         if request.randomise_seeds:
             workflow, _ = randomise_seeds(workflow, ranges=self._ranges())
 
