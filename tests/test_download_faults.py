@@ -87,6 +87,16 @@ def test_retry_after_longer_than_allowed_moves_to_the_next_source(server, other_
     assert len(server.seen("/w.bin")) == 1
 
 
+def test_slow_connections_make_the_download_open_more(server, tmp_path):
+    data = payload(4 << 20)
+    server.serve("/w.bin", data, rate=2 << 20)  # a CDN capping each stream at 2 MiB/s
+    result = Downloader(fast_settings(connections_per_file=8)).fetch(
+        _request(tmp_path, [server.url("/w.bin")], data)
+    )
+    assert result.path.read_bytes() == data
+    assert 4 < len({s.client for s in server.seen("/w.bin")}) <= 8
+
+
 def test_server_ignoring_range_gets_one_stream(server, tmp_path):
     data = payload(SIZE)
     server.serve("/w.bin", data, ignore_range=True)
