@@ -1,6 +1,6 @@
 """One download in a process of its own, for tests that kill or race processes.
 
-    python tests/download_child.py '{"dest": ..., "urls": [...], "size": ..., "sha256": ..., "settings": {...}}'
+    python tests/download_child.py '{"dest": ..., "urls": [...], "size": ..., "sha256": ..., "settings": {}}'
 
 Prints the `FetchResult` as one JSON line.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.downloadkit import fast_settings  # noqa: E402
-from weightkit.download import Downloader, FetchRequest  # noqa: E402
+from tests.downloadkit import fast_settings
+from weightkit.download import Downloader, FetchRequest
 
 
 def main(spec: dict) -> None:

@@ -135,7 +135,8 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            seen = Seen(self.path, dict(self.headers.items()), at=time.monotonic(), client=self.client_address)
+            headers = dict(self.headers.items())
+            seen = Seen(self.path, headers, at=time.monotonic(), client=self.client_address)
             server._record(seen)
             route = server.routes.get(self.path)
             if route is None:

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.downloadkit import fast_settings, leftovers, payload, server, sha256  # noqa: F401 - fixture
+from tests.downloadkit import fast_settings, leftovers, payload, sha256
+from tests.faultserver import FaultServer
 from weightkit.download import Downloader, FetchRequest, safe_extract_tar, safe_extract_zip
 from weightkit.errors import DownloadError, UnsafeArchiveError
 from weightkit.verified import VerifiedRecords
+
+
+@pytest.fixture
+def server():
+    with FaultServer() as running:
+        yield running
 
 
 def _tar(members: list[tuple[str, str, bytes | str]]) -> bytes:
@@ -45,7 +52,7 @@ def _zip(members: list[tuple[str, bytes]], symlink: str | None = None) -> bytes:
             zf.writestr(name, content)
         if symlink is not None:
             info = zipfile.ZipInfo(symlink)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, "/etc/passwd")
     return out.getvalue()
 

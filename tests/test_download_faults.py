@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from tests.downloadkit import (
-    fast_settings,
-    leftovers,
-    other_server,  # noqa: F401 - fixture
-    payload,
-    safetensors_bytes,
-    server,  # noqa: F401 - fixture
-    sha256,
-    with_token,
-)
+from tests.downloadkit import fast_settings, leftovers, payload, safetensors_bytes, sha256, with_token
+from tests.faultserver import FaultServer
 from weightkit.download import Downloader, FetchRequest
 from weightkit.errors import DiskSpaceError, DownloadError, DownloadsFailedError, GatedWeightError
 from weightkit.verified import VerifiedRecords
 
 SIZE = 3 << 20
+
+
+@pytest.fixture
+def server():
+    with FaultServer() as running:
+        yield running
+
+
+@pytest.fixture
+def other_server():
+    with FaultServer() as running:
+        yield running
 
 
 def _request(tmp_path: Path, urls, data: bytes | None, name: str = "w.bin", **fields) -> FetchRequest:
@@ -41,7 +46,8 @@ def test_clean_download_is_ranged_verified_renamed_and_recorded(server, tmp_path
     data = payload(SIZE)
     server.serve("/w.bin", data)
     records = _records(tmp_path)
-    result = Downloader(fast_settings(), records=records).fetch(_request(tmp_path, [server.url("/w.bin")], data))
+    request = _request(tmp_path, [server.url("/w.bin")], data)
+    result = Downloader(fast_settings(), records=records).fetch(request)
     assert result.path.read_bytes() == data
     assert (result.size, result.sha256, result.fetched, result.present) == (SIZE, sha256(data), SIZE, False)
     assert {s.status for s in server.seen("/w.bin")} == {206}
@@ -171,7 +177,9 @@ def test_stalled_connection_times_out_and_the_chunk_is_fetched_again(server, tmp
     data = payload(SIZE)
     server.serve("/w.bin", data)
     server.inject("/w.bin", "stall", after=300 << 10)  # one whole 256 KiB read block, then silence
-    result = Downloader(fast_settings(chunk_size=1 << 20)).fetch(_request(tmp_path, [server.url("/w.bin")], data))
+    result = Downloader(fast_settings(chunk_size=1 << 20)).fetch(
+        _request(tmp_path, [server.url("/w.bin")], data)
+    )
     assert result.path.read_bytes() == data
     assert "bytes=262144-1048575" in [s.headers.get("Range") for s in server.seen("/w.bin")]
 
@@ -287,7 +295,8 @@ def test_bare_url_takes_size_from_server_and_records_the_hash(server, tmp_path):
     data = safetensors_bytes(SIZE)
     server.serve("/lora.safetensors", data)
     records = _records(tmp_path)
-    request = FetchRequest.for_url(server.url("/lora.safetensors"), tmp_path / "weights" / "loras" / "x.safetensors")
+    dest = tmp_path / "weights" / "loras" / "x.safetensors"
+    request = FetchRequest.for_url(server.url("/lora.safetensors"), dest)
     result = Downloader(fast_settings(), records=records).fetch(request)
     assert result.size == len(data) and result.sha256 == sha256(data)
     assert records.lookup(request.dest) == sha256(data)
@@ -347,8 +356,6 @@ def test_part_file_names_are_unique_per_process_and_never_final(server, tmp_path
     server.serve("/w.bin", data, rate=4 << 20)
     request = _request(tmp_path, [server.url("/w.bin")], data)
     downloader = Downloader(fast_settings())
-    import threading
-
     names: list[str] = []
     done = threading.Event()
 

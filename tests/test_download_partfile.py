@@ -26,7 +26,9 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def _orphan(dest: Path, *, pid: int, host: str | None = None, boot_id: str | None = None, active=True, age=0.0):
+def _orphan(
+    dest: Path, *, pid: int, host: str = "", boot_id: str = "", active: bool = True, age: float = 0.0
+):
     """A part file of 1000 bytes with 600 written and 200 of them durable, as another process left it."""
     tag = f"other-{pid}-abcdef"
     part = dest.with_name(f"{dest.name}.{tag}.part")

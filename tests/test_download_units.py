@@ -76,7 +76,8 @@ def test_display_url_drops_user_info_and_query_tokens():
 
 
 def test_mirror_url_fills_folder_name_and_hash():
-    url = mirror_url("http://cache/{folder}/{name}?h={sha256}", folder="loras", name="a b/c.safetensors", sha256="ab")
+    template = "http://cache/{folder}/{name}?h={sha256}"
+    url = mirror_url(template, folder="loras", name="a b/c.safetensors", sha256="ab")
     assert url == "http://cache/loras/a%20b/c.safetensors?h=ab"
     assert is_tar("https://weights.replicate.delivery/x/model.safetensors.tar")
     assert not is_tar("https://example.com/model.tar.safetensors")

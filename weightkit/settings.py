@@ -39,7 +39,7 @@ class DownloadSettings:
 
     | variable | default | meaning |
     | --- | --- | --- |
-    | `WEIGHTS_CONNECTIONS_PER_FILE` | 32 | most parallel range requests for one file (4 to start) |
+    | `WEIGHTS_CONNECTIONS_PER_FILE` | 32 | most parallel range requests for one file (2 to start) |
     | `WEIGHTS_MAX_CONNECTIONS` | 64 | connection budget shared by every file downloading at once |
     | `WEIGHTS_CONCURRENT_FILES` | 4 | files of a kit downloaded at the same time |
     | `WEIGHTS_CHUNK_SIZE` | 16M | bytes per range request (suffixes K, M, G: powers of 1024) |

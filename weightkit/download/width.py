@@ -4,7 +4,7 @@ A ranged download starts with a few connections. When each carries less than `fa
 server or CDN is likely capping every stream, and more streams mean more speed: it opens up to its
 limit. If the next measurements show that did not raise throughput by `gain`, the link or the CPU was
 the limit after all, so it goes back to the connections it had and stops trying; on an uncapped link
-extra connections only cost CPU (`python -m bench download`: 1.2 GB/s with 4, 0.8 GB/s with 32).
+extra connections only cost CPU (`python -m bench download`: 1.2 GB/s with 2, 0.8 GB/s with 32).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 __all__ = ["ConnectionWidth"]
 
-START_CONNECTIONS = 4
+START_CONNECTIONS = 2
 FAST_CONNECTION = 150e6
 GAIN = 1.25
 
