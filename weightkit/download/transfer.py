@@ -427,6 +427,12 @@ class Transfer:
 
     def _open_first(self, conns: Connections, start: int) -> Reply:
         """The first chunk's reply, with retries; the caller owns a connection slot until it is read."""
+        try:
+            return self._open_first_attempts(conns, start)
+        except _Stopped:
+            raise Cancelled(self._label) from None
+
+    def _open_first_attempts(self, conns: Connections, start: int) -> Reply:
         end = start + self._settings.chunk_size - 1
         failures = 0
         while True:
