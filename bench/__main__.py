@@ -9,7 +9,11 @@ import argparse
 import importlib
 
 # name → module in this package exposing main(argv: list[str]) -> int
-BENCHMARKS: dict[str, str] = {"download": "download"}
+BENCHMARKS: dict[str, str] = {
+    "comfyui-client": "comfyui_client",
+    "download": "download",
+    "weights-check": "weights_check",
+}
 
 
 def main() -> int:

@@ -3,17 +3,51 @@
 Independent of Cog and of the ComfyUI process: `comfyui.py` and `predict.py` are thin users of it.
 """
 
-from weightkit.errors import ManifestError, UnknownKitError, WeightkitError
+from weightkit.check import CheckReport, FoundWeight, check_weights, missing_weights_error, verify_present
+from weightkit.errors import (
+    ExtraModelPathsError,
+    ManifestError,
+    MissingWeightsError,
+    UnknownKitError,
+    UnsafeWeightNameError,
+    WeightkitError,
+    WorkflowError,
+)
+from weightkit.extract import WeightRef, builtin_loaders, required_weights
 from weightkit.manifest import Kit, Manifest, WeightEntry, load_manifest
+from weightkit.modelpaths import ModelPaths, read_extra_model_paths, weight_folders, write_extra_model_paths
 from weightkit.settings import WeightSettings
+from weightkit.units import format_bytes
+from weightkit.verified import VerifiedRecords, sha256_file
+from weightkit.workflow import parse_workflow
 
 __all__ = [
+    "CheckReport",
+    "ExtraModelPathsError",
+    "FoundWeight",
     "Kit",
     "Manifest",
     "ManifestError",
+    "MissingWeightsError",
+    "ModelPaths",
     "UnknownKitError",
+    "UnsafeWeightNameError",
+    "VerifiedRecords",
     "WeightEntry",
+    "WeightRef",
     "WeightSettings",
     "WeightkitError",
+    "WorkflowError",
+    "builtin_loaders",
+    "check_weights",
+    "format_bytes",
     "load_manifest",
+    "missing_weights_error",
+    "parse_workflow",
+    "read_extra_model_paths",
+    "required_weights",
+    "sha256_file",
+    "verify_present",
+    "weight_folders",
+    "write_extra_model_paths",
 ]

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from weightkit.errors import ManifestError, UnknownKitError
@@ -25,6 +25,7 @@ SCHEMA_VERSION = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _KIT = re.compile(r"[a-z0-9][a-z0-9._-]*")
+_DRIVE = re.compile(r"[A-Za-z]:")
 _SAFETENSORS_SPELLINGS = (".safetensors", ".sft")
 
 _WEIGHT_FIELDS = (
@@ -226,8 +227,7 @@ def name_is_safe(name: str) -> bool:
     """A relative POSIX path that stays inside its folder: no absolute path, no `..`, no backslash."""
     if not name or name != name.strip() or "\\" in name or "\x00" in name:
         return False
-    path = PurePosixPath(name)
-    if path.is_absolute() or re.match(r"[A-Za-z]:", name):
+    if name.startswith("/") or _DRIVE.match(name):
         return False
     return all(part not in ("", ".", "..") for part in name.split("/"))
 

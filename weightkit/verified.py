@@ -36,19 +36,23 @@ class VerifiedRecords:
         self.root = Path(root)
 
     def _record_path(self, path: Path) -> Path:
-        key = hashlib.sha1(str(Path(path).absolute()).encode(), usedforsecurity=False).hexdigest()
+        return self._record_file(str(Path(path).absolute()))
+
+    def _record_file(self, absolute: str) -> Path:
+        key = hashlib.sha1(absolute.encode(), usedforsecurity=False).hexdigest()
         return self.root / f"{key}.json"
 
     def lookup(self, path: Path | str, stat: os.stat_result | None = None) -> str | None:
         """The recorded sha256 if `path` is unchanged since it was hashed, else None."""
         path = Path(path)
+        absolute = str(path.absolute())
         try:
             stat = stat or path.stat()
-            data = json.loads(self._record_path(path).read_bytes())
+            data = json.loads(self._record_file(absolute).read_bytes())
         except (OSError, ValueError):
             return None
         if (
-            data.get("path") == str(path.absolute())
+            data.get("path") == absolute
             and data.get("size") == stat.st_size
             and data.get("mtime_ns") == stat.st_mtime_ns
         ):

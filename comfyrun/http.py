@@ -1,0 +1,149 @@
+"""ComfyUI's HTTP routes, one method each, with its answers turned into values or typed errors.
+
+Stdlib `urllib` is enough here: the server is on loopback (or one known host), bodies are small JSON, and
+output files are streamed to disk. A 400 from `POST /prompt` becomes `PromptRejectedError`; any other
+unexpected status `ComfyUIHTTPError`; a refused or dropped connection `ComfyUIUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from comfyrun.errors import ComfyUIHTTPError, ComfyUIUnavailableError, PromptRejectedError
+
+__all__ = ["ComfyHTTP"]
+
+
+class ComfyHTTP:
+    """The routes of one ComfyUI server at `base_url` (`http://127.0.0.1:8188`)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def ws_url(self, client_id: str) -> str:
+        scheme, rest = self.base_url.split("://", 1)
+        ws_scheme = "wss" if scheme == "https" else "ws"
+        return f"{ws_scheme}://{rest}/ws?clientId={urllib.parse.quote(client_id)}"
+
+    def system_stats(self, *, timeout: float | None = None) -> dict[str, Any]:
+        return self._json("GET", "/system_stats", timeout=timeout)
+
+    def post_prompt(
+        self,
+        workflow: Mapping[str, Any],
+        *,
+        client_id: str,
+        prompt_id: str | None = None,
+        extra_data: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Queue `workflow`; `{"prompt_id", "number", "node_errors"}`. Raises `PromptRejectedError` on 400."""
+        body: dict[str, Any] = {"prompt": workflow, "client_id": client_id}
+        if prompt_id is not None:
+            body["prompt_id"] = prompt_id
+        if extra_data:
+            body["extra_data"] = dict(extra_data)
+        return self._json("POST", "/prompt", body, rejected_on_400=True)
+
+    def history(self, prompt_id: str) -> dict[str, Any] | None:
+        """The finished prompt's history entry, or None while it is queued or running (or unknown)."""
+        answer = self._json("GET", f"/history/{urllib.parse.quote(prompt_id, safe='')}")
+        entry = answer.get(prompt_id) if isinstance(answer, dict) else None
+        return entry if isinstance(entry, dict) else None
+
+    def queue(self) -> dict[str, Any]:
+        return self._json("GET", "/queue")
+
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        """Stop the running prompt at its next step; with `prompt_id`, only if that one is running."""
+        self._json("POST", "/interrupt", {"prompt_id": prompt_id} if prompt_id else {})
+
+    def delete_from_queue(self, prompt_ids: Iterable[str]) -> None:
+        """Drop pending prompts; a running prompt is not affected (interrupt it)."""
+        self._json("POST", "/queue", {"delete": list(prompt_ids)})
+
+    def clear_queue(self) -> None:
+        self._json("POST", "/queue", {"clear": True})
+
+    def free(self, *, unload_models: bool = True, free_memory: bool = True) -> None:
+        """Ask ComfyUI to drop loaded models and (with `free_memory`) its cached node outputs.
+
+        ComfyUI acts on this between prompts, asynchronously. Only `free_memory` resets the executor's
+        cache, which is what still holds a loader's old output after its file was replaced.
+        """
+        self._json("POST", "/free", {"unload_models": unload_models, "free_memory": free_memory})
+
+    def download(self, *, filename: str, subfolder: str, type: str, destination: Path) -> Path:
+        """Stream `/view` of one output file to `destination`, via a temporary file renamed into place."""
+        query = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": type})
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+        try:
+            with self._open("GET", f"/view?{query}") as response, open(partial, "wb") as handle:
+                shutil.copyfileobj(response, handle, 1 << 20)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        os.replace(partial, destination)
+        return destination
+
+    def _json(
+        self,
+        method: str,
+        route: str,
+        body: Any = None,
+        *,
+        rejected_on_400: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        with self._open(method, route, body, rejected_on_400=rejected_on_400, timeout=timeout) as response:
+            try:
+                raw = response.read()
+            except OSError as exc:
+                raise ComfyUIUnavailableError(self.base_url, f"{method} {route}: {exc}") from exc
+        if not raw:
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ComfyUIHTTPError(
+                method, self.base_url + route, response.status, raw.decode(errors="replace")
+            ) from None
+
+    def _open(
+        self,
+        method: str,
+        route: str,
+        body: Any = None,
+        *,
+        rejected_on_400: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        url = self.base_url + route
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout if timeout is None else timeout)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                text = exc.read().decode(errors="replace")
+            if rejected_on_400 and exc.code == 400:
+                try:
+                    answer = json.loads(text)
+                except ValueError:
+                    answer = None
+                if isinstance(answer, dict):
+                    raise PromptRejectedError(answer) from None
+            raise ComfyUIHTTPError(method, url, exc.code, text) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ComfyUIUnavailableError(self.base_url, str(reason)) from exc

@@ -1,0 +1,97 @@
+"""Every setting for running ComfyUI, read from the environment in this one place.
+
+Settings are read when asked for (`RuntimeSettings.from_env()`), never at import, and returned as a frozen
+value. Where ComfyUI and the weights live (`COMFYUI_PATH`, `WEIGHTS_DIR`) belong to
+`weightkit.settings.WeightSettings`, which this holds as `weights`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from weightkit.settings import WeightSettings
+
+__all__ = ["RuntimeSettings"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeSettings:
+    """How to start (or reach) ComfyUI and how long to wait for it.
+
+    | variable | default | meaning |
+    | --- | --- | --- |
+    | `COMFYUI_URL` | (none) | attach to this running ComfyUI (`http://host:port`) instead of starting one |
+    | `COMFYUI_PORT` | a free port | port for the ComfyUI started here, on 127.0.0.1 |
+    | `COMFYUI_PYTHON` | this Python | interpreter that runs ComfyUI's `main.py` |
+    | `COMFYUI_ARGS` | (none) | extra ComfyUI flags, shell-quoted, e.g. `--cpu --preview-method auto` |
+    | `COMFYUI_START_TIMEOUT` | `300` | seconds to wait for `/system_stats` to answer after starting |
+    | `COMFYUI_RUN_TIMEOUT` | `3600` | seconds one workflow may run before it is interrupted; `0` = no limit |
+    | `COMFYUI_INPUT_DIR` | `/tmp/inputs` | ComfyUI's `--input-directory` |
+    | `COMFYUI_OUTPUT_DIR` | `/tmp/outputs` | `--output-directory`; where `/view` downloads land if attached |
+    | `COMFYUI_TEMP_DIR` | `/tmp/comfyui` | `--temp-directory` (ComfyUI uses and wipes `temp/` inside) |
+    | `COMFYUI_MODEL_PATHS_FILE` | `<COMFYUI_TEMP_DIR>/extra_model_paths.yaml` | written for ComfyUI |
+    | `COMFYUI_LOG_PREFIX` | `[ComfyUI] ` | prefix of ComfyUI's forwarded log lines |
+    """
+
+    weights: WeightSettings = field(default_factory=WeightSettings)
+    url: str | None = None
+    port: int | None = None
+    python: str = sys.executable
+    extra_args: tuple[str, ...] = ()
+    start_timeout: float = 300.0
+    run_timeout: float | None = 3600.0
+    input_dir: Path = Path("/tmp/inputs")
+    output_dir: Path = Path("/tmp/outputs")
+    temp_dir: Path = Path("/tmp/comfyui")
+    model_paths_file: Path = Path("/tmp/comfyui/extra_model_paths.yaml")
+    log_prefix: str = "[ComfyUI] "
+
+    @property
+    def comfyui_path(self) -> Path:
+        return self.weights.comfyui_path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
+        """Read the variables in the table above; raises `ValueError` naming a malformed one."""
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str:
+            return env.get(name, "").strip()
+
+        def number(name: str, default: float) -> float:
+            value = text(name)
+            try:
+                parsed = float(value) if value else default
+            except ValueError:
+                raise ValueError(f"{name}={value!r} must be a number of seconds") from None
+            if parsed < 0:
+                raise ValueError(f"{name}={value!r} must not be negative")
+            return parsed
+
+        port_text = text("COMFYUI_PORT")
+        if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+            raise ValueError(f"COMFYUI_PORT={port_text!r} must be a port number (1-65535)")
+        url = text("COMFYUI_URL").rstrip("/") or None
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"COMFYUI_URL={url!r} must start with http:// or https://")
+        run_timeout = number("COMFYUI_RUN_TIMEOUT", 3600.0)
+        temp_dir = Path(text("COMFYUI_TEMP_DIR") or "/tmp/comfyui")
+        return cls(
+            weights=WeightSettings.from_env(env),
+            url=url,
+            port=int(port_text) if port_text else None,
+            python=text("COMFYUI_PYTHON") or sys.executable,
+            extra_args=tuple(shlex.split(text("COMFYUI_ARGS"))),
+            start_timeout=number("COMFYUI_START_TIMEOUT", 300.0),
+            run_timeout=run_timeout or None,
+            input_dir=Path(text("COMFYUI_INPUT_DIR") or "/tmp/inputs"),
+            output_dir=Path(text("COMFYUI_OUTPUT_DIR") or "/tmp/outputs"),
+            temp_dir=temp_dir,
+            model_paths_file=Path(text("COMFYUI_MODEL_PATHS_FILE") or temp_dir / "extra_model_paths.yaml"),
+            log_prefix=env.get("COMFYUI_LOG_PREFIX", "[ComfyUI] "),
+        )

@@ -1,0 +1,160 @@
+"""`python -m weightkit` as a real process: help, list, kits, plan, and its exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDINGS = ROOT / "tests" / "reference" / "comfyui"
+
+
+@pytest.fixture
+def run(tmp_path):
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("EXTRA_MODEL_PATHS_CONFIG", "WEIGHTS_MANIFEST_EXTRA")
+    }
+    env.update(
+        COMFYUI_PATH=str(tmp_path / "ComfyUI"), WEIGHTS_DIR=str(tmp_path / "weights"), PYTHONPATH=str(ROOT)
+    )
+
+    def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "weightkit", *args],
+            input=stdin.decode() if stdin is not None else None,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
+
+    return run
+
+
+def write_workflow(tmp_path: Path, nodes: dict) -> str:
+    path = tmp_path / "workflow.json"
+    path.write_text(json.dumps(nodes))
+    return str(path)
+
+
+def test_help_lists_the_commands(run):
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("list", "kits", "plan"):
+        assert command in result.stdout
+
+
+def test_list_by_folder_with_human_sizes(run):
+    result = run("list", "--folder", "vae")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "vae/ae.safetensors                            335 MB  apache-2.0",
+        "vae/sdxl_vae.safetensors                      335 MB  mit",
+        "vae/vae-ft-mse-840000-ema-pruned.safetensors  335 MB  mit",
+        "3 weights, 1.0 GB in all.",
+    ]
+
+
+def test_list_by_kit_as_json(run):
+    result = run("list", "--kit", "flux", "--json")
+    assert result.returncode == 0
+    keys = [f"{w['folder']}/{w['name']}" for w in json.loads(result.stdout)]
+    assert keys == [
+        "diffusion_models/flux1-schnell.safetensors",
+        "vae/ae.safetensors",
+        "text_encoders/clip_l.safetensors",
+        "text_encoders/t5xxl_fp8_e4m3fn.safetensors",
+    ]
+
+
+def test_unknown_kit_exits_2_naming_the_known_ones(run):
+    result = run("list", "--kit", "sd9")
+    assert result.returncode == 2
+    assert "Unknown model kit 'sd9'" in result.stderr and "sdxl" in result.stderr
+
+
+def test_kits_show_count_size_and_description(run):
+    result = run("kits")
+    assert result.returncode == 0
+    (sdxl,) = [line for line in result.stdout.splitlines() if line.startswith("sdxl ")]
+    assert "3 files" in sdxl and "13.3 GB" in sdxl and "SDXL 1.0" in sdxl
+
+
+def test_plan_shows_present_and_fetchable_with_total_bytes(run, tmp_path):
+    present = tmp_path / "weights" / "upscale_models" / "RealESRGAN_x2plus.pth"
+    present.parent.mkdir(parents=True)
+    with open(present, "wb") as handle:
+        handle.truncate(67061725)  # the manifest's size; never read
+    workflow = write_workflow(
+        tmp_path,
+        {
+            "1": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "RealESRGAN_x2plus.pth"}},
+            "2": {"class_type": "LoraLoader", "inputs": {"lora_name": "lcm_lora_sdxl.safetensors"}},
+            "3": {"class_type": "CustomThing", "inputs": {"model": "mystery.gguf"}},
+        },
+    )
+    result = run("plan", workflow)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "The workflow needs 3 weight files: 1 present, 1 to fetch, 0 missing that cannot be fetched, "
+        "1 in an unknown folder."
+    )
+    assert lines[1].startswith("present  upscale_models/RealESRGAN_x2plus.pth") and str(present) in lines[1]
+    assert lines[2].startswith("fetch    loras/lcm_lora_sdxl.safetensors") and "394 MB" in lines[2]
+    assert lines[3].startswith("unknown  mystery.gguf") and "node 3 CustomThing.model" in lines[3]
+    assert lines[4] == "Would fetch 1 file, 394 MB."
+
+
+def test_plan_exits_1_when_a_weight_cannot_be_fetched(run, tmp_path):
+    result = run("plan", str(RECORDINGS / "workflow_e.json"))
+    assert result.returncode == 1
+    assert "missing  upscale_models/tiny_compact_x2.safetensors" in result.stdout
+    assert (
+        "'tiny_compact_x2.safetensors' (upscale_models), asked for by node 2 (UpscaleModelLoader)"
+        in result.stderr
+    )
+
+
+def test_plan_json_from_standard_input(run):
+    workflow = {"1": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}}}
+    result = run("plan", "-", "--json", stdin=json.dumps({"prompt": workflow}).encode())
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["ok"] and plan["fetch_count"] == 1 and plan["fetch_bytes"] == 335304388
+    (weight,) = plan["weights"]
+    assert (weight["status"], weight["manifest_key"], weight["node_id"]) == (
+        "fetch",
+        "vae/ae.safetensors",
+        "1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param('{"nodes": [], "links": []}', "Export (API)", id="ui-format"),
+        pytest.param('{"1": ', "line 1 column 7", id="broken-json"),
+        pytest.param(
+            '{"1": {"class_type": "LoraLoader", "inputs": {"lora_name": "../x.pt"}}}',
+            "path traversal",
+            id="traversal",
+        ),
+    ],
+)
+def test_plan_exits_2_for_a_bad_workflow(run, tmp_path, content, expected):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    result = run("plan", str(path))
+    assert result.returncode == 2 and expected in result.stderr and result.stdout == ""
+
+
+def test_plan_of_a_file_that_does_not_exist_exits_2(run, tmp_path):
+    result = run("plan", str(tmp_path / "nope.json"))
+    assert result.returncode == 2 and "nope.json" in result.stderr

@@ -1,0 +1,5 @@
+"""`python -m weightkit`: see `weightkit.cli`."""
+
+from weightkit.cli import main
+
+raise SystemExit(main())

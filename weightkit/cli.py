@@ -1,0 +1,299 @@
+"""`python -m weightkit`: what the manifest offers, and what a workflow needs, has and would fetch.
+
+Each subcommand is a `Command` in `COMMANDS`: a name, a help line, a function adding its arguments and a
+function running it with the parsed arguments and a `Context` (settings, manifest, search paths, all
+built on first use). Adding a subcommand is adding one entry. Exit status: 0 done, 1 the answer is "no"
+(e.g. a weight is missing and cannot be fetched), 2 bad input (arguments, workflow, manifest, config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Callable, Collection, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from weightkit.check import CheckReport, check_weights, missing_weights_error
+from weightkit.errors import WeightkitError
+from weightkit.extract import WeightRef, required_weights
+from weightkit.folders import canonical_folder
+from weightkit.manifest import Manifest, WeightEntry, load_manifest
+from weightkit.modelpaths import ModelPaths
+from weightkit.settings import WeightSettings
+from weightkit.units import format_bytes
+from weightkit.verified import VerifiedRecords
+
+__all__ = ["COMMANDS", "Command", "Context", "main"]
+
+EXIT_OK, EXIT_NO, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class Context:
+    """What subcommands share: settings from the environment and options, and what is built from them."""
+
+    def __init__(self, settings: WeightSettings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        return load_manifest(self.settings.manifest_path, self.settings.manifest_extra)
+
+    @cached_property
+    def paths(self) -> ModelPaths:
+        return ModelPaths.from_settings(self.settings)
+
+    @cached_property
+    def records(self) -> VerifiedRecords:
+        return VerifiedRecords(self.settings.weights_dir / ".weightkit" / "verified")
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Context], int]
+
+
+# ---- list -------------------------------------------------------------------------------------------
+
+
+def _configure_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--folder", help="only weights of this model folder (e.g. loras)")
+    parser.add_argument("--kit", help="only weights of this kit (see `kits`)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _run_list(args: argparse.Namespace, context: Context) -> int:
+    manifest = context.manifest
+    entries: list[WeightEntry] = (
+        manifest.kit_entries(args.kit) if args.kit else list(manifest.entries.values())
+    )
+    if args.folder:
+        entries = [e for e in entries if e.folder == canonical_folder(args.folder)]
+    if args.json:
+        _print_json([entry.to_json() for entry in entries])
+        return EXIT_OK
+    rows = [
+        (entry.key, format_bytes(entry.size), entry.license or "unknown license", _flags(entry))
+        for entry in entries
+    ]
+    _print_table(rows, right_aligned={1})
+    total = sum(entry.size for entry in entries)
+    print(f"{len(entries)} weight{'s' if len(entries) != 1 else ''}, {format_bytes(total)} in all.")
+    return EXIT_OK
+
+
+def _flags(entry: WeightEntry) -> str:
+    return ", ".join(
+        flag for flag, on in (("gated", entry.gated), ("non-commercial", entry.non_commercial)) if on
+    )
+
+
+# ---- kits -------------------------------------------------------------------------------------------
+
+
+def _configure_kits(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _run_kits(args: argparse.Namespace, context: Context) -> int:
+    manifest = context.manifest
+    kits = []
+    for kit in manifest.kits.values():
+        entries = manifest.kit_entries(kit.name)
+        kits.append((kit, sum(entry.size for entry in entries)))
+    if args.json:
+        _print_json(
+            [
+                {"name": kit.name, "description": kit.description, "weights": list(kit.weights), "size": size}
+                for kit, size in kits
+            ]
+        )
+        return EXIT_OK
+    _print_table(
+        [
+            (
+                kit.name,
+                f"{len(kit.weights)} file{'s' if len(kit.weights) != 1 else ''}",
+                format_bytes(size),
+                kit.description,
+            )
+            for kit, size in kits
+        ],
+        right_aligned={1, 2},
+    )
+    return EXIT_OK
+
+
+# ---- plan -------------------------------------------------------------------------------------------
+
+
+def _configure_plan(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workflow", help="an API-format workflow JSON file ('-' reads standard input)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _run_plan(args: argparse.Namespace, context: Context) -> int:
+    text = sys.stdin.buffer.read() if args.workflow == "-" else Path(args.workflow).read_bytes()
+    manifest = context.manifest
+    refs = required_weights(text, manifest)
+    report = check_weights(refs, context.paths, context.records)
+    fetch = report.to_fetch
+    fetch_bytes = sum(ref.entry.size for ref in fetch if ref.entry is not None)
+    status = _statuses(report)
+    if args.json:
+        _print_json(
+            {
+                "weights": [_plan_json(ref, *status[ref]) for ref in refs],
+                "fetch_count": len(fetch),
+                "fetch_bytes": fetch_bytes,
+                "ok": not report.unfetchable,
+            }
+        )
+    else:
+        print(
+            f"The workflow needs {len(refs)} weight file{'s' if len(refs) != 1 else ''}: "
+            f"{len(report.present)} present, {len(fetch)} to fetch, {len(report.unfetchable)} missing that "
+            f"cannot be fetched, {len(report.unplaced)} in an unknown folder."
+        )
+        rows = []
+        for ref in refs:
+            state, path, note = status[ref]
+            where = f"node {ref.node_id} {ref.class_type}.{ref.input_name}"
+            rows.append((state, _label(ref), _size(ref), where, " ".join(filter(None, (path, note)))))
+        _print_table(rows, right_aligned={2})
+        print(f"Would fetch {len(fetch)} file{'s' if len(fetch) != 1 else ''}, {format_bytes(fetch_bytes)}.")
+    if report.unfetchable:
+        cannot = CheckReport(missing=report.unfetchable)
+        print(missing_weights_error(cannot, context.paths, manifest), file=sys.stderr)
+        return EXIT_NO
+    return EXIT_OK
+
+
+def _statuses(report: CheckReport) -> dict[WeightRef, tuple[str, str, str]]:
+    """ref → (status, path, note): present, refetch (wrong size or hash), fetch, missing, unknown."""
+    status: dict[WeightRef, tuple[str, str, str]] = {}
+    for found in report.present:
+        status[found.ref] = ("present", str(found.path), "(verified)" if found.verified else "")
+    for found in report.wrong_size:
+        status[found.ref] = ("refetch", str(found.path), f"is {format_bytes(found.size)}, wrong size")
+    for found in report.wrong_hash:
+        status[found.ref] = ("refetch", str(found.path), "wrong sha256")
+    for ref in report.missing:
+        if ref.entry is not None:
+            status[ref] = ("fetch", "", _entry_note(ref.entry))
+        else:
+            status[ref] = ("missing", "", "not in the manifest: cannot be fetched")
+    for ref in report.unplaced:
+        status[ref] = ("unknown", "", "folder unknown: not checked")
+    return status
+
+
+def _entry_note(entry: WeightEntry) -> str:
+    flags = _flags(entry)
+    return entry.key + (f" ({flags})" if flags else "")
+
+
+def _label(ref: WeightRef) -> str:
+    return f"{ref.folder}/{ref.name}" if ref.folder else ref.name
+
+
+def _size(ref: WeightRef) -> str:
+    return format_bytes(ref.entry.size) if ref.entry is not None else "?"
+
+
+def _plan_json(ref: WeightRef, status: str, path: str, note: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "name": ref.name,
+        "folder": ref.folder,
+        "node_id": ref.node_id,
+        "class_type": ref.class_type,
+        "input_name": ref.input_name,
+        "manifest_key": ref.entry.key if ref.entry else None,
+        "size": ref.entry.size if ref.entry else None,
+        "path": path or None,
+        "note": note or None,
+    }
+
+
+# ---- the command line -------------------------------------------------------------------------------
+
+COMMANDS: list[Command] = [
+    Command("list", "list the weights of the manifest", _configure_list, _run_list),
+    Command("kits", "list the model kits (BASE_MODEL_KIT values)", _configure_kits, _run_kits),
+    Command(
+        "plan",
+        "what a workflow needs, what is present, what would be fetched",
+        _configure_plan,
+        _run_plan,
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m weightkit",
+        description="Model weights for ComfyUI workflows: the manifest, and what a workflow needs.",
+        epilog="Defaults come from COMFYUI_PATH, WEIGHTS_DIR, EXTRA_MODEL_PATHS_CONFIG and "
+        "WEIGHTS_MANIFEST_EXTRA.",
+    )
+    parser.add_argument(
+        "--manifest", type=Path, help="the manifest (default: the built-in weights_manifest.json)"
+    )
+    parser.add_argument(
+        "--manifest-extra", type=Path, help="a manifest merged over it (WEIGHTS_MANIFEST_EXTRA)"
+    )
+    parser.add_argument("--weights-dir", type=Path, help="the project's weights directory (WEIGHTS_DIR)")
+    parser.add_argument("--comfyui", type=Path, help="the ComfyUI checkout (COMFYUI_PATH)")
+    parser.add_argument(
+        "--extra-model-paths-config", type=Path, help="an extra_model_paths.yaml (EXTRA_MODEL_PATHS_CONFIG)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what is being done")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(sub)
+        sub.set_defaults(_command=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    settings = WeightSettings.from_env()
+    overrides = {
+        "manifest_path": args.manifest,
+        "manifest_extra": args.manifest_extra,
+        "weights_dir": args.weights_dir,
+        "comfyui_path": args.comfyui,
+        "extra_model_paths": args.extra_model_paths_config,
+    }
+    settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return args._command.run(args, Context(settings))
+    except (WeightkitError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _print_table(rows: Sequence[Sequence[str]], *, right_aligned: Collection[int] = ()) -> None:
+    if not rows:
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [
+            cell.rjust(widths[i]) if i in right_aligned else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        print("  ".join(cells).rstrip())

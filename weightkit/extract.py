@@ -1,0 +1,198 @@
+"""Which weight files a workflow needs: every name, the model folder ComfyUI will look in, and who asked.
+
+Three sources, combined and de-duplicated by (folder, name):
+
+1. Loader inputs: the built-in loader map (`weightkit/data/loaders.json`, the 27 loader nodes of
+   ComfyUI 0.3.64) extended and overridden by the manifest's `loaders` for custom nodes.
+2. Any other string input whose value ends in a model extension (`folders.MODEL_EXTENSIONS`), placed in
+   the folder of the manifest entry of that name.
+3. `embedding:NAME` in any text input, resolved in the `embeddings` folder as ComfyUI's tokenizer does.
+
+Values that name no file (`pixel_space`, `taesd*`, `None`, links `[node_id, slot]`) are skipped. A name
+that would leave its folder raises `UnsafeWeightNameError` before anything touches the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from weightkit.errors import UnsafeWeightNameError
+from weightkit.folders import EMBEDDING_EXTENSIONS, EMBEDDINGS, MODEL_EXTENSIONS
+from weightkit.manifest import Manifest, WeightEntry, name_is_safe
+from weightkit.workflow import parse_workflow
+
+__all__ = ["WeightRef", "builtin_loaders", "required_weights"]
+
+# `embedding:NAME` where ComfyUI's tokenizer sees a word start: start of text, whitespace or '('.
+_EMBEDDING = re.compile(r"(?<![^\s(])embedding:([^\s()]+)")
+# `(embedding:NAME:1.2)` gives the word a weight; the weight is not part of the name.
+_EMBEDDING_WEIGHT = re.compile(r":[-+]?(?:\d+\.?\d*|\.\d+)$")
+_LONGEST_EXTENSION = max(len(ext) for ext in MODEL_EXTENSIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class WeightRef:
+    """One weight file a workflow needs, as the workflow wrote it.
+
+    `name` is the spelling in the workflow (an alias or `.sft` spelling stays as written, since that is the
+    file ComfyUI opens); `entry` is the manifest entry it resolves to, or None when the manifest does not
+    know it. `folder` is the canonical model folder, or None for a generic input (source 2) whose name no
+    manifest entry places: such a file is still reported so the user learns about it, but no one can say
+    where the custom node that takes it will look, so it cannot be checked or fetched.
+    """
+
+    name: str
+    folder: str | None
+    node_id: str
+    class_type: str
+    input_name: str
+    entry: WeightEntry | None = None
+
+    @property
+    def where(self) -> str:
+        """`node 4 (LoraLoader) input 'lora_name'`: who asked for this file, for messages."""
+        return f"node {self.node_id} ({self.class_type}) input '{self.input_name}'"
+
+
+@dataclass(frozen=True)
+class _LoaderMap:
+    folders: Mapping[str, Mapping[str, str]]
+    not_files: Mapping[str, Mapping[str, tuple[str, ...]]]
+
+
+@cache
+def _builtin() -> _LoaderMap:
+    data = json.loads(resources.files("weightkit").joinpath("data/loaders.json").read_text(encoding="utf-8"))
+    return _LoaderMap(
+        folders=data["loaders"],
+        not_files={
+            class_type: {name: tuple(patterns) for name, patterns in inputs.items()}
+            for class_type, inputs in data["not_files"].items()
+        },
+    )
+
+
+def builtin_loaders() -> dict[str, dict[str, str]]:
+    """ComfyUI's built-in loader nodes: `{class_type: {input_name: folder}}` (a copy)."""
+    return {class_type: dict(inputs) for class_type, inputs in _builtin().folders.items()}
+
+
+def required_weights(
+    workflow: Mapping[str, Any] | str | bytes, manifest: Manifest | None = None
+) -> list[WeightRef]:
+    """Every weight file `workflow` needs, de-duplicated by (folder, name).
+
+    Ordered by node id as ComfyUI numbers nodes (numeric ids numerically, `10:5` subgraph ids part by
+    part), then by input order within a node; the first node asking for a file is the one reported.
+    `workflow` is anything `parse_workflow` accepts. Raises `WorkflowError` for a malformed workflow and
+    `UnsafeWeightNameError` for a name that is absolute, contains `..` or a backslash.
+    """
+    nodes = parse_workflow(workflow)
+    builtin = _builtin()
+    custom = manifest.loaders if manifest is not None else {}
+    found: dict[tuple[str | None, str], WeightRef] = {}
+
+    def add(name: str, folder: str | None, node_id: str, class_type: str, input_name: str) -> None:
+        key = (folder, name)
+        if key in found:
+            return
+        if not name_is_safe(name):
+            raise UnsafeWeightNameError(
+                node_id=node_id, class_type=class_type, input_name=input_name, value=name
+            )
+        entry: WeightEntry | None = None
+        if manifest is not None:
+            if folder is None:
+                entry = manifest.find(name)
+                folder = entry.folder if entry else None
+                key = (folder, name)
+                if key in found:
+                    return
+            elif folder == EMBEDDINGS:
+                entry = _find_embedding(manifest, name)
+            else:
+                entry = manifest.find(name, folder)
+        found[key] = WeightRef(name, folder, node_id, class_type, input_name, entry)
+
+    for node_id in _in_node_order(nodes):
+        node = nodes[node_id]
+        class_type = node["class_type"]
+        loader = builtin.folders.get(class_type)
+        if class_type in custom:
+            loader = {**(loader or {}), **custom[class_type]}
+        for input_name, value in node["inputs"].items():
+            if type(value) is not str:  # links [node_id, slot], numbers, booleans, null
+                continue
+            folder = loader.get(input_name) if loader else None
+            if folder is not None:
+                if _names_a_file(value, builtin.not_files.get(class_type, {}).get(input_name, ())):
+                    add(value, folder, node_id, class_type, input_name)
+            elif "embedding:" in value:
+                for name in _embedding_names(value):
+                    add(name, EMBEDDINGS, node_id, class_type, input_name)
+            elif _looks_like_model_file(value):
+                add(value, None, node_id, class_type, input_name)
+    return list(found.values())
+
+
+def _in_node_order(node_ids: Iterable[str]) -> list[str]:
+    """Numeric ids numerically; `10:5` subgraph ids part by part after `10`; other ids after numbers."""
+    ids = list(node_ids)
+    if all(node_id.isascii() and node_id.isdigit() for node_id in ids):
+        return sorted(ids, key=int)
+    return sorted(ids, key=_node_order_key)
+
+
+def _node_order_key(node_id: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key putting node ids in ComfyUI's numbering order (see `required_weights`)."""
+    return tuple(
+        (0, int(part), "") if part.isascii() and part.isdigit() else (1, 0, part)
+        for part in node_id.split(":")
+    )
+
+
+def _names_a_file(value: str, not_files: tuple[str, ...]) -> bool:
+    """Not empty, not `None`, and none of the input's special values (exact, or a prefix ending in `*`)."""
+    if not value or value.lower() == "none":
+        return False
+    return not any(value == v or (v.endswith("*") and value.startswith(v[:-1])) for v in not_files)
+
+
+def _looks_like_model_file(value: str) -> bool:
+    """A generic input holding one file name with a model extension (not a URL, not a multi-line text)."""
+    return (
+        value[-_LONGEST_EXTENSION:].lower().endswith(MODEL_EXTENSIONS)
+        and "\n" not in value
+        and "://" not in value
+    )
+
+
+def _embedding_names(text: str) -> list[str]:
+    """The NAMEs of `embedding:NAME` words, as ComfyUI's tokenizer reads them.
+
+    A trailing comma is not part of the name (ComfyUI retries without it) and neither is a `:1.2`
+    weight inside parentheses.
+    """
+    names = []
+    for match in _EMBEDDING.finditer(text):
+        name = _EMBEDDING_WEIGHT.sub("", match.group(1).rstrip(",")).rstrip(",")
+        if name:
+            names.append(name)
+    return names
+
+
+def _find_embedding(manifest: Manifest, name: str) -> WeightEntry | None:
+    """ComfyUI opens NAME if it exists, else NAME.safetensors, NAME.pt, NAME.bin; so does the manifest."""
+    entry = manifest.find(name, EMBEDDINGS)
+    if entry is None and not name.lower().endswith(MODEL_EXTENSIONS):
+        for extension in EMBEDDING_EXTENSIONS:
+            entry = manifest.find(name + extension, EMBEDDINGS)
+            if entry is not None:
+                break
+    return entry
