@@ -6,8 +6,8 @@ Serves one file from a temporary nginx, once at full speed and once with `limit_
 response (how CDNs cap a stream), and times, per scenario and run: `curl` (one stream), `aria2c -x16
 -s16` (Debian's aria2 stops at 16 connections per server) and our downloader in a process of its own,
 including sha256 verification, fsync and atomic rename (the others do neither). Prints medians, ratios
-against the targets and each tool's peak RSS. A transport section compares `http.client` and urllib3
-reading one stream in this process, which is why the downloader uses `http.client`.
+against the targets and each tool's peak RSS. A transport section reads one stream in this process
+with `http.client` and with urllib3 (if installed), the evidence for `weightkit/download/httprange.py`.
 
 Fairness and noise: before every timed run the page cache is synced and a scratch file of the same size
 is written and deleted, so each tool starts from the same state. (On these VMs, memory the guest has
@@ -150,8 +150,6 @@ def _transport(url: str, size: int, block: int) -> dict[str, float]:
     import http.client
     from urllib.parse import urlsplit
 
-    import urllib3
-
     parts = urlsplit(url)
     rates: dict[str, float] = {}
     started = time.perf_counter()
@@ -164,6 +162,10 @@ def _transport(url: str, size: int, block: int) -> dict[str, float]:
         got += n
     conn.close()
     rates["http.client"] = got / (time.perf_counter() - started) / 1e6
+    try:
+        import urllib3
+    except ImportError:
+        return rates
     started = time.perf_counter()
     pool = urllib3.PoolManager()
     response = pool.request("GET", url, preload_content=False)

@@ -1,6 +1,6 @@
 """One download in a process of its own, for tests that kill or race processes.
 
-    python tests/download_child.py '{"dest": ..., "urls": [...], "size": ..., "sha256": ..., "settings": {...}}'
+    python tests/download_child.py '{"dest": ..., "urls": [...], "size": ..., "sha256": ..., "settings": {}}'
 
 Prints the `FetchResult` as one JSON line.
 """

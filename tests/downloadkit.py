@@ -1,4 +1,4 @@
-"""Shared pieces of the download tests: fast settings, deterministic payloads, a fault server fixture."""
+"""Shared pieces of the download tests: fast settings, deterministic payloads, leftover checks."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
-from tests.faultserver import FaultServer
 from weightkit.settings import Credential, DownloadSettings
 
 FAST = DownloadSettings(
@@ -58,15 +55,3 @@ def leftovers(folder: Path) -> list[str]:
         for p in folder.rglob("*")
         if p.name.endswith((".part", ".part.json", ".tmp")) or ".extract" in p.name
     )
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as running:
-        yield running
-
-
-@pytest.fixture
-def other_server():
-    with FaultServer() as running:
-        yield running

@@ -47,6 +47,7 @@ class Seen:
     status: int = 0
     sent: int = 0
     at: float = 0.0
+    client: tuple[str, int] = ("", 0)
 
 
 class FaultServer:
@@ -134,7 +135,8 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            seen = Seen(self.path, dict(self.headers.items()), at=time.monotonic())
+            headers = dict(self.headers.items())
+            seen = Seen(self.path, headers, at=time.monotonic(), client=self.client_address)
             server._record(seen)
             route = server.routes.get(self.path)
             if route is None:

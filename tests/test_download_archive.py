@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.downloadkit import fast_settings, leftovers, payload, server, sha256  # noqa: F401 - fixture
+from tests.downloadkit import fast_settings, leftovers, payload, sha256
+from tests.faultserver import FaultServer
 from weightkit.download import Downloader, FetchRequest, safe_extract_tar, safe_extract_zip
 from weightkit.errors import DownloadError, UnsafeArchiveError
 from weightkit.verified import VerifiedRecords
+
+
+@pytest.fixture
+def server():
+    with FaultServer() as running:
+        yield running
 
 
 def _tar(members: list[tuple[str, str, bytes | str]]) -> bytes:

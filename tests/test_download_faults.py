@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from tests.downloadkit import (
-    fast_settings,
-    leftovers,
-    other_server,  # noqa: F401 - fixture
-    payload,
-    safetensors_bytes,
-    server,  # noqa: F401 - fixture
-    sha256,
-    with_token,
-)
+from tests.downloadkit import fast_settings, leftovers, payload, safetensors_bytes, sha256, with_token
+from tests.faultserver import FaultServer
 from weightkit.download import Downloader, FetchRequest
 from weightkit.errors import DiskSpaceError, DownloadError, DownloadsFailedError, GatedWeightError
 from weightkit.verified import VerifiedRecords
 
 SIZE = 3 << 20
+
+
+@pytest.fixture
+def server():
+    with FaultServer() as running:
+        yield running
+
+
+@pytest.fixture
+def other_server():
+    with FaultServer() as running:
+        yield running
 
 
 def _request(tmp_path: Path, urls, data: bytes | None, name: str = "w.bin", **fields) -> FetchRequest:
@@ -41,9 +46,8 @@ def test_clean_download_is_ranged_verified_renamed_and_recorded(server, tmp_path
     data = payload(SIZE)
     server.serve("/w.bin", data)
     records = _records(tmp_path)
-    result = Downloader(fast_settings(), records=records).fetch(
-        _request(tmp_path, [server.url("/w.bin")], data)
-    )
+    request = _request(tmp_path, [server.url("/w.bin")], data)
+    result = Downloader(fast_settings(), records=records).fetch(request)
     assert result.path.read_bytes() == data
     assert (result.size, result.sha256, result.fetched, result.present) == (SIZE, sha256(data), SIZE, False)
     assert {s.status for s in server.seen("/w.bin")} == {206}
@@ -87,6 +91,16 @@ def test_retry_after_longer_than_allowed_moves_to_the_next_source(server, other_
     )
     assert result.source == other_server.url("/w.bin")
     assert len(server.seen("/w.bin")) == 1
+
+
+def test_slow_connections_make_the_download_open_more(server, tmp_path):
+    data = payload(4 << 20)
+    server.serve("/w.bin", data, rate=2 << 20)  # a CDN capping each stream at 2 MiB/s
+    result = Downloader(fast_settings(connections_per_file=8)).fetch(
+        _request(tmp_path, [server.url("/w.bin")], data)
+    )
+    assert result.path.read_bytes() == data
+    assert 4 < len({s.client for s in server.seen("/w.bin")}) <= 8
 
 
 def test_server_ignoring_range_gets_one_stream(server, tmp_path):
@@ -281,9 +295,8 @@ def test_bare_url_takes_size_from_server_and_records_the_hash(server, tmp_path):
     data = safetensors_bytes(SIZE)
     server.serve("/lora.safetensors", data)
     records = _records(tmp_path)
-    request = FetchRequest.for_url(
-        server.url("/lora.safetensors"), tmp_path / "weights" / "loras" / "x.safetensors"
-    )
+    dest = tmp_path / "weights" / "loras" / "x.safetensors"
+    request = FetchRequest.for_url(server.url("/lora.safetensors"), dest)
     result = Downloader(fast_settings(), records=records).fetch(request)
     assert result.size == len(data) and result.sha256 == sha256(data)
     assert records.lookup(request.dest) == sha256(data)
@@ -343,8 +356,6 @@ def test_part_file_names_are_unique_per_process_and_never_final(server, tmp_path
     server.serve("/w.bin", data, rate=4 << 20)
     request = _request(tmp_path, [server.url("/w.bin")], data)
     downloader = Downloader(fast_settings())
-    import threading
-
     names: list[str] = []
     done = threading.Event()
 

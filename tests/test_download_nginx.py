@@ -16,11 +16,9 @@ def test_download_from_nginx_uses_ranges_on_kept_alive_connections(tmp_path):
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "w.bin").write_bytes(data)
     with Nginx(tmp_path / "www", tmp_path / "nginx") as nginx:
+        urls = (nginx.url("/w.bin"),)
         request = FetchRequest(
-            dest=tmp_path / "weights" / "w.bin",
-            urls=(nginx.url("/w.bin"),),
-            size=len(data),
-            sha256=sha256(data),
+            dest=tmp_path / "weights" / "w.bin", urls=urls, size=len(data), sha256=sha256(data)
         )
         result = Downloader(fast_settings(chunk_size=1 << 20, connections_per_file=4)).fetch(request)
     assert request.dest.read_bytes() == data and result.fetched == len(data)

@@ -12,6 +12,7 @@ from weightkit.download.chunks import Chunk, done_ranges, frontier, plan_chunks
 from weightkit.download.retry import backoff_delay, parse_retry_after
 from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url, origin
 from weightkit.download.verify import mismatch, safetensors_problem
+from weightkit.download.width import ConnectionWidth
 from weightkit.errors import SettingsError
 from weightkit.settings import Credential, DownloadSettings, WeightSettings, parse_size
 
@@ -75,9 +76,8 @@ def test_display_url_drops_user_info_and_query_tokens():
 
 
 def test_mirror_url_fills_folder_name_and_hash():
-    url = mirror_url(
-        "http://cache/{folder}/{name}?h={sha256}", folder="loras", name="a b/c.safetensors", sha256="ab"
-    )
+    template = "http://cache/{folder}/{name}?h={sha256}"
+    url = mirror_url(template, folder="loras", name="a b/c.safetensors", sha256="ab")
     assert url == "http://cache/loras/a%20b/c.safetensors?h=ab"
     assert is_tar("https://weights.replicate.delivery/x/model.safetensors.tar")
     assert not is_tar("https://example.com/model.tar.safetensors")
@@ -166,3 +166,25 @@ def test_safetensors_check_accepts_a_valid_file(tmp_path):
 )
 def test_safetensors_check_rejects_pages_and_truncated_files(tmp_path, data, why):
     assert why in _problem(tmp_path, data)
+
+
+def test_width_opens_the_rest_when_connections_are_slow_and_keeps_them_if_that_pays():
+    width = ConnectionWidth(limit=32, start=4, fast=100.0)
+    assert width.target == 4
+    assert width.observe(4 * 50.0, active=4) and width.target == 32
+    assert not width.observe(10 * 50.0, active=32)  # still connecting: not judged yet
+    assert not width.observe(32 * 50.0, active=32) and width.target == 32
+
+
+def test_width_goes_back_and_settles_when_more_connections_did_not_help():
+    width = ConnectionWidth(limit=32, start=4, fast=100.0)
+    assert width.observe(4 * 90.0, active=4) and width.target == 32
+    width.observe(300.0, active=32)
+    assert width.observe(380.0, active=32) and width.target == 4
+    assert not width.observe(4 * 10.0, active=4) and width.target == 4
+
+
+def test_width_stays_narrow_on_fast_connections():
+    width = ConnectionWidth(limit=32, start=4, fast=100.0)
+    assert not width.observe(4 * 300.0, active=4) and width.target == 4
+    assert not width.observe(4 * 50.0, active=3)  # not all started yet: no judgement

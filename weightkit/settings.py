@@ -39,8 +39,8 @@ class DownloadSettings:
 
     | variable | default | meaning |
     | --- | --- | --- |
-    | `WEIGHTS_CONNECTIONS_PER_FILE` | 16 | parallel range requests for one file |
-    | `WEIGHTS_MAX_CONNECTIONS` | 32 | connection budget shared by every file downloading at once |
+    | `WEIGHTS_CONNECTIONS_PER_FILE` | 32 | most parallel range requests for one file (2 to start) |
+    | `WEIGHTS_MAX_CONNECTIONS` | 64 | connection budget shared by every file downloading at once |
     | `WEIGHTS_CONCURRENT_FILES` | 4 | files of a kit downloaded at the same time |
     | `WEIGHTS_CHUNK_SIZE` | 16M | bytes per range request (suffixes K, M, G: powers of 1024) |
     | `WEIGHTS_STALL_TIMEOUT` | 30 | seconds without a byte before a connection is given up |
@@ -59,8 +59,8 @@ class DownloadSettings:
     known sha256, since only those can be checked.
     """
 
-    connections_per_file: int = 16
-    max_connections: int = 32
+    connections_per_file: int = 32
+    max_connections: int = 64
     concurrent_files: int = 4
     chunk_size: int = 16 << 20
     stall_timeout: float = 30.0

@@ -100,6 +100,7 @@ class Downloader:
                         failures[futures[future].label] = exc
             except BaseException:
                 cancel.set()  # Ctrl-C: stop every transfer now, keep their part files for a resume
+                pool.shutdown(wait=True, cancel_futures=True)
                 raise
         summary = FetchSummary(
             results=tuple(results), seconds=time.monotonic() - started, failed=tuple(failures)

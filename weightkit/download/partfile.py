@@ -102,6 +102,7 @@ class PartFile:
                     fresh.state_path.unlink(missing_ok=True)
                     continue
                 claimed = cls(dest, tag, state=state, durable=durable)
+                claimed.checkpoint(state)  # ours now: no one else may take it
                 log.info("Resuming %s: %d bytes already on disk", dest.name, state.done_bytes)
             else:
                 part_path.unlink(missing_ok=True)
@@ -216,33 +217,36 @@ class PartFile:
         self.state = None
 
 
-@functools.lru_cache(maxsize=1)
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    """glibc's `sync_file_range`, which the os module does not offer; None where it does not exist."""
+@functools.cache
+def _libc(name: str, *argtypes: type) -> Callable[..., int] | None:
+    """A Linux system call the os module lacks, from the C library; None where there is none."""
     try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.argtypes = argtypes
     function.restype = ctypes.c_int
     return function
 
 
 def _start_writeback(fd: int, offset: int, length: int) -> None:
-    function = _sync_file_range()
+    function = _libc("sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
     if function is not None:
         function(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory: a failure only costs speed
 
 
 def _preallocate(fd: int, size: int) -> None:
-    """Reserve the whole file now, so a full disk fails here and not at 90 %; a filesystem that cannot
-    reserve gets a sparse file of the right length instead."""
-    try:
-        os.posix_fallocate(fd, 0, size)
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise
-        os.ftruncate(fd, size)
+    """Reserve the whole file now, so a full disk fails here and not at 90 %. Linux `fallocate` itself:
+    glibc's `posix_fallocate` emulates it where a filesystem cannot (NFSv3) by writing every block.
+    Where reserving is unsupported, a sparse file of the right length."""
+    function = _libc("fallocate", ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    if function is not None:
+        if function(fd, 0, 0, size) == 0:
+            return
+        error = ctypes.get_errno()
+        if error not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise OSError(error, os.strerror(error))
+    os.ftruncate(fd, size)
 
 
 def fsync_dir(path: Path) -> None:

@@ -35,6 +35,7 @@ from weightkit.download.httprange import (
 from weightkit.download.partfile import PartFile, ResumeState
 from weightkit.download.retry import backoff_delay
 from weightkit.download.urls import display_url
+from weightkit.download.width import ConnectionWidth
 from weightkit.settings import DownloadSettings
 
 __all__ = ["Cancelled", "Outcome", "Report", "Transfer"]
@@ -48,11 +49,8 @@ CHECKPOINT_SECONDS = 0.5
 # fdatasync this often while downloading: keeps the final fsync short and bounds what a crash loses;
 # doing it at every checkpoint cost more CPU in writeback than the download (bench, docs/DOWNLOAD.md).
 DURABLE_SECONDS = 5.0
-# Connections a ranged download starts with, and the per-connection speed below which it opens the
-# rest (up to `connections_per_file`), judged over each `WIDEN_WINDOW` seconds.
-START_CONNECTIONS = 4
-FAST_CONNECTION = 150e6
-WIDEN_WINDOW = 0.15
+# Throughput is measured over windows this long to decide how many connections to use (`width.py`).
+WIDTH_WINDOW = 0.15
 # An attempt that delivered this much is progress: the chunk's retry count starts again.
 PROGRESS_RESETS_RETRIES = 1 << 20
 
@@ -125,6 +123,8 @@ class Transfer:
         self._flush_wake = threading.Event()
         self._workers: list[threading.Thread] = []
         self._no_more_workers = False
+        self._active = 0
+        self._width = ConnectionWidth(limit=settings.connections_per_file)
 
     # -- the run -------------------------------------------------------------------------------------
 
@@ -201,6 +201,8 @@ class Transfer:
             raise self._error
         if not completed:
             raise Cancelled(self._label)
+        if not all(chunk.complete for chunk in chunks):  # every worker gone with work left: a bug
+            raise SourceError("the download stopped before its end")
         size = chunks[-1].pos if chunks else 0
         digest = hasher.finish(size) if hasher is not None else None
         if self._report is not None:
@@ -249,28 +251,29 @@ class Transfer:
     # -- workers -------------------------------------------------------------------------------------
 
     def _start_workers(self, conns: Connections, first: Chunk | None, reply: Reply) -> None:
-        """The first worker streams the first reply; a ranged download starts `START_CONNECTIONS` in all
-        and widens from the monitor when connections turn out slow (`_widen`)."""
+        """The first worker streams the first reply; a ranged download starts `width.target` workers in
+        all, and the monitor adds or retires workers as the measured throughput suggests."""
         if first is None:  # everything was on disk already
             self._drop(conns, reply)
             conns.close()
             return
-        self._spawn(self._work, conns, first, reply)
+        self._spawn(conns, first, reply)
         if reply.ranged:
-            self._add_workers(min(START_CONNECTIONS, self._settings.connections_per_file) - 1)
+            self._add_workers(self._width.target - 1)
 
     def _add_workers(self, count: int) -> int:
         count = min(count, len(self._pending))
         for _ in range(count):
-            self._spawn(self._work)
+            self._spawn()
         return count
 
-    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+    def _spawn(self, *args: object) -> None:
         with self._lock:
             if self._no_more_workers:
                 return
-            worker = threading.Thread(target=target, args=args, name="weightkit-fetch", daemon=True)
+            worker = threading.Thread(target=self._work, args=args, name="weightkit-fetch", daemon=True)
             self._workers.append(worker)
+            self._active += 1
         worker.start()
 
     def _join_workers(self) -> None:
@@ -286,27 +289,35 @@ class Transfer:
                 worker.join()
             joined += len(batch)
 
-    def _widen(self, rate: float) -> None:
-        """Open the remaining connections when each carries less than `FAST_CONNECTION` bytes/s: the
-        server or CDN caps a stream, so more streams mean more speed. Fast streams mean an uncapped
-        link, where more connections only cost CPU (bench: 1.2 GB/s with 4, 0.8 GB/s with 32)."""
+    def _adjust_width(self, rate: float) -> None:
         with self._lock:
-            active = sum(1 for worker in self._workers if worker.is_alive())
-        room = self._settings.connections_per_file - active
-        if self._ranged and room > 0 and active and rate / active < FAST_CONNECTION:
-            added = self._add_workers(room)
-            if added:
-                each = rate / active / 1e6
-                message = "%s: %d connections at %.0f MB/s each, opening %d more"
-                log.info(message, self._label, active, each, added)
+            active = self._active
+        if not self._ranged or not self._width.observe(rate, active):
+            return
+        if self._width.target > active:
+            added = self._add_workers(self._width.target - active)
+            message = "%s: %d connections at %.0f MB/s each, opening %d more"
+            log.info(message, self._label, active, rate / active / 1e6, added)
+        else:
+            message = "%s: more connections did not help (%.0f MB/s); back to %d"
+            log.info(message, self._label, rate / 1e6, self._width.target)
 
     def _work(self, conns: Connections | None = None, first: Chunk | None = None, reply: Reply | None = None):
         conns = conns or self._new_connections()
         view = memoryview(bytearray(BLOCK))
+        retired = False
         try:
             if first is not None:
                 self._fetch(first, conns, view, reply)
-            while (chunk := self._next()) is not None:
+            while True:
+                with self._lock:
+                    if self._active > self._width.target:  # one too many: retire now
+                        self._active -= 1
+                        retired = True
+                        return
+                    chunk = self._pending.popleft() if self._pending else None
+                if chunk is None:
+                    return
                 self._fetch(chunk, conns, view)
         except _Stopped:
             pass
@@ -314,10 +325,9 @@ class Transfer:
             self._fail(exc)
         finally:
             conns.close()
-
-    def _next(self) -> Chunk | None:
-        with self._lock:
-            return self._pending.popleft() if self._pending else None
+            if not retired:
+                with self._lock:
+                    self._active -= 1
 
     def _fetch(self, chunk: Chunk, conns: Connections, view: memoryview, reply: Reply | None = None) -> None:
         """Fill `chunk`, retrying with backoff; raises `SourceError` when out of retries."""
@@ -417,6 +427,12 @@ class Transfer:
 
     def _open_first(self, conns: Connections, start: int) -> Reply:
         """The first chunk's reply, with retries; the caller owns a connection slot until it is read."""
+        try:
+            return self._open_first_attempts(conns, start)
+        except _Stopped:
+            raise Cancelled(self._label) from None
+
+    def _open_first_attempts(self, conns: Connections, start: int) -> Reply:
         end = start + self._settings.chunk_size - 1
         failures = 0
         while True:
@@ -440,16 +456,16 @@ class Transfer:
         measured = time.monotonic()
         measured_bytes = sum(c.done for c in self._chunks)
         while True:
-            self._wake.wait(WIDEN_WINDOW)
+            self._wake.wait(WIDTH_WINDOW)
             self._wake.clear()
             if self._finished:
                 return
             if self._cancel.is_set():
                 self._halt()
             now = time.monotonic()
-            if now - measured >= WIDEN_WINDOW:
+            if now - measured >= WIDTH_WINDOW:
                 done = sum(c.done for c in self._chunks)
-                self._widen((done - measured_bytes) / (now - measured))
+                self._adjust_width((done - measured_bytes) / (now - measured))
                 measured, measured_bytes = now, done
             self._checkpoint()
             if self._report is not None:
