@@ -8,14 +8,13 @@ unpacked, safely and all or nothing.
 - The type comes from the file name's extension when it is a known one, otherwise from the content
   (PNG, JPEG, WEBP, GIF, TIFF; MP4, MOV, WEBM, MKV, AVI; WAV, MP3, FLAC, OGG, M4A; zip; tar, plain or
   compressed).
-- A zip or tar is unpacked with its folders, as named inside it. Every member is checked before anything
-  is written: no absolute name, no `..`, no device or special file, no link that leads outside the
-  archive (a symbolic link's target must stay below the link's own folder; a hard link must name
-  another member) and nothing written through a link; no more than `archive_max_files` members and
-  `archive_max_bytes` bytes in all. Zip symbolic links are refused (a zip stores them as files). One
-  bad member refuses the whole archive. Members are unpacked into a staging folder inside the input
-  folder, then moved into place, replacing what had the same name, so a refused or broken archive leaves
-  nothing behind. tar members are extracted with Python's `data` filter as a second line of defence.
+- A zip or tar is unpacked with its folders, as named inside it, by weightkit's safe extraction
+  (`weightkit.download.archive`): every member is checked before anything is written (no absolute name,
+  no `..`, no device or special file, no link leading outside, nothing written through a link, zip
+  symbolic links refused), and one bad member refuses the whole archive. Here, before that, the
+  archive's index must show no more than `archive_max_files` members and `archive_max_bytes` bytes
+  (zip bombs). Members are unpacked into a staging folder inside the input folder, then moved into place,
+  replacing what had the same name, so a refused or broken archive leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -24,18 +23,18 @@ import logging
 import lzma
 import os
 import shutil
-import stat
 import tarfile
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from prediction.input_errors import InputArchiveError, InputFileError
 from prediction.settings import InputSettings
+from weightkit.download.archive import safe_extract_tar, safe_extract_zip
+from weightkit.errors import UnsafeArchiveError
 
-__all__ = ["ARCHIVE", "MEDIA_EXTENSIONS", "archive_member_path", "place_input_file", "sniff_type"]
+__all__ = ["ARCHIVE", "MEDIA_EXTENSIONS", "place_input_file", "sniff_type"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,8 @@ MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
 ARCHIVE = frozenset({".zip", ".tar"})
 
 _SNIFF_BYTES = 64
+# What a damaged archive raises while its index is read or its members are (encrypted zip: RuntimeError).
+_DAMAGED = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError, RuntimeError)
 
 
 def place_input_file(path: Path, input_dir: Path, *, settings: InputSettings) -> list[str]:
@@ -122,27 +123,17 @@ def _sniff_head(head: bytes) -> str | None:
     return None
 
 
-def archive_member_path(name: str) -> PurePosixPath | None:
-    """The relative path a member name stands for (`./a/b` → `a/b`, `\\` read as `/`), None for the
-    archive's root itself; raises `ValueError` saying why for an absolute name or one with `..`."""
-    if "\x00" in name:
-        raise ValueError("has a NUL character in its name")
-    text = name.replace("\\", "/")
-    if text.startswith("/") or (len(text) > 1 and text[1] == ":" and text[0].isalpha()):
-        raise ValueError("has an absolute name")
-    parts = [part for part in text.split("/") if part not in ("", ".")]
-    if ".." in parts:
-        raise ValueError("has '..' in its name, which would leave the input folder")
-    return PurePosixPath(*parts) if parts else None
-
-
 def _unpack(archive: Path, kind: str, input_dir: Path, settings: InputSettings) -> list[str]:
+    _check_limits(archive, *_extent(archive, kind), settings)
     staging = Path(tempfile.mkdtemp(dir=input_dir, prefix=".unpack-"))
     try:
-        if kind == ".zip":
-            _unpack_zip(archive, staging, settings)
-        else:
-            _unpack_tar(archive, staging, settings)
+        extract = safe_extract_zip if kind == ".zip" else safe_extract_tar
+        try:
+            extract(archive, staging)
+        except UnsafeArchiveError as exc:
+            raise InputArchiveError(archive.name, exc.reason, member=exc.member) from exc
+        except _DAMAGED as exc:
+            raise InputArchiveError(archive.name, f"it could not be unpacked ({exc})") from exc
         placed = sorted(
             str(Path(root, file).relative_to(staging))
             for root, _, files in os.walk(staging)
@@ -160,6 +151,20 @@ def _unpack(archive: Path, kind: str, input_dir: Path, settings: InputSettings) 
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _extent(archive: Path, kind: str) -> tuple[int, int]:
+    """How many members the archive has and how many bytes its files unpack to, read from its index."""
+    try:
+        if kind == ".zip":
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+                return len(infos), sum(info.file_size for info in infos)
+        with tarfile.open(archive) as tf:
+            infos = tf.getmembers()
+            return len(infos), sum(info.size for info in infos if info.isfile())
+    except _DAMAGED as exc:
+        raise InputArchiveError(archive.name, f"it is not a readable {kind[1:]} archive ({exc})") from exc
+
+
 def _check_limits(archive: Path, files: int, size: int, settings: InputSettings) -> None:
     if files > settings.archive_max_files:
         raise InputArchiveError(
@@ -173,117 +178,3 @@ def _check_limits(archive: Path, files: int, size: int, settings: InputSettings)
             f"it unpacks to more than {settings.archive_max_bytes:,} bytes, the limit set by "
             "INPUT_ARCHIVE_MAX_BYTES",
         )
-
-
-def _through_link(path: PurePosixPath, links: set[PurePosixPath]) -> bool:
-    return any(parent in links for parent in path.parents)
-
-
-def _unpack_zip(archive: Path, staging: Path, settings: InputSettings) -> None:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = zf.infolist()
-            _check_limits(archive, len(members), sum(m.file_size for m in members), settings)
-            planned = [(member, _check_zip_member(archive, member)) for member in members]
-            for member, relative in planned:
-                if relative is None:
-                    continue
-                target = staging / relative
-                try:
-                    if member.is_dir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(member) as source, open(target, "wb") as out:
-                        shutil.copyfileobj(source, out, 1 << 20)
-                except (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
-                    raise InputArchiveError(
-                        archive.name, f"could not be unpacked ({exc})", member=member.filename
-                    ) from exc
-    except (zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
-        raise InputArchiveError(archive.name, f"it is not a readable zip archive ({exc})") from exc
-
-
-def _check_zip_member(archive: Path, member: zipfile.ZipInfo) -> PurePosixPath | None:
-    try:
-        relative = archive_member_path(member.filename)
-    except ValueError as exc:
-        raise InputArchiveError(archive.name, str(exc), member=member.filename) from None
-    mode = member.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        raise InputArchiveError(
-            archive.name, "is a symbolic link; put the file itself in the archive", member=member.filename
-        )
-    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise InputArchiveError(archive.name, "is a device or special file", member=member.filename)
-    if member.flag_bits & 0x1:
-        raise InputArchiveError(archive.name, "is encrypted", member=member.filename)
-    return relative
-
-
-def _unpack_tar(archive: Path, staging: Path, settings: InputSettings) -> None:
-    try:
-        with tarfile.open(archive, "r:*") as tf:
-            members = _checked_tar_members(archive, tf, settings)
-            try:
-                tf.extractall(staging, members=members, filter="data")
-            except tarfile.FilterError as exc:
-                raise InputArchiveError(archive.name, str(exc), member=exc.tarinfo.name) from exc
-            except (OSError, zlib.error, lzma.LZMAError) as exc:
-                raise InputArchiveError(archive.name, f"could not be unpacked ({exc})") from exc
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        raise InputArchiveError(archive.name, f"it is not a readable tar archive ({exc})") from exc
-
-
-def _checked_tar_members(
-    archive: Path, tf: Iterable[tarfile.TarInfo], settings: InputSettings
-) -> list[tarfile.TarInfo]:
-    """Every member, once all are known to be safe; the limits are checked while reading headers."""
-    members: list[tarfile.TarInfo] = []
-    links: set[PurePosixPath] = set()
-    seen: set[PurePosixPath] = set()
-    size = 0
-    for member in tf:
-        members.append(member)
-        size += member.size if member.isfile() else 0
-        _check_limits(archive, len(members), size, settings)
-        problem = _tar_member_problem(member, links, seen)
-        if problem:
-            raise InputArchiveError(archive.name, problem, member=member.name)
-    return members
-
-
-def _tar_member_problem(
-    member: tarfile.TarInfo, links: set[PurePosixPath], seen: set[PurePosixPath]
-) -> str | None:
-    """Why a tar member is unsafe, given the symbolic links and members before it; None if it is safe."""
-    try:
-        path = archive_member_path(member.name)
-    except ValueError as exc:
-        return str(exc)
-    if path is None:
-        return None if member.isdir() else "has an empty name"
-    if _through_link(path, links):
-        return "would be written through a symbolic link"
-    if member.ischr() or member.isblk():
-        return "is a device file"
-    if member.isfifo():
-        return "is a named pipe (FIFO)"
-    if member.issym():
-        target = member.linkname.replace("\\", "/")
-        if target.startswith("/"):
-            return f"is a symbolic link to an absolute path ({member.linkname})"
-        if ".." in target.split("/"):
-            return f"is a symbolic link going up with '..' ({member.linkname}), which could leave the archive"
-        links.add(path)
-    elif member.islnk():
-        try:
-            target_path = archive_member_path(member.linkname)
-        except ValueError:
-            target_path = None
-        if target_path is None or target_path not in seen or _through_link(target_path, links):
-            return f"is a hard link to {member.linkname!r}, which is not a file in the archive"
-    elif not (member.isfile() or member.isdir()):
-        return "is a special file"
-    seen.add(path)
-    return None

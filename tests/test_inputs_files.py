@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from prediction.input_errors import InputArchiveError, InputFileError
-from prediction.input_files import archive_member_path, place_input_file, sniff_type
+from prediction.input_files import place_input_file, sniff_type
 from prediction.settings import InputSettings
 
 SETTINGS = InputSettings(archive_max_files=50, archive_max_bytes=1_000_000)
@@ -261,7 +261,12 @@ REFUSED = [
         "'..'",
     ),
     ("tar-absolute", tar_case([tar_file("/tmp/evil.png", b"E")], "w:gz"), "/tmp/evil.png", "absolute"),
-    ("tar-symlink-up", tar_case([tar_link("link", "../../etc", tarfile.SYMTYPE)]), "link", "going up"),
+    (
+        "tar-symlink-up",
+        tar_case([tar_link("link", "../../etc", tarfile.SYMTYPE)]),
+        "link",
+        "pointing outside",
+    ),
     (
         "tar-symlink-absolute",
         tar_case([tar_link("link", "/etc/passwd", tarfile.SYMTYPE)]),
@@ -272,7 +277,7 @@ REFUSED = [
         "tar-write-through-symlink",
         tar_case([tar_link("sub", "inner", tarfile.SYMTYPE), tar_file("sub/x.png", b"X")]),
         "sub/x.png",
-        "through a symbolic link",
+        "through a link in the archive",
     ),
     ("tar-hardlink-up", tar_case([tar_link("hard", "../outside.png", tarfile.LNKTYPE)]), "hard", "hard link"),
     (
@@ -347,15 +352,6 @@ def test_damaged_zip_refused_with_nothing_placed(folders) -> None:
 
 
 # --- the pieces -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [("a/b.png", "a/b.png"), ("./a//b/", "a/b"), ("a\\b", "a/b"), (".", None), ("./", None)],
-)
-def test_archive_member_path_normalises(name: str, expected: str | None) -> None:
-    result = archive_member_path(name)
-    assert (str(result) if result is not None else None) == expected
 
 
 def test_sniff_type_plain_tar_without_extension(tmp_path: Path) -> None:

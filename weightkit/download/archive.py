@@ -47,12 +47,19 @@ def member_path(name: str) -> str:
     return "/".join(parts)
 
 
+def _is_root(name: str) -> bool:
+    return all(part in ("", ".") for part in name.replace("\\", "/").split("/"))
+
+
 def check_members(archive: str, members: Iterable[Member]) -> list[Member]:
-    """The members with normalised names, or `UnsafeArchiveError` naming the first unsafe one."""
+    """The members with normalised names (the archive's root folder left out), or `UnsafeArchiveError`
+    naming the first unsafe one."""
     checked: list[Member] = []
     links: set[str] = set()
     files: set[str] = set()
     for member in members:
+        if member.kind == "dir" and _is_root(member.name):
+            continue  # `./`, as `tar -C folder .` writes: the target folder itself
         try:
             path = member_path(member.name)
         except ValueError as exc:
@@ -106,7 +113,7 @@ def safe_extract_zip(archive: Path, dest: Path) -> list[Path]:
     """Extract the zip at `archive` into `dest`; returns the regular files written. Raises
     `UnsafeArchiveError` before writing anything if any member is unsafe; zip symlinks are refused."""
     with zipfile.ZipFile(archive) as zf:
-        infos = zf.infolist()
+        infos = [info for info in zf.infolist() if not (info.is_dir() and _is_root(info.filename))]
         found = [_zip_member(info) for info in infos]
         for member in found:
             if member.kind == "symlink":
