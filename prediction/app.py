@@ -10,6 +10,7 @@ missing (or fail fast in strict mode) → run on ComfyUI → outputs in the requ
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import tarfile
@@ -264,12 +265,12 @@ class App:
         """Loader inputs given as URLs (a user's LoRA): fetched to `<WEIGHTS_DIR>/<folder>/<stable name>`
         through the downloader, checked, and the workflow rewritten to that name."""
         weights = find_weight_urls(workflow, loaders)
+        guard = functools.partial(check_url, settings=self.settings.inputs)
         for weight in weights:
-            check_url(weight.url, settings=self.settings.inputs)
             logger.info(
                 "node %s (%s) loads %s from %s", weight.node_id, weight.class_type, weight.name, weight.url
             )
-            result = self.store.fetch_url(weight.url, weight.folder, weight.name)
+            result = self.store.fetch_url(weight.url, weight.folder, weight.name, url_guard=guard)
             check_weight_file(weight, result.path)
         return use_weight_names(workflow, weights) if weights else workflow
 

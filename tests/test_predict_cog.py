@@ -109,6 +109,11 @@ def weights_server() -> Iterator[FaultServer]:
         server.serve("/w/fixme.safetensors", TINY)
         server.serve("/w/preloaded-by-workflow.safetensors", TINY)
         server.serve("/lora/my_style.safetensors", LORA)
+        server.serve(
+            "/lora/moved.safetensors",
+            b"",
+            redirect=f"http://127.0.0.2:{server.port}/lora/my_style.safetensors",
+        )
         server.serve("/inputs/picture.png", picture())
         server.serve(
             "/wf/upscale.json", json.dumps(upscale("tiny_compact_x2.safetensors", "from-url")).encode()
@@ -333,6 +338,22 @@ def test_lora_given_by_url_is_fetched_into_its_model_folder_under_a_stable_name(
     again = cog.predict({"workflow_json": json.dumps(workflow)})
     assert again["status"] == "succeeded", again.get("error")
     assert len(list((cog.base / "weights" / "loras").glob("[!.]*my_style*"))) == 1  # one stable name
+
+
+def test_lora_url_redirecting_to_a_private_address_is_refused(cog, weights_server):
+    workflow = upscale("tiny_compact_x2.safetensors", "redirected")
+    workflow["9"] = {
+        "class_type": "LoraLoaderModelOnly",
+        "inputs": {
+            "lora_name": weights_server.url("/lora/moved.safetensors"),
+            "strength_model": 1.0,
+            "model": ["2", 0],
+        },
+    }
+    prediction = cog.predict({"workflow_json": json.dumps(workflow)})
+    assert prediction["status"] == "failed"
+    assert "127.0.0.2" in prediction["error"] and "ALLOW_PRIVATE_URLS" in prediction["error"]
+    assert not list((cog.base / "weights" / "loras").glob("[!.]*moved*"))  # nothing under a final name
 
 
 def test_corrupt_weight_is_repaired_during_predict(cog, weights_server):

@@ -12,7 +12,7 @@ import pytest
 
 from tests.downloadkit import fast_settings, payload, safetensors_bytes, sha256
 from tests.faultserver import FaultServer
-from weightkit.errors import MissingWeightsError, UnknownKitError
+from weightkit.errors import DownloadError, MissingWeightsError, UnknownKitError
 from weightkit.manifest import parse_manifest
 from weightkit.settings import WeightSettings
 from weightkit.store import RepairError, UnknownWeightError, WeightStore, apply_renames
@@ -188,3 +188,20 @@ def test_extra_model_paths_file_points_comfyui_at_the_weights_dir(store, tmp_pat
     path = store.write_extra_model_paths(tmp_path / "extra.yaml")
     text = Path(path).read_text()
     assert str(tmp_path / "weights") in text and "is_default: true" in text and "upscale_models" in text
+
+
+def test_fetch_url_asks_the_guard_about_every_redirect_hop(store, server, tmp_path):
+    asked: list[str] = []
+
+    def guard(url: str) -> None:
+        asked.append(url)
+        if "/loras/" in url:
+            raise ValueError("private address")
+
+    server.serve("/moved", b"", redirect=server.url("/loras/style.safetensors"))
+    with pytest.raises(DownloadError, match="refused") as info:
+        store.fetch_url(server.url("/moved"), "loras", "x-style.safetensors", url_guard=guard)
+    assert asked == [server.url("/moved"), server.url("/loras/style.safetensors")]
+    assert "private address" in str(info.value)
+    assert not server.seen("/loras/style.safetensors")  # the refused hop was never requested
+    assert not (tmp_path / "weights" / "loras" / "x-style.safetensors").exists()

@@ -21,7 +21,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -270,11 +270,14 @@ class WeightStore:
         fetched = self.fetch_entries(to_fetch) if to_fetch else FetchSummary(results=(), seconds=0.0)
         return FetchSummary(results=(*elsewhere, *fetched.results), seconds=time.monotonic() - started)
 
-    def fetch_url(self, url: str, folder: str, name: str) -> FetchResult:
+    def fetch_url(
+        self, url: str, folder: str, name: str, *, url_guard: Callable[[str], object] | None = None
+    ) -> FetchResult:
         """Fetch a weight known only by its URL (a user's LoRA) to `<WEIGHTS_DIR>/<folder>/<name>`;
-        its sha256 is computed and recorded. Present already (same URL, same stable name): a stat."""
+        its sha256 is computed and recorded. Present already (same URL, same stable name): a stat.
+        `url_guard` vets the URL and every redirect hop (see `FetchRequest`)."""
         dest = self.settings.weights_dir / folder / name
-        return self.downloader.fetch(FetchRequest.for_url(url, dest))
+        return self.downloader.fetch(FetchRequest.for_url(url, dest, url_guard=url_guard))
 
     def _entry_named(self, name: str) -> WeightEntry:
         folder, _, bare = name.partition("/")

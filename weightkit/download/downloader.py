@@ -280,6 +280,7 @@ class Downloader:
                 cancel=cancel,
                 report=report,
                 label=request.label,
+                url_guard=request.url_guard,
             ).run()
             if archive:
                 return self._install_from_tar(request, part, outcome, started)

@@ -18,7 +18,7 @@ import http.client
 import re
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -143,15 +143,22 @@ def open_range(
     end: int | None,
     *,
     credentials: Iterable[Credential],
+    guard: Callable[[str], object] | None = None,
 ) -> Reply:
-    """GET bytes `start`..`end` (inclusive; None: to the end) of `url`, following redirects.
+    """GET bytes `start`..`end` (inclusive; None: to the end) of `url`, following redirects; `guard` is
+    asked about every URL first, redirect targets included.
 
     Returns the 200 or 206 reply with its body unread. Raises `RetryableError` for network failures,
     408/429/5xx (with the server's `Retry-After`), `AuthError` for 401/403 and `SourceError` for any
-    other answer that retrying will not change.
+    other answer that retrying will not change, and for a URL the guard refuses.
     """
     credentials = tuple(credentials)
     for _ in range(MAX_REDIRECTS + 1):
+        if guard is not None:
+            try:
+                guard(url)
+            except ValueError as exc:
+                raise SourceError(f"refused {display_url(url)}: {exc}") from exc
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from weightkit.manifest import WeightEntry
@@ -17,7 +18,9 @@ class FetchRequest:
     `size` and `sha256` are checked when known; without a sha256 the file's hash is computed and
     recorded, not compared. `folder` and `name` fill the mirror template; `gated` says the host wants
     a token for it. A `.tar` source is unpacked and the weight taken from it, unless `unpack` is False
-    (the archive itself is wanted, as for Cog's `weights`).
+    (the archive itself is wanted, as for Cog's `weights`). `url_guard`, for URLs a user supplied, is
+    called with every URL before it is requested, each redirect hop included; a `ValueError` from it
+    refuses that source.
     """
 
     dest: Path
@@ -28,6 +31,7 @@ class FetchRequest:
     name: str | None = None
     gated: bool = False
     unpack: bool = True
+    url_guard: Callable[[str], object] | None = field(default=None, compare=False)
 
     @classmethod
     def for_entry(cls, entry: WeightEntry, dest: Path | str) -> FetchRequest:
@@ -44,10 +48,16 @@ class FetchRequest:
 
     @classmethod
     def for_url(
-        cls, url: str, dest: Path | str, *, sha256: str | None = None, unpack: bool = True
+        cls,
+        url: str,
+        dest: Path | str,
+        *,
+        sha256: str | None = None,
+        unpack: bool = True,
+        url_guard: Callable[[str], object] | None = None,
     ) -> FetchRequest:
         """A file known only by its URL (a user's LoRA): size from the server, hash computed."""
-        return cls(dest=Path(dest), urls=(url,), sha256=sha256, unpack=unpack)
+        return cls(dest=Path(dest), urls=(url,), sha256=sha256, unpack=unpack, url_guard=url_guard)
 
     @property
     def label(self) -> str:

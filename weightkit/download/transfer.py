@@ -94,8 +94,10 @@ class Transfer:
         cancel: threading.Event,
         report: Report | None = None,
         label: str = "",
+        url_guard: Callable[[str], object] | None = None,
     ) -> None:
         self._url = url
+        self._url_guard = url_guard
         self._resolved = url
         self._part = part
         self._expected_size = expected_size
@@ -359,7 +361,9 @@ class Transfer:
         end = None if chunk.end is None else chunk.end - 1
         url = self._resolved
         try:
-            reply = open_range(conns, url, chunk.pos, end, credentials=self._settings.credentials)
+            reply = open_range(
+                conns, url, chunk.pos, end, credentials=self._settings.credentials, guard=self._url_guard
+            )
         except SourceError as exc:
             if url == self._url:
                 raise
@@ -438,7 +442,14 @@ class Transfer:
         while True:
             self._acquire_slot()
             try:
-                reply = open_range(conns, self._url, start, end, credentials=self._settings.credentials)
+                reply = open_range(
+                    conns,
+                    self._url,
+                    start,
+                    end,
+                    credentials=self._settings.credentials,
+                    guard=self._url_guard,
+                )
             except RetryableError as exc:
                 self._budget.release()
                 failures += 1
