@@ -15,6 +15,7 @@ connections.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -130,7 +131,11 @@ def start_comfyui(
 ) -> ComfyProcess:
     """Start ComfyUI with `--base-directory base` on a free port; raises RuntimeError (with its log) if it
     exits or is not listening within `startup_timeout` seconds. A port taken meanwhile is retried."""
-    base.mkdir(parents=True, exist_ok=True)
+    custom_nodes = base / "custom_nodes"  # real ComfyUI lists it at start
+    custom_nodes.mkdir(parents=True, exist_ok=True)
+    if not running_standin():  # the custom nodes a checkout ships (SaveImageWebsocket), as recorded
+        for shipped in (comfyui_path() / "custom_nodes").glob("*.py"):
+            shutil.copyfile(shipped, custom_nodes / shipped.name)
     for _ in range(3):
         process, port, lines, ready = _launch(base, args, env)
         if (
