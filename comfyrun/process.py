@@ -8,6 +8,7 @@ handles by shutting down its server and cleaning its temp directory, then killed
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import logging
@@ -103,6 +104,9 @@ class ComfyProcess:
             )
         except OSError as exc:
             raise ComfyUIStartError(str(exc), command=command, exit_code=None, log_tail=()) from exc
+        # ComfyUI runs in its own session, so a signal to our process group does not reach it: stop it
+        # when this interpreter exits (Cog's server stopping its worker), or it would outlive us.
+        atexit.register(self.stop)
         assert self._process.stdout is not None
         self._reader = threading.Thread(
             target=self._forward, args=(self._process.stdout,), name="comfyui-log", daemon=True
@@ -160,6 +164,7 @@ class ComfyProcess:
 
     def stop(self, grace: float = 10.0) -> None:
         """Ask ComfyUI to stop (SIGINT), kill its process group after `grace` seconds."""
+        atexit.unregister(self.stop)
         process = self._process
         if process is None or process.poll() is not None:
             self._reap()

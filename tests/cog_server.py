@@ -8,6 +8,7 @@ over HTTP: `GET /health-check`, `POST /predictions`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -132,14 +133,16 @@ class CogServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
+        """Stop coglet as a container stop does (SIGTERM to the server only), so that its worker exits
+        through its exit handlers and stops ComfyUI; kill whatever is left of the group after that."""
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, 15)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        self.process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, 9)
-            self.process.wait()
+        self.process.wait()
 
 
 def data_uri_bytes(uri: str) -> bytes:
