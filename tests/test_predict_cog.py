@@ -234,6 +234,25 @@ def test_setup_whose_download_fails_fails_unless_best_effort(tmp_path, weights_s
         assert "preload failed, going on (PRELOAD_BEST_EFFORT)" in server.log()
 
 
+def test_stopping_the_cog_server_stops_comfyui_too(tmp_path, weights_server):
+    def comfyui_pids() -> list[int]:
+        marker = str(tmp_path / "input").encode()
+        pids = []
+        for proc in Path("/proc").iterdir():
+            try:
+                command = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if proc.name.isdigit() and b"main.py" in command and marker in command:
+                pids.append(int(proc.name))
+        return pids
+
+    with CogServer(deployment(tmp_path, weights_server), log_path=tmp_path / "cog.log") as server:
+        assert server.health()["status"] == "READY"
+        assert len(comfyui_pids()) == 1
+    wait_for(lambda: not comfyui_pids(), timeout=20)
+
+
 # -- predict ----------------------------------------------------------------------------------------------
 
 
