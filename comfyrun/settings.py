@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from weightkit.errors import SettingsError
 from weightkit.settings import WeightSettings
 
 __all__ = ["RuntimeSettings"]
@@ -57,7 +58,7 @@ class RuntimeSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
-        """Read the variables in the table above; raises `ValueError` naming a malformed one."""
+        """Read the variables in the table above; raises `SettingsError` naming a malformed one."""
         env = os.environ if environ is None else environ
 
         def text(name: str) -> str:
@@ -68,17 +69,17 @@ class RuntimeSettings:
             try:
                 parsed = float(value) if value else default
             except ValueError:
-                raise ValueError(f"{name}={value!r} must be a number of seconds") from None
+                raise SettingsError(name, value, "a number of seconds") from None
             if parsed < 0:
-                raise ValueError(f"{name}={value!r} must not be negative")
+                raise SettingsError(name, value, "a number of seconds that is not negative")
             return parsed
 
         port_text = text("COMFYUI_PORT")
         if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
-            raise ValueError(f"COMFYUI_PORT={port_text!r} must be a port number (1-65535)")
+            raise SettingsError("COMFYUI_PORT", port_text, "a port number (1-65535)")
         url = text("COMFYUI_URL").rstrip("/") or None
         if url is not None and not url.startswith(("http://", "https://")):
-            raise ValueError(f"COMFYUI_URL={url!r} must start with http:// or https://")
+            raise SettingsError("COMFYUI_URL", url, "a URL starting with http:// or https://")
         run_timeout = number("COMFYUI_RUN_TIMEOUT", 3600.0)
         temp_dir = Path(text("COMFYUI_TEMP_DIR") or "/tmp/comfyui")
         return cls(

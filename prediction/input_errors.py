@@ -12,7 +12,6 @@ __all__ = [
     "InputDownloadError",
     "InputError",
     "InputFileError",
-    "InputSettingError",
     "InputTooLargeError",
     "OutputOptionError",
     "URLRefusedError",
@@ -29,16 +28,6 @@ class InputError(Exception):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-
-class InputSettingError(InputError, ValueError):
-    """An environment variable for input handling has a value that cannot be used."""
-
-    def __init__(self, variable: str, value: str, expected: str) -> None:
-        self.variable = variable
-        self.value = value
-        self.expected = expected
-        super().__init__(f"The setting {variable}={value!r} is not valid: expected {expected}.")
 
 
 class URLRefusedError(InputError, ValueError):

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from comfyrun.settings import RuntimeSettings
-from prediction.input_errors import ALLOW_PRIVATE_URLS, InputSettingError
+from prediction.input_errors import ALLOW_PRIVATE_URLS
+from weightkit.errors import SettingsError
 
 __all__ = ["DEFAULT_WORKFLOW", "IPNetwork", "InputSettings", "PredictorSettings"]
 
@@ -55,7 +56,7 @@ class InputSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> InputSettings:
-        """Read the variables in the table above; raises `InputSettingError` naming a malformed one."""
+        """Read the variables in the table above; raises `SettingsError` naming a malformed one."""
         env = os.environ if environ is None else environ
         allow_all, networks = _allowed(env.get(ALLOW_PRIVATE_URLS, ""))
         return cls(
@@ -80,7 +81,7 @@ def _allowed(raw: str) -> tuple[bool, tuple[IPNetwork, ...]]:
         try:
             networks.append(ipaddress.ip_network(part.strip(), strict=False))
         except ValueError as exc:
-            raise InputSettingError(
+            raise SettingsError(
                 ALLOW_PRIVATE_URLS, raw, "true, false, or comma-separated networks such as 10.1.0.0/16"
             ) from exc
     return False, tuple(networks)
@@ -95,7 +96,7 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise InputSettingError(name, raw, "a positive whole number of bytes")
+        raise SettingsError(name, raw, "a positive whole number of bytes")
     return value
 
 
@@ -108,7 +109,7 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = 0.0
     if not math.isfinite(value) or value <= 0:
-        raise InputSettingError(name, raw, "a positive number of seconds")
+        raise SettingsError(name, raw, "a positive number of seconds")
     return value
 
 
@@ -142,7 +143,7 @@ class PredictorSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PredictorSettings:
-        """Read the variables above (and ComfyUI's, the weights' and the inputs'); raises `ValueError`
+        """Read the variables above (and ComfyUI's, the weights' and the inputs'); raises `SettingsError`
         naming a malformed one."""
         env = os.environ if environ is None else environ
         return cls(
@@ -167,4 +168,4 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
         return True
     if raw in _FALSE:
         return False
-    raise InputSettingError(name, raw, "true or false")
+    raise SettingsError(name, raw, "true or false")

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from prediction.input_errors import InputSettingError
 from prediction.settings import InputSettings
+from weightkit.errors import SettingsError
 
 
 def test_defaults_when_nothing_is_set() -> None:
@@ -59,6 +59,6 @@ def test_allow_private_urls_switch(value: str, allow_all: bool) -> None:
     ],
 )
 def test_malformed_value_names_the_variable(variable: str, value: str) -> None:
-    with pytest.raises(InputSettingError, match=variable) as caught:
+    with pytest.raises(SettingsError, match=variable) as caught:
         InputSettings.from_env({variable: value})
     assert caught.value.variable == variable and caught.value.value == value
