@@ -93,18 +93,8 @@ class CogServer:
         """
         deadline = time.monotonic() + timeout
         while True:
-            request = urllib.request.Request(
-                self.url + "/predictions",
-                data=json.dumps({"input": inputs}).encode(),
-                headers={"Content-Type": "application/json"},
-                method="POST",
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=timeout) as response:
-                    return json.load(response)
-            except urllib.error.HTTPError as error:
-                answer = json.loads(error.read() or b"{}") | {"http_status": error.code}
-            if answer["http_status"] != 409 or time.monotonic() > deadline:
+            answer = self._send("POST", "/predictions", {"input": inputs}, timeout)
+            if answer.get("http_status") != 409 or time.monotonic() > deadline:
                 return answer
             time.sleep(0.02)  # the slot is released asynchronously; nothing to wait on but time
 
@@ -112,11 +102,16 @@ class CogServer:
         self, prediction_id: str, inputs: dict[str, Any], *, timeout: float = 120.0
     ) -> dict[str, Any]:
         """PUT /predictions/<id>: a prediction with our id (so it can be cancelled), answered when done."""
+        body = {"id": prediction_id, "input": inputs}
+        return self._send("PUT", f"/predictions/{prediction_id}", body, timeout)
+
+    def _send(self, method: str, path: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """The JSON answer; an HTTP error's body with its status as `http_status`."""
         request = urllib.request.Request(
-            f"{self.url}/predictions/{prediction_id}",
-            data=json.dumps({"id": prediction_id, "input": inputs}).encode(),
+            self.url + path,
+            data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
-            method="PUT",
+            method=method,
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:

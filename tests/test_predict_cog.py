@@ -234,6 +234,21 @@ def test_setup_whose_download_fails_fails_unless_best_effort(tmp_path, weights_s
         assert "preload failed, going on (PRELOAD_BEST_EFFORT)" in server.log()
 
 
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [('{"1": {"class_type": ', "not valid JSON"), (None, "neither a file nor a folder")],
+    ids=["broken-json", "no-such-file"],
+)
+def test_setup_with_an_unreadable_preload_workflow_fails_saying_why(tmp_path, weights_server, content, words):
+    workflow = tmp_path / "preload.json"
+    if content is not None:
+        workflow.write_text(content)
+    env = deployment(tmp_path / "deployment", weights_server, PRELOAD_WORKFLOW=str(workflow))
+    with CogServer(env, log_path=tmp_path / "cog.log") as server:
+        assert server.health()["status"] == "SETUP_FAILED"
+        assert "Setup could not preload" in server.log() and words in server.log()
+
+
 def test_stopping_the_cog_server_stops_comfyui_too(tmp_path, weights_server):
     def comfyui_pids() -> list[int]:
         marker = str(tmp_path / "input").encode()
