@@ -4,11 +4,18 @@ Independent of Cog and of the ComfyUI process: `comfyui.py` and `predict.py` are
 """
 
 from weightkit.check import CheckReport, FoundWeight, check_weights, missing_weights_error, verify_present
+from weightkit.download import Downloader, FetchRequest, FetchResult, FetchSummary
 from weightkit.errors import (
+    DiskSpaceError,
+    DownloadError,
+    DownloadsFailedError,
     ExtraModelPathsError,
+    GatedWeightError,
     ManifestError,
     MissingWeightsError,
+    SettingsError,
     UnknownKitError,
+    UnsafeArchiveError,
     UnsafeWeightNameError,
     WeightkitError,
     WorkflowError,
@@ -16,28 +23,45 @@ from weightkit.errors import (
 from weightkit.extract import WeightRef, builtin_loaders, required_weights
 from weightkit.manifest import Kit, Manifest, WeightEntry, load_manifest
 from weightkit.modelpaths import ModelPaths, read_extra_model_paths, weight_folders, write_extra_model_paths
-from weightkit.settings import WeightSettings
+from weightkit.settings import DownloadSettings, WeightSettings
+from weightkit.store import EnsureResult, RepairError, UnknownWeightError, WeightStore, apply_renames
 from weightkit.units import format_bytes
 from weightkit.verified import VerifiedRecords, sha256_file
 from weightkit.workflow import parse_workflow
 
 __all__ = [
     "CheckReport",
+    "DiskSpaceError",
+    "DownloadError",
+    "DownloadSettings",
+    "Downloader",
+    "DownloadsFailedError",
+    "EnsureResult",
     "ExtraModelPathsError",
+    "FetchRequest",
+    "FetchResult",
+    "FetchSummary",
     "FoundWeight",
+    "GatedWeightError",
     "Kit",
     "Manifest",
     "ManifestError",
     "MissingWeightsError",
     "ModelPaths",
+    "RepairError",
+    "SettingsError",
     "UnknownKitError",
+    "UnknownWeightError",
+    "UnsafeArchiveError",
     "UnsafeWeightNameError",
     "VerifiedRecords",
     "WeightEntry",
     "WeightRef",
     "WeightSettings",
+    "WeightStore",
     "WeightkitError",
     "WorkflowError",
+    "apply_renames",
     "builtin_loaders",
     "check_weights",
     "format_bytes",
