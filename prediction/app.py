@@ -11,6 +11,7 @@ missing (or fail fast in strict mode) → run on ComfyUI → outputs in the requ
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import shutil
 import tarfile
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from comfyui import ComfyUI
-from prediction.input_errors import InputError
+from prediction.input_errors import InputError, WeightURLError
 from prediction.input_files import place_input_file
 from prediction.netguard import check_url
 from prediction.output_files import check_output_options, empty_folders, export_outputs, in_run_folder
@@ -162,11 +163,14 @@ class App:
 
     def install_user_weights(self, source: str) -> list[Path]:
         """Unpack Cog's `weights` (a .tar of model folders, as Replicate passes trained weights) into the
-        weights directory: `loras/x.safetensors` lands in `<WEIGHTS_DIR>/loras/`. Members that would leave
-        it are refused before anything is written."""
+        weights directory: `loras/x.safetensors` (or `models/loras/x.safetensors`) lands in
+        `<WEIGHTS_DIR>/loras/`. Members that would leave it are refused before anything is written. The
+        downloaded archive is kept, named by its URL, so the next cold start with the same URL does not
+        fetch it again. Raises `UnsafeArchiveError`, the downloader's errors, or `OSError`."""
         weights_dir = self.store.settings.weights_dir
         if source.startswith(("http://", "https://")):
-            archive = weights_dir / ".weightkit" / "user-weights.tar"
+            key = hashlib.sha256(source.encode()).hexdigest()[:16]
+            archive = weights_dir / ".weightkit" / f"user-weights-{key}.tar"
             self.store.downloader.fetch(FetchRequest.for_url(source, archive, unpack=False))
         else:
             archive = Path(source.removeprefix("file://"))
@@ -184,9 +188,7 @@ class App:
                 path.replace(target)
                 installed.append(target)
         except tarfile.TarError as exc:
-            raise PreloadError(
-                OSError(f"the weights archive {source} is not a readable tar ({exc})")
-            ) from exc
+            raise OSError(f"the weights archive {source} is not a readable tar ({exc})") from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         logger.info("installed %d user weight file(s) from %s", len(installed), source)
@@ -271,7 +273,11 @@ class App:
                 "node %s (%s) loads %s from %s", weight.node_id, weight.class_type, weight.name, weight.url
             )
             result = self.store.fetch_url(weight.url, weight.folder, weight.name, url_guard=guard)
-            check_weight_file(weight, result.path)
+            try:
+                check_weight_file(weight, result.path)
+            except WeightURLError:
+                self.store.quarantine(result.path, folder=weight.folder)  # not left to be loaded
+                raise
         return use_weight_names(workflow, weights) if weights else workflow
 
     def _ranges(self) -> dict[tuple[str, str], tuple[int, int]]:

@@ -116,6 +116,7 @@ def weights_server() -> Iterator[FaultServer]:
             redirect=f"http://127.0.0.2:{server.port}/lora/my_style.safetensors",
         )
         server.serve("/inputs/picture.png", picture())
+        server.serve("/lora/login.pth", b"<!doctype html><html>please log in</html>")
         server.serve(
             "/wf/upscale.json", json.dumps(upscale("tiny_compact_x2.safetensors", "from-url")).encode()
         )
@@ -376,6 +377,21 @@ def test_lora_given_by_url_is_fetched_into_its_model_folder_under_a_stable_name(
     again = cog.predict({"workflow_json": json.dumps(workflow)})
     assert again["status"] == "succeeded", again.get("error")
     assert len(list((cog.base / "weights" / "loras").glob("[!.]*my_style*"))) == 1  # one stable name
+
+
+def test_lora_url_serving_a_web_page_is_refused_and_not_left_to_load(cog, weights_server):
+    workflow = upscale("tiny_compact_x2.safetensors", "html")
+    workflow["9"] = {
+        "class_type": "LoraLoaderModelOnly",
+        "inputs": {
+            "lora_name": weights_server.url("/lora/login.pth"),
+            "strength_model": 1.0,
+            "model": ["2", 0],
+        },
+    }
+    prediction = cog.predict({"workflow_json": json.dumps(workflow)})
+    assert prediction["status"] == "failed" and "web page" in prediction["error"]
+    assert not list((cog.base / "weights" / "loras").glob("[!.]*login*"))
 
 
 def test_lora_url_redirecting_to_a_private_address_is_refused(cog, weights_server):
