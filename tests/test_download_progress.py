@@ -11,9 +11,9 @@ from weightkit.download import (
     FetchSummary,
     LogProgress,
     TerminalProgress,
-    human_bytes,
     progress_for,
 )
+from weightkit.units import format_bytes
 
 
 def _result(**changes) -> FetchResult:
@@ -25,8 +25,8 @@ def _result(**changes) -> FetchResult:
     return FetchResult(**fields)
 
 
-def test_human_bytes_uses_decimal_units():
-    assert [human_bytes(n) for n in (512, 1_500, 23_802_932_552)] == ["512 B", "1.5 kB", "23.8 GB"]
+def test_sizes_use_decimal_units():
+    assert [format_bytes(n) for n in (512, 1_500, 23_802_932_552)] == ["512 B", "1.5 kB", "23.8 GB"]
 
 
 def test_log_progress_reports_each_step_with_speed_and_eta_then_a_summary(caplog):
@@ -41,7 +41,7 @@ def test_log_progress_reports_each_step_with_speed_and_eta_then_a_summary(caplog
     assert [line.split(" (")[1].split(")")[0] for line in lines[:2]] == ["30%", "60%"]  # 25 % steps
     assert "MB/s" in lines[0] and "ETA" in lines[0] and "of 1.0 kB" in lines[0]
     assert lines[2].startswith("w.bin: 1.0 kB in 2.0 s")
-    assert lines[3] == "Weights: 1 files, 335.3 MB downloaded in 2.0 s (168 MB/s)"
+    assert lines[3] == "Weights: 1 files, 335 MB downloaded in 2.0 s (168 MB/s)"
 
 
 def test_terminal_progress_draws_one_bar_and_prints_finished_files_above_it():

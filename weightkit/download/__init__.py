@@ -14,7 +14,6 @@ from weightkit.download.progress import (
     LogProgress,
     ProgressReporter,
     TerminalProgress,
-    human_bytes,
     progress_for,
 )
 from weightkit.download.request import FetchRequest, FetchResult, FetchSummary
@@ -30,7 +29,6 @@ __all__ = [
     "ProgressReporter",
     "TerminalProgress",
     "check_members",
-    "human_bytes",
     "member_path",
     "progress_for",
     "safe_extract_tar",

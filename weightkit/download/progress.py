@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Protocol, TextIO
 
 from weightkit.download.request import FetchResult, FetchSummary
+from weightkit.units import format_bytes
 
-__all__ = ["LogProgress", "ProgressReporter", "TerminalProgress", "human_bytes", "progress_for"]
+__all__ = ["LogProgress", "ProgressReporter", "TerminalProgress", "progress_for"]
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,6 @@ class ProgressReporter(Protocol):
     def failed(self, name: str, error: BaseException) -> None: ...
 
     def summarized(self, summary: FetchSummary) -> None: ...
-
-
-def human_bytes(n: float) -> str:
-    """Decimal units, as disks and network links are sold: `23.8 GB`."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def _duration(seconds: float) -> str:
@@ -72,9 +64,9 @@ class _Meter:
             left = (self.total - self.done) / rate if rate > 0 else None
             eta = f", ETA {_duration(left)}" if left is not None else ""
             percent = 100 * self.done / self.total
-            sizes = f"{human_bytes(self.done)} of {human_bytes(self.total)}"
+            sizes = f"{format_bytes(self.done)} of {format_bytes(self.total)}"
             return f"{name}: {sizes} ({percent:.0f}%), {speed}{eta}"
-        return f"{name}: {human_bytes(self.done)}, {speed}"
+        return f"{name}: {format_bytes(self.done)}, {speed}"
 
 
 class LogProgress:
@@ -176,7 +168,7 @@ class TerminalProgress:
         rate = sum(m.rate(now) for m in self._meters.values())
         filled = int(self._width * done / total) if known and total else 0
         bar = "#" * filled + "." * (self._width - filled)
-        size = f"{human_bytes(done)}/{human_bytes(total)}" if known else human_bytes(done)
+        size = f"{format_bytes(done)}/{format_bytes(total)}" if known else format_bytes(done)
         eta = f" ETA {_duration((total - done) / rate)}" if known and rate > 0 else ""
         files = len(self._meters)
         line = f"[{bar}] {size} {rate / 1e6:.0f} MB/s{eta} ({files} file{'s' if files != 1 else ''})"
@@ -194,13 +186,13 @@ def progress_for(stream: TextIO, *, interval: float = 5.0) -> ProgressReporter:
 
 def _finished_line(result: FetchResult) -> str:
     if result.present:
-        return f"{result.name}: already present ({human_bytes(result.size)})"
+        return f"{result.name}: already present ({format_bytes(result.size)})"
     if result.waited:
-        return f"{result.name}: fetched by another process ({human_bytes(result.size)})"
-    resumed = f", resumed after {human_bytes(result.resumed)}" if result.resumed else ""
+        return f"{result.name}: fetched by another process ({format_bytes(result.size)})"
+    resumed = f", resumed after {format_bytes(result.resumed)}" if result.resumed else ""
     check = f"sha256 {result.sha256[:12]}" if result.sha256 else "not hashed"
     return (
-        f"{result.name}: {human_bytes(result.fetched)} in {result.seconds:.1f} s "
+        f"{result.name}: {format_bytes(result.fetched)} in {result.seconds:.1f} s "
         f"({result.mb_per_s:.0f} MB/s){resumed}, {check}"
     )
 
@@ -209,6 +201,6 @@ def _summary_line(summary: FetchSummary) -> str:
     present = f", {summary.present} already present" if summary.present else ""
     failed = f", {len(summary.failed)} failed" if summary.failed else ""
     return (
-        f"Weights: {summary.files} files, {human_bytes(summary.bytes)} downloaded in {summary.seconds:.1f} s "
-        f"({summary.mb_per_s:.0f} MB/s){present}{failed}"
+        f"Weights: {summary.files} files, {format_bytes(summary.bytes)} downloaded in "
+        f"{summary.seconds:.1f} s ({summary.mb_per_s:.0f} MB/s){present}{failed}"
     )
