@@ -158,3 +158,14 @@ def test_plan_exits_2_for_a_bad_workflow(run, tmp_path, content, expected):
 def test_plan_of_a_file_that_does_not_exist_exits_2(run, tmp_path):
     result = run("plan", str(tmp_path / "nope.json"))
     assert result.returncode == 2 and "nope.json" in result.stderr
+
+
+def test_plan_counts_an_alias_present_when_the_manifest_file_is_here(run, tmp_path):
+    vae = tmp_path / "weights" / "vae"
+    vae.mkdir(parents=True)
+    with open(vae / "ae.safetensors", "wb") as sparse:
+        sparse.truncate(335304388)  # the manifest size; plan only stats
+    workflow = write_workflow(tmp_path, {"1": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.sft"}}})
+    result = run("plan", workflow)
+    assert result.returncode == 0, result.stderr
+    assert "1 present, 0 to fetch" in result.stdout

@@ -18,10 +18,10 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from weightkit.check import CheckReport, check_weights, missing_weights_error
+from weightkit.check import CheckReport, missing_weights_error
 from weightkit.download import progress_for
 from weightkit.errors import DiskSpaceError, DownloadError, DownloadsFailedError, WeightkitError
-from weightkit.extract import WeightRef, required_weights
+from weightkit.extract import WeightRef
 from weightkit.folders import canonical_folder
 from weightkit.manifest import WeightEntry
 from weightkit.settings import WeightSettings
@@ -123,8 +123,8 @@ def _configure_plan(parser: argparse.ArgumentParser) -> None:
 def _run_plan(args: argparse.Namespace, store: WeightStore) -> int:
     text = sys.stdin.buffer.read() if args.workflow == "-" else Path(args.workflow).read_bytes()
     manifest = store.manifest
-    refs = required_weights(text, manifest)
-    report = check_weights(refs, store.paths, store.records)
+    refs = store.required(text)
+    report = store.check_refs(refs, verified=True)
     fetch = report.to_fetch
     fetch_bytes = sum(ref.entry.size for ref in fetch if ref.entry is not None)
     status = _statuses(report)

@@ -144,7 +144,12 @@ class WeightStore:
     def check(self, workflow: Workflow | str | bytes) -> CheckReport:
         """Where each weight is, by a stat per file; an aliased name counts as present when the
         manifest's file is here (see `renames`)."""
-        report, _ = self._check(self.required(workflow))
+        return self.check_refs(self.required(workflow))
+
+    def check_refs(self, refs: Sequence[WeightRef], *, verified: bool = False) -> CheckReport:
+        """`check` for refs already extracted; `verified` also reads each file's verified record (a
+        small read per file) to tell verified files and recorded wrong hashes apart."""
+        report, _ = self._check(refs, self.records if verified else None)
         return report
 
     def validate(self, workflow: Workflow | str | bytes) -> CheckReport:
@@ -183,8 +188,10 @@ class WeightStore:
             raise missing_weights_error(report, self.paths, self.manifest)
         return EnsureResult(refs, report, fetched, renames, check_seconds)
 
-    def _check(self, refs: Sequence[WeightRef]) -> tuple[CheckReport, dict[tuple[str, str], str]]:
-        report = check_weights(refs, self.paths)
+    def _check(
+        self, refs: Sequence[WeightRef], records: VerifiedRecords | None = None
+    ) -> tuple[CheckReport, dict[tuple[str, str], str]]:
+        report = check_weights(refs, self.paths, records)
         renames: dict[tuple[str, str], str] = {}
         aliased = [r for r in report.missing if r.entry is not None and r.entry.name != r.name]
         if not aliased:
