@@ -67,6 +67,17 @@ def upscale(model: str, prefix: str = "up", *, size: int = 16, color: int = 0x33
     }
 
 
+def with_lora_url(url: str, prefix: str) -> dict:
+    """The upscale workflow plus a LoRA loader given a URL; not connected to an output, so ComfyUI (real or
+    stand-in) does not run it, but the predictor fetches its weight."""
+    workflow = upscale("tiny_compact_x2.safetensors", prefix)
+    workflow["9"] = {
+        "class_type": "LoraLoaderModelOnly",
+        "inputs": {"lora_name": url, "strength_model": 1.0, "model": ["2", 0]},
+    }
+    return workflow
+
+
 def invert_input(image: str = "input.png") -> dict:
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": image}},
@@ -361,15 +372,7 @@ def test_zip_of_inputs_with_a_parent_member_is_refused_and_nothing_is_unpacked(c
 
 
 def test_lora_given_by_url_is_fetched_into_its_model_folder_under_a_stable_name(cog, weights_server):
-    workflow = upscale("tiny_compact_x2.safetensors", "with-lora")
-    workflow["9"] = {
-        "class_type": "LoraLoaderModelOnly",  # not connected to an output: fetched, not executed
-        "inputs": {
-            "lora_name": weights_server.url("/lora/my_style.safetensors"),
-            "strength_model": 1.0,
-            "model": ["2", 0],
-        },
-    }
+    workflow = with_lora_url(weights_server.url("/lora/my_style.safetensors"), "with-lora")
     prediction = cog.predict({"workflow_json": json.dumps(workflow)})
     assert len(images(prediction)) == 1
     (fetched,) = (cog.base / "weights" / "loras").glob("*-my_style.safetensors")
@@ -380,30 +383,14 @@ def test_lora_given_by_url_is_fetched_into_its_model_folder_under_a_stable_name(
 
 
 def test_lora_url_serving_a_web_page_is_refused_and_not_left_to_load(cog, weights_server):
-    workflow = upscale("tiny_compact_x2.safetensors", "html")
-    workflow["9"] = {
-        "class_type": "LoraLoaderModelOnly",
-        "inputs": {
-            "lora_name": weights_server.url("/lora/login.pth"),
-            "strength_model": 1.0,
-            "model": ["2", 0],
-        },
-    }
+    workflow = with_lora_url(weights_server.url("/lora/login.pth"), "html")
     prediction = cog.predict({"workflow_json": json.dumps(workflow)})
     assert prediction["status"] == "failed" and "web page" in prediction["error"]
     assert not list((cog.base / "weights" / "loras").glob("[!.]*login*"))
 
 
 def test_lora_url_redirecting_to_a_private_address_is_refused(cog, weights_server):
-    workflow = upscale("tiny_compact_x2.safetensors", "redirected")
-    workflow["9"] = {
-        "class_type": "LoraLoaderModelOnly",
-        "inputs": {
-            "lora_name": weights_server.url("/lora/moved.safetensors"),
-            "strength_model": 1.0,
-            "model": ["2", 0],
-        },
-    }
+    workflow = with_lora_url(weights_server.url("/lora/moved.safetensors"), "redirected")
     prediction = cog.predict({"workflow_json": json.dumps(workflow)})
     assert prediction["status"] == "failed"
     assert "127.0.0.2" in prediction["error"] and "ALLOW_PRIVATE_URLS" in prediction["error"]
