@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,13 +50,13 @@ Workflow = Mapping[str, Any]
 class WeightStore(Protocol):
     """What `ComfyUI` needs from `weightkit.store.WeightStore`."""
 
-    def required(self, workflow: Workflow) -> list[WeightRefLike]: ...
+    def required(self, workflow: Workflow) -> Sequence[WeightRefLike]: ...
 
-    def validate(self, workflow: Workflow) -> Any: ...
+    def validate(self, workflow: Workflow) -> object: ...
 
     def repair(self, name: str, folder: str) -> Path: ...
 
-    def write_extra_model_paths(self, path: Path) -> Any: ...
+    def write_extra_model_paths(self, path: Path) -> Path: ...
 
 
 class ComfyUI:
@@ -141,9 +141,9 @@ class ComfyUI:
 
     def extract_required_weights(self, workflow: Workflow) -> list[WeightRefLike]:
         """The weight files `workflow` loads, with their folders and the nodes that load them."""
-        return self._weights().required(workflow)
+        return list(self._weights().required(workflow))
 
-    def validate_weights_exist(self, workflow: Workflow, skip_check: bool = False) -> Any:
+    def validate_weights_exist(self, workflow: Workflow, skip_check: bool = False) -> object:
         """The store's check that every weight is on disk (a stat per file); raises `MissingWeightsError`,
         one paragraph naming each missing file, the node that wants it and how to get it."""
         return None if skip_check else self._weights().validate(workflow)

@@ -84,6 +84,7 @@ def check_comfyui_wrapper() -> str:
     for name, names in expected.items():
         method = getattr(ComfyUI, name, None)
         require(callable(method), f"ComfyUI.{name} is missing")
+        assert method is not None
         require(
             parameters(method) == names, f"ComfyUI.{name}{tuple(names)} expected, got {parameters(method)}"
         )
@@ -104,8 +105,8 @@ def check_manifest(path: Path) -> str:
     for entry in manifest.entries.values():
         require(re.fullmatch(r"[0-9a-f]{64}", entry.sha256) is not None, f"{entry.key}: sha256")
         require(entry.size > 0, f"{entry.key}: size")
-    for kit in ("sd15", "sdxl", "flux", "flux-dev", "sd35", "upscale"):
-        require(kit in manifest.kits, f"kit {kit} is missing")
+    for name in ("sd15", "sdxl", "flux", "flux-dev", "sd35", "upscale"):
+        require(name in manifest.kits, f"kit {name} is missing")
     for kit in manifest.kits.values():
         require(bool(kit.description.strip()), f"kit {kit.name} has no description")
         require(all(ref in manifest.entries for ref in kit.weights), f"kit {kit.name} names unknown weights")

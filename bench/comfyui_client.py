@@ -71,6 +71,7 @@ def _cancel_latency(server: ReplayServer, comfy: ComfyUI) -> float:
     script.held.wait(10)
     time.sleep(0.05)  # let the client settle into its read loop
     injected = time.perf_counter()
+    assert thread.ident is not None
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread.ident), ctypes.py_object(CancelationException)
     )

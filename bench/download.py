@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.nginxserver import Nginx  # noqa: E402
-from weightkit.settings import parse_size  # noqa: E402
+from weightkit.env import parse_size  # noqa: E402
 
 TARGETS = {"limited_vs_aria2c": 1.3, "limited_vs_curl": 10.0, "unlimited_vs_curl": 1.2, "rss_mib": 256}
 
@@ -153,7 +153,7 @@ def _transport(url: str, size: int, block: int) -> dict[str, float]:
     parts = urlsplit(url)
     rates: dict[str, float] = {}
     started = time.perf_counter()
-    conn = http.client.HTTPConnection(parts.hostname, parts.port)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
     conn.request("GET", parts.path)
     response = conn.getresponse()
     view = memoryview(bytearray(block))
@@ -168,9 +168,9 @@ def _transport(url: str, size: int, block: int) -> dict[str, float]:
         return rates
     started = time.perf_counter()
     pool = urllib3.PoolManager()
-    response = pool.request("GET", url, preload_content=False)
-    got = sum(len(piece) for piece in response.stream(block))
-    response.release_conn()
+    streamed = pool.request("GET", url, preload_content=False)
+    got = sum(len(piece) for piece in streamed.stream(block))
+    streamed.release_conn()
     rates["urllib3"] = got / (time.perf_counter() - started) / 1e6
     assert got == size
     return rates

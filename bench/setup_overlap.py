@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
 from prediction.app import App  # noqa: E402
 from prediction.settings import PredictorSettings  # noqa: E402
 from tests.nginxserver import Nginx  # noqa: E402
-from weightkit.settings import parse_size  # noqa: E402
+from weightkit.env import parse_size  # noqa: E402
 from weightkit.store import WeightStore  # noqa: E402
 
 

@@ -196,7 +196,8 @@ class PromptRejectedError(ComfyRunError, ValueError):
     """ComfyUI refused the workflow (HTTP 400): names each failing node, its class, input and reason."""
 
     def __init__(self, body: Mapping[str, Any]) -> None:
-        error = body.get("error") if isinstance(body.get("error"), Mapping) else {}
+        raw_error = body.get("error")
+        error: Mapping[str, Any] = raw_error if isinstance(raw_error, Mapping) else {}
         self.error_type = str(error.get("type", ""))
         self.reason = str(error.get("message", "")) or "rejected"
         self.details = str(error.get("details", ""))

@@ -1,19 +1,19 @@
 """Every setting for running ComfyUI, read from the environment in this one place.
 
-Settings are read when asked for (`RuntimeSettings.from_env()`), never at import, and returned as a frozen
-value. Where ComfyUI and the weights live (`COMFYUI_PATH`, `WEIGHTS_DIR`) belong to
-`weightkit.settings.WeightSettings`, which this holds as `weights`.
+Settings are read when asked for (`RuntimeSettings.from_env()`), never at import, through the one reader
+`weightkit.env.Env`, and returned as a frozen value. Where ComfyUI and the weights live (`COMFYUI_PATH`,
+`WEIGHTS_DIR`) belong to `weightkit.settings.WeightSettings`, which this holds as `weights`.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from weightkit.env import Env
 from weightkit.errors import SettingsError
 from weightkit.settings import WeightSettings
 
@@ -59,40 +59,22 @@ class RuntimeSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
         """Read the variables in the table above; raises `SettingsError` naming a malformed one."""
-        env = os.environ if environ is None else environ
-
-        def text(name: str) -> str:
-            return env.get(name, "").strip()
-
-        def number(name: str, default: float) -> float:
-            value = text(name)
-            try:
-                parsed = float(value) if value else default
-            except ValueError:
-                raise SettingsError(name, value, "a number of seconds") from None
-            if parsed < 0:
-                raise SettingsError(name, value, "a number of seconds that is not negative")
-            return parsed
-
-        port_text = text("COMFYUI_PORT")
-        if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
-            raise SettingsError("COMFYUI_PORT", port_text, "a port number (1-65535)")
-        url = text("COMFYUI_URL").rstrip("/") or None
+        env = Env(environ)
+        url = env.raw("COMFYUI_URL").rstrip("/") or None
         if url is not None and not url.startswith(("http://", "https://")):
             raise SettingsError("COMFYUI_URL", url, "a URL starting with http:// or https://")
-        run_timeout = number("COMFYUI_RUN_TIMEOUT", 3600.0)
-        temp_dir = Path(text("COMFYUI_TEMP_DIR") or "/tmp/comfyui")
+        temp_dir = env.path("COMFYUI_TEMP_DIR", cls.temp_dir)
         return cls(
-            weights=WeightSettings.from_env(env),
+            weights=WeightSettings.from_env(env.environ),
             url=url,
-            port=int(port_text) if port_text else None,
-            python=text("COMFYUI_PYTHON") or sys.executable,
-            extra_args=tuple(shlex.split(text("COMFYUI_ARGS"))),
-            start_timeout=number("COMFYUI_START_TIMEOUT", 300.0),
-            run_timeout=run_timeout or None,
-            input_dir=Path(text("COMFYUI_INPUT_DIR") or "/tmp/inputs"),
-            output_dir=Path(text("COMFYUI_OUTPUT_DIR") or "/tmp/outputs"),
+            port=env.port("COMFYUI_PORT", cls.port),
+            python=env.text("COMFYUI_PYTHON", cls.python),
+            extra_args=tuple(shlex.split(env.raw("COMFYUI_ARGS"))),
+            start_timeout=env.seconds("COMFYUI_START_TIMEOUT", cls.start_timeout),
+            run_timeout=env.seconds_or_no_limit("COMFYUI_RUN_TIMEOUT", cls.run_timeout),
+            input_dir=env.path("COMFYUI_INPUT_DIR", cls.input_dir),
+            output_dir=env.path("COMFYUI_OUTPUT_DIR", cls.output_dir),
             temp_dir=temp_dir,
-            model_paths_file=Path(text("COMFYUI_MODEL_PATHS_FILE") or temp_dir / "extra_model_paths.yaml"),
-            log_prefix=env.get("COMFYUI_LOG_PREFIX", "[ComfyUI] "),
+            model_paths_file=env.path("COMFYUI_MODEL_PATHS_FILE", temp_dir / "extra_model_paths.yaml"),
+            log_prefix=env.verbatim("COMFYUI_LOG_PREFIX", cls.log_prefix),
         )

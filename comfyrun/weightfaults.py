@@ -37,10 +37,17 @@ class WeightRefLike(Protocol):
     """A weight a workflow needs (`weightkit.extract.WeightRef`): file `name` in model `folder` (None when
     no one knows where the node looks), read by input `input_name` of node `node_id`."""
 
-    name: str
-    folder: str | None
-    node_id: str
-    input_name: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def folder(self) -> str | None: ...
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def input_name(self) -> str: ...
 
 
 def looks_corrupt(data: Mapping[str, Any]) -> bool:

@@ -56,7 +56,7 @@ def place_input_file(path: Path, input_dir: Path, *, settings: InputSettings) ->
     refused (unsafe member, over a limit, damaged), with nothing left in `input_dir`.
     """
     path = Path(path)
-    kind = _extension(path.name)
+    kind: str | None = _extension(path.name)
     if kind not in MEDIA_EXTENSIONS:
         kind = sniff_type(path)
     if kind is None:
@@ -156,11 +156,11 @@ def _extent(archive: Path, kind: str) -> tuple[int, int]:
     try:
         if kind == ".zip":
             with zipfile.ZipFile(archive) as zf:
-                infos = zf.infolist()
-                return len(infos), sum(info.file_size for info in infos)
+                zipped = zf.infolist()
+                return len(zipped), sum(info.file_size for info in zipped)
         with tarfile.open(archive) as tf:
-            infos = tf.getmembers()
-            return len(infos), sum(info.size for info in infos if info.isfile())
+            members = tf.getmembers()
+            return len(members), sum(info.size for info in members if info.isfile())
     except _DAMAGED as exc:
         raise InputArchiveError(archive.name, f"it is not a readable {kind[1:]} archive ({exc})") from exc
 

@@ -119,7 +119,7 @@ def check_url(url: str, *, settings: InputSettings) -> CheckedURL:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise InputDownloadError(url, f"the host name {host} could not be resolved ({exc})") from exc
-    addresses = tuple(dict.fromkeys(info[4][0] for info in infos))
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     for text in addresses:
         address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
         problem = address_problem(address)
@@ -238,10 +238,11 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, checked: CheckedURL, timeout: float) -> None:
         super().__init__(checked.host, checked.port, timeout=timeout)
         self.checked = checked
+        self.seconds = timeout
         self.connected_to = ""
 
     def connect(self) -> None:
-        self.sock, self.connected_to = _connect(self.checked, self.timeout)
+        self.sock, self.connected_to = _connect(self.checked, self.seconds)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -251,10 +252,11 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.tls = ssl.create_default_context()
         super().__init__(checked.host, checked.port, timeout=timeout, context=self.tls)
         self.checked = checked
+        self.seconds = timeout
         self.connected_to = ""
 
     def connect(self) -> None:
-        sock, self.connected_to = _connect(self.checked, self.timeout)
+        sock, self.connected_to = _connect(self.checked, self.seconds)
         try:
             self.sock = self.tls.wrap_socket(sock, server_hostname=self.checked.host)
         except BaseException:

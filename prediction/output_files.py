@@ -36,9 +36,9 @@ _CONVERTIBLE = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 def collect_files(*folders: Path) -> list[Path]:
     """Every file under `folders`, folder by folder, sorted by path within each (ComfyUI's numbered
     names, `ComfyUI_00001_.png`, sort in the order they were written). Hidden files are skipped."""
-    found = []
+    found: list[Path] = []
     for folder in folders:
-        files = []
+        files: list[Path] = []
         for root, dirs, names in os.walk(folder):
             dirs[:] = [name for name in dirs if not name.startswith(".")]
             files.extend(Path(root, name) for name in names if not name.startswith("."))

@@ -8,14 +8,13 @@ tests can build their own. ComfyUI's settings (`comfyrun.settings.RuntimeSetting
 from __future__ import annotations
 
 import ipaddress
-import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from comfyrun.settings import RuntimeSettings
 from prediction.input_errors import ALLOW_PRIVATE_URLS
+from weightkit.env import FALSE, TRUE, Env
 from weightkit.errors import SettingsError
 
 __all__ = ["DEFAULT_WORKFLOW", "IPNetwork", "InputSettings", "PredictorSettings"]
@@ -23,9 +22,6 @@ __all__ = ["DEFAULT_WORKFLOW", "IPNetwork", "InputSettings", "PredictorSettings"
 DEFAULT_WORKFLOW = Path(__file__).resolve().parent.parent / "examples" / "sd15_txt2img.json"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-_TRUE = ("1", "true", "yes", "on", "all")
-_FALSE = ("", "0", "false", "no", "off", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,24 +53,23 @@ class InputSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> InputSettings:
         """Read the variables in the table above; raises `SettingsError` naming a malformed one."""
-        env = os.environ if environ is None else environ
-        allow_all, networks = _allowed(env.get(ALLOW_PRIVATE_URLS, ""))
+        env = Env(environ)
+        allow_all, networks = _allowed(env.raw(ALLOW_PRIVATE_URLS))
         return cls(
             allow_private_urls=allow_all,
             allowed_networks=networks,
-            download_max_bytes=_positive_int(env, "INPUT_DOWNLOAD_MAX_BYTES", cls.download_max_bytes),
-            workflow_max_bytes=_positive_int(env, "WORKFLOW_MAX_BYTES", cls.workflow_max_bytes),
-            download_timeout=_seconds(env, "INPUT_DOWNLOAD_TIMEOUT", cls.download_timeout),
-            archive_max_files=_positive_int(env, "INPUT_ARCHIVE_MAX_FILES", cls.archive_max_files),
-            archive_max_bytes=_positive_int(env, "INPUT_ARCHIVE_MAX_BYTES", cls.archive_max_bytes),
+            download_max_bytes=env.count("INPUT_DOWNLOAD_MAX_BYTES", cls.download_max_bytes),
+            workflow_max_bytes=env.count("WORKFLOW_MAX_BYTES", cls.workflow_max_bytes),
+            download_timeout=env.seconds("INPUT_DOWNLOAD_TIMEOUT", cls.download_timeout),
+            archive_max_files=env.count("INPUT_ARCHIVE_MAX_FILES", cls.archive_max_files),
+            archive_max_bytes=env.count("INPUT_ARCHIVE_MAX_BYTES", cls.archive_max_bytes),
         )
 
 
-def _allowed(raw: str) -> tuple[bool, tuple[IPNetwork, ...]]:
-    value = raw.strip()
-    if value.lower() in _TRUE:
+def _allowed(value: str) -> tuple[bool, tuple[IPNetwork, ...]]:
+    if value.lower() in (*TRUE, "all"):
         return True, ()
-    if value.lower() in _FALSE:
+    if value.lower() in (*FALSE, "none"):
         return False, ()
     networks = []
     for part in value.split(","):
@@ -82,35 +77,9 @@ def _allowed(raw: str) -> tuple[bool, tuple[IPNetwork, ...]]:
             networks.append(ipaddress.ip_network(part.strip(), strict=False))
         except ValueError as exc:
             raise SettingsError(
-                ALLOW_PRIVATE_URLS, raw, "true, false, or comma-separated networks such as 10.1.0.0/16"
+                ALLOW_PRIVATE_URLS, value, "true, false, or comma-separated networks such as 10.1.0.0/16"
             ) from exc
     return False, tuple(networks)
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise SettingsError(name, raw, "a positive whole number of bytes")
-    return value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not math.isfinite(value) or value <= 0:
-        raise SettingsError(name, raw, "a positive number of seconds")
-    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,27 +114,14 @@ class PredictorSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PredictorSettings:
         """Read the variables above (and ComfyUI's, the weights' and the inputs'); raises `SettingsError`
         naming a malformed one."""
-        env = os.environ if environ is None else environ
+        env = Env(environ)
         return cls(
-            comfyui=RuntimeSettings.from_env(env),
-            inputs=InputSettings.from_env(env),
-            kits=_list(env, "BASE_MODEL_KIT"),
-            preload_workflows=tuple(Path(p) for p in _list(env, "PRELOAD_WORKFLOW")),
-            preload_weights=_list(env, "PRELOAD_WEIGHTS"),
-            preload_best_effort=_flag(env, "PRELOAD_BEST_EFFORT"),
-            strict_weights=_flag(env, "WEIGHTS_STRICT"),
-            default_workflow=Path(env.get("DEFAULT_WORKFLOW", "").strip() or DEFAULT_WORKFLOW),
+            comfyui=RuntimeSettings.from_env(env.environ),
+            inputs=InputSettings.from_env(env.environ),
+            kits=env.items("BASE_MODEL_KIT"),
+            preload_workflows=tuple(Path(p) for p in env.items("PRELOAD_WORKFLOW")),
+            preload_weights=env.items("PRELOAD_WEIGHTS"),
+            preload_best_effort=env.flag("PRELOAD_BEST_EFFORT"),
+            strict_weights=env.flag("WEIGHTS_STRICT"),
+            default_workflow=env.path("DEFAULT_WORKFLOW", cls.default_workflow),
         )
-
-
-def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise SettingsError(name, raw, "true or false")

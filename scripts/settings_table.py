@@ -37,7 +37,7 @@ def table() -> str:
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for title, settings in SECTIONS:
         lines.append(f"| **{title}** | | |")
-        lines += [row.strip() for row in inspect.getdoc(settings).splitlines() if _ROW.match(row)]
+        lines += [row.strip() for row in (inspect.getdoc(settings) or "").splitlines() if _ROW.match(row)]
     return "\n".join(lines)
 
 

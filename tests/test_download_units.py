@@ -13,8 +13,9 @@ from weightkit.download.retry import backoff_delay, parse_retry_after
 from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url, origin
 from weightkit.download.verify import mismatch, safetensors_problem
 from weightkit.download.width import ConnectionWidth
+from weightkit.env import parse_size
 from weightkit.errors import SettingsError
-from weightkit.settings import Credential, DownloadSettings, WeightSettings, parse_size
+from weightkit.settings import Credential, DownloadSettings, WeightSettings
 
 
 def test_plan_of_fresh_file_cuts_even_chunks_and_a_short_last_one():

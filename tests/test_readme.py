@@ -25,7 +25,7 @@ def test_every_variable_the_code_reads_is_in_the_table():
         read |= set(re.findall(r"""(?:env|environ)\.get\(\s*["']([A-Z][A-Z0-9_]+)["']""", text))
         read |= set(
             re.findall(
-                r"""(?:text|value|count|seconds|size|retries|_list|_flag|path_or_none|_positive_int|_seconds|number)\(\s*(?:env,\s*)?["']([A-Z][A-Z0-9_]+)["']""",
+                r"""(?:raw|text|optional_text|verbatim|count|seconds|seconds_or_no_limit|size|flag|items|path|optional_path|port)\(\s*(?:env,\s*)?["']([A-Z][A-Z0-9_]+)["']""",
                 text,
             )
         )

@@ -204,7 +204,7 @@ def _embedding_spellings(name: str) -> tuple[str, ...]:
 
 
 def _subdirectories(directory: str) -> list[str]:
-    found = []
+    found: list[str] = []
     for root, subdirs, _ in os.walk(directory, followlinks=True):
         found.extend(os.path.join(root, d) for d in subdirs)
     return found

@@ -1,17 +1,17 @@
 """Every weightkit setting, read from the environment in this one place.
 
-Settings are read when asked for (`WeightSettings.from_env()`), never at import, and returned as a
-frozen value so a caller can pass them around and tests can build their own.
+Settings are read when asked for (`WeightSettings.from_env()`), never at import, through the one reader
+`weightkit.env.Env`, and returned as a frozen value so a caller can pass them around and tests can build
+their own.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from weightkit.env import Env
 from weightkit.errors import SettingsError
 
 BUILTIN_MANIFEST = Path(__file__).resolve().parent.parent / "weights_manifest.json"
@@ -80,87 +80,34 @@ class DownloadSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DownloadSettings:
         """Raises `SettingsError` naming the variable whose value is unusable."""
-        env = os.environ if environ is None else environ
-        default = cls()
-
-        def value(name: str) -> str:
-            return env.get(name, "").strip()
-
-        def count(name: str, fallback: int) -> int:
-            raw = value(name)
-            if not raw:
-                return fallback
-            if not raw.isdigit() or int(raw) < 1:
-                raise SettingsError(name, raw, "a whole number of at least 1")
-            return int(raw)
-
-        def retries(name: str, fallback: int) -> int:
-            raw = value(name)
-            if not raw:
-                return fallback
-            if not raw.isdigit():
-                raise SettingsError(name, raw, "a whole number (0 for no retries)")
-            return int(raw)
-
-        def seconds(name: str, fallback: float) -> float:
-            raw = value(name)
-            if not raw:
-                return fallback
-            try:
-                parsed = float(raw)
-            except ValueError:
-                parsed = -1.0
-            if not parsed > 0 or parsed == float("inf"):
-                raise SettingsError(name, raw, "a positive number of seconds")
-            return parsed
-
-        def size(name: str, fallback: int, minimum: int) -> int:
-            raw = value(name)
-            if not raw:
-                return fallback
-            parsed = parse_size(raw)
-            if parsed is None or parsed < minimum:
-                raise SettingsError(name, raw, f"a byte count of at least {minimum}, e.g. 16M or 1G")
-            return parsed
-
-        hf_token = value("HF_TOKEN") or value("HUGGING_FACE_HUB_TOKEN") or None
-        mirror = value("WEIGHTS_MIRROR") or None
+        env = Env(environ)
+        mirror = env.optional_text("WEIGHTS_MIRROR")
         if mirror is not None and "{name}" not in mirror:
             raise SettingsError("WEIGHTS_MIRROR", mirror, "a URL template containing {name}")
+        hf_token = env.optional_text("HF_TOKEN") or env.optional_text("HUGGING_FACE_HUB_TOKEN")
         return cls(
-            connections_per_file=count("WEIGHTS_CONNECTIONS_PER_FILE", default.connections_per_file),
-            max_connections=count("WEIGHTS_MAX_CONNECTIONS", default.max_connections),
-            concurrent_files=count("WEIGHTS_CONCURRENT_FILES", default.concurrent_files),
-            chunk_size=size("WEIGHTS_CHUNK_SIZE", default.chunk_size, 64 << 10),
-            stall_timeout=seconds("WEIGHTS_STALL_TIMEOUT", default.stall_timeout),
-            retries=retries("WEIGHTS_RETRIES", default.retries),
-            backoff=seconds("WEIGHTS_BACKOFF", default.backoff),
-            backoff_max=seconds("WEIGHTS_BACKOFF_MAX", default.backoff_max),
-            max_retry_after=seconds("WEIGHTS_MAX_RETRY_AFTER", default.max_retry_after),
+            connections_per_file=env.count("WEIGHTS_CONNECTIONS_PER_FILE", cls.connections_per_file),
+            max_connections=env.count("WEIGHTS_MAX_CONNECTIONS", cls.max_connections),
+            concurrent_files=env.count("WEIGHTS_CONCURRENT_FILES", cls.concurrent_files),
+            chunk_size=env.size("WEIGHTS_CHUNK_SIZE", cls.chunk_size, minimum=64 << 10),
+            stall_timeout=env.seconds("WEIGHTS_STALL_TIMEOUT", cls.stall_timeout),
+            retries=env.count("WEIGHTS_RETRIES", cls.retries, minimum=0),
+            backoff=env.seconds("WEIGHTS_BACKOFF", cls.backoff),
+            backoff_max=env.seconds("WEIGHTS_BACKOFF_MAX", cls.backoff_max),
+            max_retry_after=env.seconds("WEIGHTS_MAX_RETRY_AFTER", cls.max_retry_after),
             mirror=mirror,
             credentials=(
                 Credential(env_var="HF_TOKEN", origins=HF_ORIGINS, token=hf_token),
                 Credential(
                     env_var="CIVITAI_API_TOKEN",
                     origins=CIVITAI_ORIGINS,
-                    token=value("CIVITAI_API_TOKEN") or None,
+                    token=env.optional_text("CIVITAI_API_TOKEN"),
                 ),
             ),
-            lock_timeout=seconds("WEIGHTS_LOCK_TIMEOUT", default.lock_timeout),
-            min_free_bytes=size("WEIGHTS_MIN_FREE_BYTES", default.min_free_bytes, 0),
-            progress_interval=seconds("WEIGHTS_PROGRESS_INTERVAL", default.progress_interval),
+            lock_timeout=env.seconds("WEIGHTS_LOCK_TIMEOUT", cls.lock_timeout),
+            min_free_bytes=env.size("WEIGHTS_MIN_FREE_BYTES", cls.min_free_bytes),
+            progress_interval=env.seconds("WEIGHTS_PROGRESS_INTERVAL", cls.progress_interval),
         )
-
-
-_SIZE = re.compile(r"(\d+)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int | None:
-    """`16M` → 16 MiB; a plain number is bytes. None when `text` is not a size."""
-    match = _SIZE.fullmatch(text.strip())
-    if not match:
-        return None
-    return int(match.group(1)) << (10 * " KMGT".index(match.group(2).upper() or " "))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,16 +133,12 @@ class WeightSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WeightSettings:
-        env = os.environ if environ is None else environ
-
-        def path_or_none(name: str) -> Path | None:
-            value = env.get(name, "").strip()
-            return Path(value) if value else None
-
+        """Raises `SettingsError` naming the variable whose value is unusable."""
+        env = Env(environ)
         return cls(
-            comfyui_path=Path(env.get("COMFYUI_PATH", "").strip() or "ComfyUI"),
-            weights_dir=Path(env.get("WEIGHTS_DIR", "").strip() or "weights"),
-            extra_model_paths=path_or_none("EXTRA_MODEL_PATHS_CONFIG"),
-            manifest_extra=path_or_none("WEIGHTS_MANIFEST_EXTRA"),
-            download=DownloadSettings.from_env(env),
+            comfyui_path=env.path("COMFYUI_PATH", cls.comfyui_path),
+            weights_dir=env.path("WEIGHTS_DIR", cls.weights_dir),
+            extra_model_paths=env.optional_path("EXTRA_MODEL_PATHS_CONFIG"),
+            manifest_extra=env.optional_path("WEIGHTS_MANIFEST_EXTRA"),
+            download=DownloadSettings.from_env(env.environ),
         )
