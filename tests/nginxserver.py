@@ -72,6 +72,11 @@ class Nginx:
         self.port = 0
         self._process: subprocess.Popen | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The nginx master's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 

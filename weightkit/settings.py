@@ -44,6 +44,8 @@ class DownloadSettings:
     | `WEIGHTS_CONCURRENT_FILES` | 4 | files of a kit downloaded at the same time |
     | `WEIGHTS_CHUNK_SIZE` | 16M | bytes per range request (suffixes K, M, G: powers of 1024) |
     | `WEIGHTS_STALL_TIMEOUT` | 30 | seconds without a byte before a connection is given up |
+    | `WEIGHTS_MIN_RATE` | 32K | bytes per second a connection must bring over each window (0: no floor) |
+    | `WEIGHTS_MIN_RATE_WINDOW` | 30 | seconds of that window; a connection below the floor is replaced |
     | `WEIGHTS_RETRIES` | 5 | retries of one chunk before moving to the next source |
     | `WEIGHTS_BACKOFF` | 0.5 | first retry delay in seconds; doubles each retry, with jitter |
     | `WEIGHTS_BACKOFF_MAX` | 30 | longest retry delay in seconds |
@@ -51,12 +53,14 @@ class DownloadSettings:
     | `WEIGHTS_MIRROR` | (none) | URL template tried first: `http://cache.internal/weights/{folder}/{name}` |
     | `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`) | (none) | token for huggingface.co / hf.co only |
     | `CIVITAI_API_TOKEN` | (none) | token for civitai.com only |
-    | `WEIGHTS_LOCK_TIMEOUT` | 120 | seconds to wait for another process's download that shows no progress |
+    | `WEIGHTS_LOCK_TIMEOUT` | 120 | seconds to wait while another process's download brings no bytes |
     | `WEIGHTS_MIN_FREE_BYTES` | 512M | free space to leave on the volume after a download |
     | `WEIGHTS_PROGRESS_INTERVAL` | 5 | seconds between progress log lines per file |
 
     The mirror template may use `{folder}`, `{name}` and `{sha256}`; it is used only for weights with a
-    known sha256, since only those can be checked.
+    known sha256, since only those can be checked. A connection below `WEIGHTS_MIN_RATE` counts as a
+    failed attempt: it is retried on a new connection, and a source that stays below the floor for
+    `WEIGHTS_RETRIES` attempts in a row is left for the next one.
     """
 
     connections_per_file: int = 32
@@ -64,6 +68,8 @@ class DownloadSettings:
     concurrent_files: int = 4
     chunk_size: int = 16 << 20
     stall_timeout: float = 30.0
+    min_rate: int = 32 << 10
+    min_rate_window: float = 30.0
     retries: int = 5
     backoff: float = 0.5
     backoff_max: float = 30.0
@@ -91,6 +97,8 @@ class DownloadSettings:
             concurrent_files=env.count("WEIGHTS_CONCURRENT_FILES", cls.concurrent_files),
             chunk_size=env.size("WEIGHTS_CHUNK_SIZE", cls.chunk_size, minimum=64 << 10),
             stall_timeout=env.seconds("WEIGHTS_STALL_TIMEOUT", cls.stall_timeout),
+            min_rate=env.size("WEIGHTS_MIN_RATE", cls.min_rate),
+            min_rate_window=env.seconds("WEIGHTS_MIN_RATE_WINDOW", cls.min_rate_window),
             retries=env.count("WEIGHTS_RETRIES", cls.retries, minimum=0),
             backoff=env.seconds("WEIGHTS_BACKOFF", cls.backoff),
             backoff_max=env.seconds("WEIGHTS_BACKOFF_MAX", cls.backoff_max),

@@ -9,6 +9,7 @@ See docs/DOWNLOAD.md for how it works and what it was measured to do.
 """
 
 from weightkit.download.archive import check_members, member_path, safe_extract_tar, safe_extract_zip
+from weightkit.download.control import Cancelled
 from weightkit.download.downloader import Downloader
 from weightkit.download.progress import (
     LogProgress,
@@ -17,7 +18,6 @@ from weightkit.download.progress import (
     progress_for,
 )
 from weightkit.download.request import FetchRequest, FetchResult, FetchSummary
-from weightkit.download.transfer import Cancelled
 
 __all__ = [
     "Cancelled",

@@ -32,16 +32,19 @@ class Chunk:
         return self.end is not None and self.pos >= self.end
 
 
-def plan_chunks(total: int, done: Iterable[tuple[int, int]], chunk_size: int) -> list[Chunk]:
+def plan_chunks(
+    total: int, done: Iterable[tuple[int, int]], chunk_size: int, *, lead: tuple[int, int] | None = None
+) -> list[Chunk]:
     """Chunks covering `0..total`: each range in `done` as one finished chunk, the gaps cut into pieces
-    of at most `chunk_size`."""
+    of at most `chunk_size`. `lead`, the range a first request already asked for, is one chunk of its
+    own (within its gap), so that reply is read to its end."""
     chunks: list[Chunk] = []
     pos = 0
     for start, end in _merged(done, total):
-        chunks.extend(_cut(pos, start, chunk_size))
+        chunks.extend(_cut(pos, start, chunk_size, lead))
         chunks.append(Chunk(start, end, end - start))
         pos = end
-    chunks.extend(_cut(pos, total, chunk_size))
+    chunks.extend(_cut(pos, total, chunk_size, lead))
     return chunks
 
 
@@ -81,5 +84,9 @@ def _merged(ranges: Iterable[tuple[int, int]], total: int) -> list[tuple[int, in
     return merged
 
 
-def _cut(start: int, end: int, size: int) -> list[Chunk]:
-    return [Chunk(pos, min(pos + size, end)) for pos in range(start, end, size)]
+def _cut(start: int, end: int, size: int, lead: tuple[int, int] | None) -> list[Chunk]:
+    first: list[Chunk] = []
+    if lead is not None and lead[0] == start and start < end:
+        first = [Chunk(start, min(max(lead[1], start + 1), end))]
+        start = first[0].end or end
+    return first + [Chunk(pos, min(pos + size, end)) for pos in range(start, end, size)]

@@ -6,6 +6,11 @@ saves bandwidth, it claims any orphaned part file of an interrupted run, and tri
 rename onto the final name and record the verified hash. A wrong file is discarded and the next
 source tried; every source failing leaves nothing under the final name and an error naming each
 source and what it did. Several files download at once and share one connection budget.
+
+The calling thread only waits, in short steps, while other threads download: an exception raised in
+it (Ctrl-C, or Cog cancelling a prediction by raising in the predict thread, which a thread blocked in
+a join would not see until the download ended) stops every thread of the download at once, keeps the
+part files for a resume, and is raised on within a fraction of a second.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ import os
 import shutil
 import stat
 import tarfile
-import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import TypeVar
 
 from weightkit.download.archive import member_path, safe_extract_tar
+from weightkit.download.control import POLL, Slots, Stop
 from weightkit.download.httprange import AuthError, SourceError
 from weightkit.download.lock import DownloadLock
 from weightkit.download.partfile import PartFile, fsync_dir, new_tag
@@ -31,13 +37,23 @@ from weightkit.download.space import ensure_space, existing_ancestor
 from weightkit.download.transfer import Outcome, Transfer
 from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url
 from weightkit.download.verify import is_safetensors, mismatch, safetensors_problem
-from weightkit.errors import DownloadError, DownloadsFailedError, GatedWeightError, UnsafeArchiveError
+from weightkit.errors import (
+    DiskSpaceError,
+    DownloadError,
+    DownloadsFailedError,
+    GatedWeightError,
+    UnsafeArchiveError,
+)
 from weightkit.settings import DownloadSettings
 from weightkit.verified import VerifiedRecords, sha256_file
 
 __all__ = ["Downloader"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# After a cancel, how long the caller waits for the download's threads to release its part files.
+WIND_DOWN = 10.0
 
 
 class _Mismatch(SourceError):
@@ -67,41 +83,47 @@ class Downloader:
         self.settings = settings
         self._records = records
         self._progress = progress or LogProgress(interval=settings.progress_interval)
-        self._budget = threading.BoundedSemaphore(settings.max_connections)
+        self._slots = Slots(settings.max_connections)
 
     def fetch(self, request: FetchRequest) -> FetchResult:
         """Place one file. Raises `DownloadError` naming each source tried and why it failed (with the
         expected and actual size and sha256 when wrong bytes arrived), `GatedWeightError` naming the
         token variable to set, `DiskSpaceError` with needed and free bytes, or the `OSError` of a local
-        write."""
-        return self._fetch(request, threading.Event())
+        write. An exception raised in the calling thread meanwhile stops the download at once."""
+        stop = Stop()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weightkit-fetch")
+        try:
+            future = pool.submit(self._fetch, request, stop)
+            _interruptible(lambda: _each_done([future]), stop, [future])
+            return future.result()
+        finally:
+            pool.shutdown(wait=not stop.is_set())
 
     def fetch_many(self, requests: Iterable[FetchRequest]) -> FetchSummary:
         """Place several files, `settings.concurrent_files` at a time, sharing the connection budget.
         Checks free space for all of them first. If any fail, raises `DownloadsFailedError` naming every
-        failure once the others have finished."""
+        failure once the others have finished. An exception raised in the calling thread meanwhile
+        stops them all at once."""
         unique: dict[Path, FetchRequest] = {}
         for request in requests:
             unique.setdefault(request.dest.absolute(), request)
         batch = list(unique.values())
         started = time.monotonic()
         self._check_batch_space(batch)
-        cancel = threading.Event()
+        stop = Stop()
         results: list[FetchResult] = []
         failures: dict[str, Exception] = {}
         workers = max(1, min(self.settings.concurrent_files, len(batch)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weightkit-fetch") as pool:
-            futures = {pool.submit(self._fetch, request, cancel): request for request in batch}
-            try:
-                for future in as_completed(futures):
-                    try:
-                        results.append(future.result())
-                    except Exception as exc:
-                        failures[futures[future].label] = exc
-            except BaseException:
-                cancel.set()  # Ctrl-C: stop every transfer now, keep their part files for a resume
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weightkit-fetch")
+        try:
+            futures = {pool.submit(self._fetch, request, stop.child()): request for request in batch}
+            for future in _interruptible(lambda: _each_done(futures), stop, list(futures)):
+                try:
+                    results.append(future.result())
+                except Exception as exc:
+                    failures[futures[future].label] = exc
+        finally:
+            pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
         summary = FetchSummary(
             results=tuple(results), seconds=time.monotonic() - started, failed=tuple(failures)
         )
@@ -112,7 +134,7 @@ class Downloader:
 
     # -- one file ------------------------------------------------------------------------------------
 
-    def _fetch(self, request: FetchRequest, cancel: threading.Event) -> FetchResult:
+    def _fetch(self, request: FetchRequest, stop: Stop) -> FetchResult:
         started = time.monotonic()
         try:
             result = self._present(request, started)
@@ -120,10 +142,12 @@ class Downloader:
                 self._refuse_if_gated(request)
                 self._check_space(request)
                 request.dest.parent.mkdir(parents=True, exist_ok=True)
-                with DownloadLock(request.dest, stale_after=self.settings.lock_timeout) as lock:
+                with DownloadLock(request.dest, stale_after=self.settings.lock_timeout, stop=stop) as lock:
                     result = self._present(request, started, waited=lock.waited)
                     if result is None:
-                        result = self._download(request, cancel, started)
+                        report = _Reporter(self._progress, request.label)
+                        with lock.expecting_progress(report.bytes_seen):
+                            result = self._download(request, stop, started, report)
         except BaseException as exc:
             self._progress.failed(request.label, exc)
             raise
@@ -218,7 +242,7 @@ class Downloader:
         for path, needed in by_volume.values():
             ensure_space(path, needed=needed, margin=self.settings.min_free_bytes)
 
-    def _download(self, request: FetchRequest, cancel: threading.Event, started: float) -> FetchResult:
+    def _download(self, request: FetchRequest, stop: Stop, started: float, report: _Reporter) -> FetchResult:
         part = PartFile.claim(request.dest, tag=new_tag(), stale_after=self.settings.lock_timeout)
         attempts: list[tuple[str, str]] = []
         gated: tuple[str, str] | None = None
@@ -233,7 +257,7 @@ class Downloader:
                     gated = gated or (shown, env)
                     continue
                 try:
-                    return self._from_source(request, url, part, cancel, started)
+                    return self._from_source(request, url, part, stop, started, report)
                 except SourceError as exc:
                     attempts.append((shown, exc.reason))
                     cause = exc
@@ -242,6 +266,10 @@ class Downloader:
                     if isinstance(exc, _Mismatch):
                         actual = (exc.size, exc.sha256)
                     log.warning("%s: %s failed: %s", request.label, shown, exc.reason)
+        except DiskSpaceError:
+            if not part.reserved:  # a body of unknown size: no resume would know where it ends
+                part.discard()
+            raise
         finally:
             if part.state is not None:
                 part.release()  # keeps what arrived for the next attempt, by any process
@@ -264,10 +292,15 @@ class Downloader:
         ) from cause
 
     def _from_source(
-        self, request: FetchRequest, url: str, part: PartFile, cancel: threading.Event, started: float
+        self,
+        request: FetchRequest,
+        url: str,
+        part: PartFile,
+        stop: Stop,
+        started: float,
+        report: _Reporter,
     ) -> FetchResult:
         archive = request.unpack and is_tar(url)
-        report = _Reporter(self._progress, request.label)
         while True:
             outcome = Transfer(
                 url=url,
@@ -276,11 +309,12 @@ class Downloader:
                 hash_content=not archive,
                 resume_any_source=request.sha256 is not None,
                 settings=self.settings,
-                budget=self._budget,
-                cancel=cancel,
+                slots=self._slots,
+                stop=stop,
                 report=report,
                 label=request.label,
                 url_guard=request.url_guard,
+                send_credentials=request.send_credentials,
             ).run()
             if archive:
                 return self._install_from_tar(request, part, outcome, started)
@@ -380,15 +414,48 @@ def _pick_member(files: list[Path], staging: Path, request: FetchRequest) -> Pat
 
 
 class _Reporter:
-    """Turns a transfer's (done, total) ticks into started/advanced calls on the progress reporter."""
+    """Turns a transfer's (done, total) ticks into started/advanced calls on the progress reporter,
+    and counts the bytes every source brought, which the lock's heartbeat shows waiters."""
 
     def __init__(self, progress: ProgressReporter, name: str) -> None:
         self._progress = progress
         self._name = name
         self._started = False
+        self._last = 0
+        self._seen = 0
 
     def __call__(self, done: int, total: int | None) -> None:
         if not self._started:
             self._started = True
             self._progress.started(self._name, total, done)
+        else:
+            self._seen += max(0, done - self._last)
+        self._last = done
         self._progress.advanced(self._name, done, total)
+
+    def bytes_seen(self) -> int:
+        return self._seen
+
+
+def _interruptible(wait_all: Callable[[], T], stop: Stop, futures: list[Future]) -> T:
+    """`wait_all()` (which waits in short steps); if an exception interrupts it, set `stop`, give the
+    download's threads a moment to release their part files, and raise it on."""
+    try:
+        return wait_all()
+    except BaseException:
+        stop.set()
+        for future in futures:
+            future.cancel()
+        deadline = time.monotonic() + WIND_DOWN
+        while time.monotonic() < deadline and not all(future.done() for future in futures):
+            wait(futures, timeout=POLL)
+        raise
+
+
+def _each_done(futures: Iterable[Future[T]]) -> list[Future[T]]:
+    """The futures in the order they finish, waiting in short steps."""
+    pending, finished = set(futures), list[Future[T]]()
+    while pending:
+        done, pending = wait(pending, timeout=POLL, return_when=FIRST_COMPLETED)
+        finished.extend(done)
+    return finished

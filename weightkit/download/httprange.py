@@ -1,7 +1,12 @@
-"""HTTP/1.1 GET of a byte range, over kept-alive connections, following redirects by hand.
+"""HTTP/1.1 GET of a byte range, over kept-alive connections, following redirects by hand: the one GET
+every download makes (weights now; URL inputs of predictions can use it too).
 
 Redirects are followed here rather than by a library so that credentials are decided per hop: a token
-goes only to the origin it belongs to, never to the CDN a host redirects to.
+goes only to the origin it belongs to, never to the CDN a host redirects to; and so that a guard sees
+every hop before it is requested. A guard that answers with the `addresses` it checked pins the
+connection: it goes to one of exactly those addresses, never to a fresh DNS answer, while the Host
+header and the TLS server name and certificate stay those of the URL's host. A kept-alive connection is
+reused only for the same (scheme, host, port, address).
 
 Why the standard library's `http.client` and not urllib3 or requests: `python -m bench download`
 reads one stream with each in the same run, and both reach 3-4 GB/s, several times what the rest of a
@@ -20,13 +25,24 @@ import socket
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 from weightkit.download.retry import parse_retry_after
 from weightkit.download.urls import credential_for, display_url
 from weightkit.settings import Credential
 
-__all__ = ["AuthError", "Connections", "Reply", "RetryableError", "SourceError", "open_range"]
+__all__ = [
+    "AuthError",
+    "Checked",
+    "Connections",
+    "Guard",
+    "RangeNotSatisfiable",
+    "Reply",
+    "RetryableError",
+    "SourceError",
+    "open_range",
+]
 
 USER_AGENT = "weightkit/0.1 (cog-comfyui)"
 MAX_REDIRECTS = 10
@@ -53,6 +69,14 @@ class SourceError(Exception):
         self.reason = reason
 
 
+class RangeNotSatisfiable(SourceError):
+    """416: the range starts at or past the end of the file; `total` is its size when the server said."""
+
+    def __init__(self, reason: str, *, total: int | None) -> None:
+        super().__init__(reason)
+        self.total = total
+
+
 class AuthError(SourceError):
     """401/403: `credential` is the one this origin takes (None if none), `sent` whether a token went."""
 
@@ -62,9 +86,27 @@ class AuthError(SourceError):
         self.sent = sent
 
 
+class Checked(Protocol):
+    """What a guard may answer: the addresses it checked for the URL's host (None: not pinned)."""
+
+    @property
+    def addresses(self) -> tuple[str, ...] | None: ...
+
+
+# Called with every URL before it is requested: raises ValueError to refuse it; answers a `Checked`
+# (any object with `addresses`) to pin the connection, or anything else (None) not to.
+Guard = Callable[[str], object]
+# (scheme, host, port, address): the address is the pinned one, or None for the system's resolver.
+Key = tuple[str, str, int, str | None]
+
+
 @dataclass
 class Reply:
-    """A 200 or 206 response whose body starts at byte `start` of a file of `total` bytes (None: unknown)."""
+    """A 200 or 206 response whose body starts at byte `start` of a file of `total` bytes (None: unknown).
+
+    `length` is the body's length if the server stated it; `framed` says whether the body's end is
+    known when it comes (a stated length, or chunked encoding's last chunk) rather than being merely
+    the connection closing, which a cut connection looks like too."""
 
     url: str
     status: int
@@ -74,11 +116,15 @@ class Reply:
     etag: str | None
     last_modified: str | None
     body: http.client.HTTPResponse
-    key: tuple[str, str, int]
+    key: Key
 
     @property
     def ranged(self) -> bool:
         return self.status == 206
+
+    @property
+    def framed(self) -> bool:
+        return self.length is not None or bool(self.body.chunked)
 
 
 @functools.lru_cache(maxsize=1)
@@ -86,38 +132,103 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """HTTP to one checked address; the Host header names the URL's host."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to one checked address; TLS names, and the certificate must be valid for, the URL's host."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float, tls: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, context=tls)
+        self.address = address
+        self.tls = tls
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+
+
 class Connections:
-    """One thread's kept-alive connections, one per (scheme, host, port).
+    """One thread's kept-alive connections, one per (scheme, host, port, pinned address).
 
     `abort()` may be called from another thread: it shuts the sockets down so a blocked read returns
-    at once instead of waiting for the stall timeout.
+    at once instead of waiting for the stall timeout. Also a context manager that closes them all.
     """
 
     def __init__(self, *, timeout: float) -> None:
         self._timeout = timeout
-        self._open: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
-        self._used: set[tuple[str, str, int]] = set()
+        self._open: dict[Key, http.client.HTTPConnection] = {}
+        self._used: set[Key] = set()
         self._aborted = False
 
-    def get(self, key: tuple[str, str, int]) -> tuple[http.client.HTTPConnection, bool]:
-        """The connection for `key` and whether it carried a request before (it may have gone stale)."""
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(
+        self, scheme: str, host: str, port: int, addresses: tuple[str, ...] | None
+    ) -> tuple[http.client.HTTPConnection, Key, bool]:
+        """A connection to `host` (to one of `addresses` when pinned), its key, and whether it carried
+        a request before (it may have gone stale). A pinned connection is opened here, trying each
+        address in turn; raises `RetryableError` when none accepts."""
         if self._aborted:
             raise RetryableError("download stopped")
-        conn = self._open.get(key)
-        if conn is not None:
-            return conn, key in self._used
-        scheme, host, port = key
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self._timeout, context=_tls_context())
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
-        self._open[key] = conn
-        return conn, False
+        if addresses is None:
+            key: Key = (scheme, host, port, None)
+            conn = self._open.get(key)
+            if conn is None:
+                conn = self._open[key] = self._connection(scheme, host, port, None)
+                return conn, key, False
+            return conn, key, key in self._used
+        for address in addresses:
+            key = (scheme, host, port, address)
+            if key in self._open:
+                return self._open[key], key, key in self._used
+        failure: BaseException = OSError(f"{host} has no checked address to connect to")
+        for address in addresses:
+            conn = self._connection(scheme, host, port, address)
+            try:
+                conn.connect()
+            except (OSError, ssl.SSLError) as exc:
+                conn.close()
+                failure = exc
+                continue
+            key = (scheme, host, port, address)
+            self._open[key] = conn
+            return conn, key, False
+        raise RetryableError(describe(failure)) from failure
 
-    def mark_used(self, key: tuple[str, str, int]) -> None:
+    def _connection(
+        self, scheme: str, host: str, port: int, address: str | None
+    ) -> http.client.HTTPConnection:
+        if address is None and scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=self._timeout, context=_tls_context())
+        if address is None:
+            return http.client.HTTPConnection(host, port, timeout=self._timeout)
+        if scheme == "https":
+            return _PinnedHTTPSConnection(host, port, address, self._timeout, _tls_context())
+        return _PinnedHTTPConnection(host, port, address, self._timeout)
+
+    def mark_used(self, key: Key) -> None:
         self._used.add(key)
 
-    def discard(self, key: tuple[str, str, int]) -> None:
+    def discard(self, key: Key) -> None:
         conn = self._open.pop(key, None)
         self._used.discard(key)
         if conn is not None:
@@ -143,28 +254,27 @@ def open_range(
     end: int | None,
     *,
     credentials: Iterable[Credential],
-    guard: Callable[[str], object] | None = None,
+    guard: Guard | None = None,
 ) -> Reply:
-    """GET bytes `start`..`end` (inclusive; None: to the end) of `url`, following redirects; `guard` is
-    asked about every URL first, redirect targets included.
+    """GET bytes `start`..`end` (inclusive; None: to the end) of `url`, following redirects. `guard` is
+    asked about every URL first, redirect targets included; when it answers with addresses, the
+    connection goes to one of them (see the module docstring). `credentials` are sent each to its own
+    origin only; pass none to send no token anywhere.
 
     Returns the 200 or 206 reply with its body unread. Raises `RetryableError` for network failures,
-    408/429/5xx (with the server's `Retry-After`), `AuthError` for 401/403 and `SourceError` for any
-    other answer that retrying will not change, and for a URL the guard refuses.
+    408/429/5xx (with the server's `Retry-After`), `AuthError` for 401/403, `RangeNotSatisfiable` for
+    416 and `SourceError` for any other answer that retrying will not change, and for a URL the guard
+    refuses.
     """
     credentials = tuple(credentials)
     for _ in range(MAX_REDIRECTS + 1):
-        if guard is not None:
-            try:
-                guard(url)
-            except ValueError as exc:
-                raise SourceError(f"refused {display_url(url)}: {exc}") from exc
+        addresses = _guarded(guard, url)
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
             raise SourceError(f"unsupported URL {display_url(url)}")
         try:
-            key = (scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80))
+            port = parts.port or (443 if scheme == "https" else 80)
         except ValueError as exc:
             raise SourceError(f"bad port in {display_url(url)}") from exc
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -172,7 +282,7 @@ def open_range(
         credential = credential_for(url, credentials)
         if credential is not None and credential.token:
             headers["Authorization"] = f"Bearer {credential.token}"
-        response = _send(conns, key, target, headers)
+        key, response = _send(conns, (scheme, parts.hostname, port, addresses), target, headers)
         status = response.status
         if status in _REDIRECTS:
             location = response.getheader("Location")
@@ -188,12 +298,32 @@ def open_range(
     raise SourceError(f"more than {MAX_REDIRECTS} redirects")
 
 
+def _guarded(guard: Guard | None, url: str) -> tuple[str, ...] | None:
+    """Ask the guard about `url`: the addresses to pin the connection to, or None (not pinned)."""
+    if guard is None:
+        return None
+    try:
+        checked = guard(url)
+    except ValueError as exc:
+        raise SourceError(f"refused {display_url(url)}: {exc}") from exc
+    addresses = getattr(checked, "addresses", None)
+    if addresses is None:
+        return None
+    addresses = tuple(str(address) for address in addresses)
+    if not addresses:
+        raise SourceError(f"refused {display_url(url)}: the guard checked no address for its host")
+    return addresses
+
+
 def _send(
-    conns: Connections, key: tuple[str, str, int], target: str, headers: dict[str, str]
-) -> http.client.HTTPResponse:
+    conns: Connections,
+    where: tuple[str, str, int, tuple[str, ...] | None],
+    target: str,
+    headers: dict[str, str],
+) -> tuple[Key, http.client.HTTPResponse]:
     """Send on the kept-alive connection; a connection the server closed while idle is retried once."""
     for _ in range(2):
-        conn, reused = conns.get(key)
+        conn, key, reused = conns.get(*where)
         try:
             conn.request("GET", target, headers=headers)
             response = conn.getresponse()
@@ -203,11 +333,11 @@ def _send(
                 continue
             raise RetryableError(describe(exc)) from exc
         conns.mark_used(key)
-        return response
+        return key, response
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
-def _finish(conns: Connections, key: tuple[str, str, int], response: http.client.HTTPResponse) -> None:
+def _finish(conns: Connections, key: Key, response: http.client.HTTPResponse) -> None:
     """Read a small unwanted body so the connection can carry the next request; close it otherwise."""
     length = response.length
     if length is not None and length <= _SMALL_BODY:
@@ -222,7 +352,7 @@ def _finish(conns: Connections, key: tuple[str, str, int], response: http.client
     conns.discard(key)
 
 
-def _reply(url: str, key: tuple[str, str, int], response: http.client.HTTPResponse, start: int) -> Reply:
+def _reply(url: str, key: Key, response: http.client.HTTPResponse, start: int) -> Reply:
     etag = response.getheader("ETag")
     last_modified = response.getheader("Last-Modified")
     length = response.length
@@ -261,7 +391,9 @@ def _raise_for(
             )
         raise AuthError(reason, credential=credential, sent=sent)
     if status == 416:
-        raise SourceError(f"{reason}: the server's file is shorter than expected")
+        match = re.fullmatch(r"bytes\s+\*/(\d+)", (response.getheader("Content-Range") or "").strip())
+        total = int(match.group(1)) if match else None
+        raise RangeNotSatisfiable(f"{reason}: the server's file is shorter than expected", total=total)
     raise SourceError(reason)
 
 

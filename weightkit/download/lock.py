@@ -1,44 +1,51 @@
 """One downloader per file across processes and machines, to save bandwidth, never for correctness.
 
 `flock` on a hidden `.<name>.lock` beside the file: the kernel drops it when its holder dies, so a dead
-process never blocks anyone. While holding it, a thread touches the lock file every second; a waiter
-that sees no touch for `stale_after` seconds stops waiting and downloads itself. On network filesystems
-`flock` may silently succeed for everyone; then several processes download at once, each into its own
-part file, each verifying before its atomic rename, so the result is still one correct file.
-Lock files are never deleted: deleting one while another process waits on it would let two hold it.
+process never blocks anyone. While holding it, a thread touches the lock file every second, but during
+a transfer only when bytes arrived since the last touch: a waiter watches that, and after `stale_after`
+seconds without a touch (a dead machine, or a live holder stuck on a slow source) it stops waiting and
+downloads itself. On network filesystems `flock` may silently succeed for everyone; then several
+processes download at once, each into its own part file, each verifying before its atomic rename, so
+the result is still one correct file. Lock files are never deleted: deleting one while another
+process waits on it would let two hold it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from weightkit.download.control import POLL, Cancelled, Stop
 
 __all__ = ["DownloadLock"]
 
 log = logging.getLogger(__name__)
 
-_POLL = 0.1
 _BEAT = 1.0
 _UNSUPPORTED = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
 
 class DownloadLock:
-    """Context manager: waits for the lock on `dest`; `waited` says whether another process held it."""
+    """Context manager: waits for the lock on `dest`; `waited` says whether another process held it.
+    Raises `Cancelled` if `stop` is set while it waits."""
 
-    def __init__(self, dest: Path, *, stale_after: float) -> None:
+    def __init__(self, dest: Path, *, stale_after: float, stop: Stop | None = None) -> None:
         self.name = dest.name
         self.path = dest.with_name(f".{dest.name}.lock")
         self.stale_after = stale_after
         self.waited = False
-        self.held = False
         self._fd: int | None = None
-        self._stop = threading.Event()
+        self._stop = stop or Stop()
+        self._done = threading.Event()
         self._beat: threading.Thread | None = None
+        self._progress: Callable[[], int] | None = None
 
     def __enter__(self) -> DownloadLock:
         self.acquire()
@@ -46,6 +53,15 @@ class DownloadLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+    @contextlib.contextmanager
+    def expecting_progress(self, progress: Callable[[], int]) -> Iterator[None]:
+        """While inside, the heartbeat shows only progress: a touch only when `progress()` grew."""
+        self._progress = progress
+        try:
+            yield
+        finally:
+            self._progress = None
 
     def acquire(self) -> bool:
         """Hold the lock (True), or give up on a silent holder or a filesystem without locks (False)."""
@@ -63,7 +79,6 @@ class DownloadLock:
                 log.debug("No file locks on %s (%s); downloading without one", self.path.parent, exc)
                 return False
             else:
-                self.held = True
                 os.utime(fd)
                 self._beat = threading.Thread(target=self._heartbeat, name="weightkit-lock", daemon=True)
                 self._beat.start()
@@ -76,25 +91,34 @@ class DownloadLock:
                 last_mtime, last_change = mtime, time.monotonic()
             elif time.monotonic() - last_change > self.stale_after:
                 log.warning(
-                    "The process downloading %s shows no progress for %.0f s; downloading here too",
+                    "The process downloading %s brought no bytes for %.0f s; downloading here too",
                     self.name,
                     self.stale_after,
                 )
                 return False
-            time.sleep(_POLL)
+            if self._stop.wait(POLL):
+                raise Cancelled(self.name)
 
     def release(self) -> None:
-        self._stop.set()
+        self._done.set()
         if self._beat is not None:
             self._beat.join()
             self._beat = None
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
-        self.held = False
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(_BEAT):
+        shown = None
+        while not self._done.wait(_BEAT):
+            progress = self._progress
+            if progress is not None:
+                now = progress()
+                if now == shown:
+                    continue
+                shown = now
+            else:
+                shown = None
             try:
                 if self._fd is not None:
                     os.utime(self._fd)

@@ -1,66 +1,58 @@
-"""The `.part` file a download writes into, and the resume state beside it.
+"""The `.part` file a download writes into, and the resume state beside it: the writing half.
 
 Each download writes its own `<name>.<tag>.part` (the tag names host, process and a random suffix), so
 two writers never share a file even when a lock fails to exclude them. Its state, `<part>.json`, says
 which byte ranges are on disk and which remote file they came from; it is rewritten whenever a chunk
-completes and twice a second, which doubles as a heartbeat. A part whose owner is gone (dead process
-on this host, or no heartbeat for `stale_after` seconds) is an orphan: the next download claims it by
-renaming it to its own tag, an atomic step only one claimant can win, and fetches only what is missing.
+completes and twice a second, which doubles as a heartbeat. A part whose owner is gone (`orphans.py`)
+is claimed by renaming it to this download's tag, an atomic step only one claimant can win, and only
+what is missing is fetched.
 
 Two lists of ranges are kept. `done` is what was written; it survives the death of the process (the
 page cache keeps the bytes) but not of the machine, so it is trusted only under the same kernel boot
 id. `durable` is what an `fdatasync` made safe, every few seconds; it is what a resume trusts after a
 reboot or on another machine (a network filesystem client loses unflushed writes with its host).
+
+The part file owns its writes: positional (`write`, `splice`), one at a time per file (16 threads
+`pwrite`-ing one file spent more CPU spinning on the inode lock than copying, perf:
+`rwsem_spin_on_owner`), and, for a file of unknown size that could not be reserved up front, never
+below `WEIGHTS_MIN_FREE_BYTES` of free space. It owns its flushing too: a flusher thread starts the
+disk writing each finished range at once (`sync_file_range`) and `fdatasync`s every few seconds, so
+the final fsync has little left and a crash loses little.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
-import json
 import logging
 import os
 import re
 import secrets
-import socket
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from weightkit.download.space import ensure_space
+from weightkit.download.orphans import TAG, Ranges, ResumeState, encode_state, host_tag, orphans
+from weightkit.download.space import ensure_space, free_bytes
+from weightkit.errors import DiskSpaceError
 
 __all__ = ["PartFile", "ResumeState", "new_tag"]
 
 log = logging.getLogger(__name__)
 
-_TAG = r"[A-Za-z0-9_]+-\d+-[0-9a-f]{6}"
 _SYNC_FILE_RANGE_WRITE = 2
-
-
-@dataclass(frozen=True)
-class ResumeState:
-    """Where the written bytes came from: `url` (without query), the file's size and validators."""
-
-    url: str
-    size: int | None
-    etag: str | None
-    last_modified: str | None
-    done: tuple[tuple[int, int], ...] = ()
-
-    @property
-    def done_bytes(self) -> int:
-        return sum(end - start for start, end in self.done)
+CHECKPOINT_SECONDS = 0.5
+# fdatasync this often while downloading: keeps the final fsync short and bounds what a crash loses;
+# doing it at every checkpoint cost more CPU in writeback than the download (bench, docs/DOWNLOAD.md).
+DURABLE_SECONDS = 5.0
 
 
 def new_tag() -> str:
     """A name part unique to this download: host, process id, random suffix."""
-    return f"{_host_tag()}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
+    return f"{host_tag()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class PartFile:
@@ -80,16 +72,19 @@ class PartFile:
         self.state = state  # what is on disk: from a claimed orphan, then from each checkpoint
         self.fd: int | None = None
         self._durable = durable
+        self._write_lock = threading.Lock()
+        self._margin: int | None = None  # kept free while writing a file that could not be reserved
+        self._flusher: _Flusher | None = None
 
     @classmethod
     def claim(cls, dest: Path, *, tag: str, stale_after: float) -> PartFile:
         """A part file for `dest`: the orphan with the most bytes on disk, renamed to `tag`, or a new one.
         Other orphans of `dest` are removed."""
         fresh = cls(dest, tag)
-        orphans = _orphans(dest, stale_after)
-        orphans.sort(key=lambda found: found[1].done_bytes, reverse=True)
+        left = orphans(dest, stale_after)
+        left.sort(key=lambda found: found[1].done_bytes, reverse=True)
         claimed: PartFile | None = None
-        for state_path, state, durable in orphans:
+        for state_path, state, durable in left:
             part_path = state_path.with_name(state_path.name[: -len(".json")])
             if claimed is None:
                 try:
@@ -113,7 +108,7 @@ class PartFile:
     def reusable_bytes(dest: Path) -> int:
         """Disk already held by part files of `dest` (the most any one of them holds): a resume needs
         that much less free space."""
-        pattern = re.compile(re.escape(dest.name) + rf"\.{_TAG}\.part")
+        pattern = re.compile(re.escape(dest.name) + rf"\.{TAG}\.part")
         best = 0
         try:
             with os.scandir(dest.parent) as entries:
@@ -136,9 +131,11 @@ class PartFile:
 
     def open(self, total: int | None, *, fresh: bool, margin: int) -> int:
         """Open (creating) the part file, emptied if `fresh`, and reserve `total` bytes. Checks free
-        space first and raises `DiskSpaceError` with nothing written when it is short."""
+        space first and raises `DiskSpaceError` with nothing written when it is short. With `total`
+        unknown, every write keeps `margin` bytes free instead."""
         if total is not None:
             ensure_space(self.path.parent, needed=total - (0 if fresh else self.allocated()), margin=margin)
+        self._margin = None if total is not None else margin
         self.close()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
@@ -152,6 +149,53 @@ class PartFile:
         self.fd = fd
         return fd
 
+    @property
+    def reserved(self) -> bool:
+        """Whether the file's whole size was reserved when it was opened."""
+        return self._margin is None
+
+    def write(self, data: memoryview, pos: int) -> None:
+        """Write `data` at byte `pos`; raises `DiskSpaceError` rather than eat into the free margin."""
+        fd = self._open_fd()
+        if self._margin is not None:
+            self._keep_free(len(data))
+        with self._write_lock, self._no_space_is_typed(len(data)):
+            written = 0
+            while written < len(data):
+                written += os.pwrite(fd, data[written:], pos + written)
+
+    def splice(self, pipe: int, count: int, pos: int) -> None:
+        """Move `count` bytes from `pipe` to byte `pos`, without copying them through this process."""
+        fd = self._open_fd()
+        if self._margin is not None:
+            self._keep_free(count)
+        with self._write_lock, self._no_space_is_typed(count):
+            while count:
+                moved = os.splice(pipe, fd, count, offset_dst=pos)
+                if moved <= 0:
+                    raise OSError(errno.EIO, "the pipe ran dry while writing the part file")
+                pos += moved
+                count -= moved
+
+    def start_flushing(self, written: Callable[[], Ranges]) -> None:
+        """Start the flusher; `written()` says which ranges are written, for the durable record."""
+        self._flusher = _Flusher(self, written)
+        self._flusher.start()
+
+    def flush_range(self, start: int, end: int) -> None:
+        """`start`..`end` is complete: have the disk write it now."""
+        if self._flusher is not None:
+            self._flusher.queue(start, end)
+
+    def stop_flushing(self) -> None:
+        """Stop the flusher; raises the `OSError` it hit, if any."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.finish()
+
+    def flush_error(self) -> OSError | None:
+        return self._flusher.error if self._flusher is not None else None
+
     def sync(self, written: tuple[tuple[int, int], ...]) -> None:
         """`fdatasync`, after which the ranges `written` (taken before the call) survive a crash; the
         next checkpoint records them as durable."""
@@ -161,21 +205,8 @@ class PartFile:
 
     def checkpoint(self, state: ResumeState, *, active: bool = True) -> None:
         """Record which ranges are written (and which of them are durable), atomically."""
-        body = {
-            "version": 2,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "boot_id": _boot_id(),
-            "active": active,
-            "url": state.url,
-            "size": state.size,
-            "etag": state.etag,
-            "last_modified": state.last_modified,
-            "done": [list(r) for r in state.done],
-            "durable": [list(r) for r in self._durable],
-        }
         temporary = self.state_path.with_name(self.state_path.name + ".tmp")
-        temporary.write_text(json.dumps(body), encoding="utf-8")
+        temporary.write_text(encode_state(state, durable=self._durable, active=active), encoding="utf-8")
         os.replace(temporary, self.state_path)
         self.state = state
 
@@ -190,6 +221,30 @@ class PartFile:
         little left to do and the disk works while the network does (`sync_file_range`, Linux)."""
         if self.fd is not None and end > start:
             _start_writeback(self.fd, start, end - start)
+
+    def _open_fd(self) -> int:
+        if self.fd is None:
+            raise RuntimeError("write before open()")
+        return self.fd
+
+    def _keep_free(self, count: int) -> None:
+        assert self._margin is not None
+        free = free_bytes(self.path.parent)
+        if free - count < self._margin:
+            folder, margin = str(self.path.parent), self._margin
+            raise DiskSpaceError(folder, needed=count + margin, free=free, margin=margin)
+
+    @contextlib.contextmanager
+    def _no_space_is_typed(self, count: int) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            free = free_bytes(self.path.parent)
+            raise DiskSpaceError(
+                str(self.path.parent), needed=count + (self._margin or 0), free=free, margin=self._margin or 0
+            ) from exc
 
     def close(self) -> None:
         if self.fd is not None:
@@ -258,99 +313,46 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-Ranges = tuple[tuple[int, int], ...]
+class _Flusher:
+    """The thread that writes finished ranges back at once and makes the written ones durable."""
 
+    def __init__(self, part: PartFile, written: Callable[[], Ranges]) -> None:
+        self._part = part
+        self._written = written
+        self._pending: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done = False
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="weightkit-flush", daemon=True)
 
-def _orphans(dest: Path, stale_after: float) -> list[tuple[Path, ResumeState, Ranges]]:
-    """State files of `dest`'s part files whose owners are gone, with the ranges to trust (see the
-    module docstring) and the durable ones. Leftovers of dead owners that cannot be resumed (a part
-    without state, a half-written state) are removed."""
-    pattern = re.compile(re.escape(dest.name) + rf"\.({_TAG})\.part(\.json|\.json\.tmp)?")
-    groups: dict[str, dict[str, Path]] = {}
-    try:
-        names = os.listdir(dest.parent)
-    except FileNotFoundError:
-        return []
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match:
-            groups.setdefault(match.group(1), {})[match.group(2) or ""] = dest.parent / name
-    found: list[tuple[Path, ResumeState, Ranges]] = []
-    now = time.time()
-    for tag, files in groups.items():
-        age = now - max(_mtime(path) for path in files.values())
-        state_path = files.get(".json")
-        data: dict = {}
+    def start(self) -> None:
+        self._thread.start()
+
+    def queue(self, start: int, end: int) -> None:
+        with self._lock:
+            self._pending.append((start, end))
+        self._wake.set()
+
+    def finish(self) -> None:
+        self._done = True
+        self._wake.set()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        synced = time.monotonic()
         try:
-            if state_path is None:
-                raise FileNotFoundError
-            data = json.loads(state_path.read_text(encoding="utf-8"))
-            durable = tuple((int(s), int(e)) for s, e in data["durable"])
-            same_boot = data.get("boot_id") is not None and data.get("boot_id") == _boot_id()
-            state = ResumeState(
-                url=str(data["url"]),
-                size=data["size"],
-                etag=data.get("etag"),
-                last_modified=data.get("last_modified"),
-                done=tuple((int(s), int(e)) for s, e in data["done"]) if same_boot else durable,
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            if not _tag_owner_alive(tag, age, stale_after):
-                for path in files.values():
-                    path.unlink(missing_ok=True)
-            continue
-        if _owner_alive(data, age, stale_after):
-            continue
-        if ".json.tmp" in files:
-            files[".json.tmp"].unlink(missing_ok=True)
-        found.append((state_path, state, durable))
-    return found
-
-
-def _tag_owner_alive(tag: str, age: float, stale_after: float) -> bool:
-    """For files without a readable state: the owner named in the tag, judged like `_owner_alive`."""
-    host, pid, _ = tag.rsplit("-", 2)
-    if age > stale_after:
-        return False
-    return host != _host_tag() or _pid_alive(int(pid))
-
-
-def _boot_id() -> str | None:
-    """This kernel boot's id: bytes in the page cache survive a process, not a reboot."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
-            return handle.read().strip() or None
-    except OSError:
-        return None
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return time.time()
-
-
-def _owner_alive(data: dict, age: float, stale_after: float) -> bool:
-    """A released part, a dead process on this host or a silent owner elsewhere: all mean orphan."""
-    if not data.get("active", False) or age > stale_after:
-        return False
-    if data.get("host") != socket.gethostname():
-        return True
-    return _pid_alive(int(data.get("pid", 0)))
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed process not yet reaped by its parent still answers kill(0)
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rpartition(b")")[2].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
+            while not self._done:
+                self._wake.wait(CHECKPOINT_SECONDS)
+                self._wake.clear()
+                with self._lock:
+                    ranges, self._pending = self._pending, []
+                for start, end in ranges:
+                    self._part.start_writeback(start, end)
+                if time.monotonic() - synced >= DURABLE_SECONDS:
+                    self._part.sync(self._written())
+                    synced = time.monotonic()
+        except OSError as exc:
+            self.error = exc

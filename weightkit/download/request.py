@@ -19,8 +19,11 @@ class FetchRequest:
     recorded, not compared. `folder` and `name` fill the mirror template; `gated` says the host wants
     a token for it. A `.tar` source is unpacked and the weight taken from it, unless `unpack` is False
     (the archive itself is wanted, as for Cog's `weights`). `url_guard`, for URLs a user supplied, is
-    called with every URL before it is requested, each redirect hop included; a `ValueError` from it
-    refuses that source.
+    called with every URL before it is requested, each redirect hop included: a `ValueError` from it
+    refuses that source; an answer with `addresses` (the IP addresses it checked for the URL's host)
+    pins the connection to one of exactly those, never a fresh DNS answer, with the Host header and
+    TLS name still the URL's host. `send_credentials=False` (a URL nobody declared as a weight's
+    source) sends no token to any host, not even to the origins tokens are configured for.
     """
 
     dest: Path
@@ -32,6 +35,7 @@ class FetchRequest:
     gated: bool = False
     unpack: bool = True
     url_guard: Callable[[str], object] | None = field(default=None, compare=False)
+    send_credentials: bool = True
 
     @classmethod
     def for_entry(cls, entry: WeightEntry, dest: Path | str) -> FetchRequest:
@@ -55,9 +59,17 @@ class FetchRequest:
         sha256: str | None = None,
         unpack: bool = True,
         url_guard: Callable[[str], object] | None = None,
+        send_credentials: bool = True,
     ) -> FetchRequest:
         """A file known only by its URL (a user's LoRA): size from the server, hash computed."""
-        return cls(dest=Path(dest), urls=(url,), sha256=sha256, unpack=unpack, url_guard=url_guard)
+        return cls(
+            dest=Path(dest),
+            urls=(url,),
+            sha256=sha256,
+            unpack=unpack,
+            url_guard=url_guard,
+            send_credentials=send_credentials,
+        )
 
     @property
     def label(self) -> str:
