@@ -1,12 +1,21 @@
-"""Shared pieces of the download tests: fast settings, deterministic payloads, leftover checks."""
+"""Shared pieces of the download tests: fast settings, deterministic payloads, leftover checks, small
+volumes, cancelling a thread as coglet does."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import json
+import os
 import random
+import subprocess
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from weightkit.settings import Credential, DownloadSettings
 
@@ -55,3 +64,30 @@ def leftovers(folder: Path) -> list[str]:
         for p in folder.rglob("*")
         if p.name.endswith((".part", ".part.json", ".tmp")) or ".extract" in p.name
     )
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str = "30m") -> Iterator[Path]:
+    """A small tmpfs mounted at `folder` (root only; the caller skips otherwise), unmounted after."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def remount_readonly(folder: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+
+
+def raise_in(thread: threading.Thread, exc_type: type[BaseException]) -> None:
+    """Raise `exc_type` in `thread` asynchronously, as coglet cancels a running sync predictor."""
+    assert thread.ident is not None
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
+    )
+    assert done == 1, "the thread was not found"

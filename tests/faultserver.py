@@ -7,10 +7,14 @@ Serve bytes at a path, then queue faults that hit the next requests for that pat
     server.inject("/w.bin", "status", code=503, retry_after=1)  # 503 + Retry-After
     server.inject("/w.bin", "short", by=4096)                  # Content-Length lies: body ends early
     server.inject("/w.bin", "stall", after=50_000)             # stops sending, keeps the socket open
+    server.inject("/w.bin", "slow", rate=100)                  # this response trickles, 100 bytes/s
 
+Any fault may also take `whole=True`: that response ignores the Range header (a 200 of the whole file).
 Standing behaviours are options of `serve`: `ignore_range`, `corrupt` (wrong bytes), `rate` (bytes/s
-per response), `redirect` (302 elsewhere), `require_token`. Every request is recorded with its headers,
-status and the body bytes written, so tests can count what the server sent.
+per response, sent in pieces of a twentieth of a second's worth), `redirect` (302 elsewhere),
+`require_token`, `no_length` (no Content-Length: the body ends when the connection closes). Every
+request is recorded with its headers, status and the body bytes written, so tests can count what the
+server sent. `FaultServer(host="127.0.0.2", port=...)` listens on another loopback address.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class Route:
     rate: float | None = None
     redirect: str | None = None
     require_token: str | None = None
+    no_length: bool = False
     faults: list[dict] = field(default_factory=list)
 
 
@@ -53,12 +58,13 @@ class Seen:
 class FaultServer:
     """Start with `with FaultServer() as server:`; `server.url(path)` is the URL of a served path."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
         self._lock = threading.Condition()
         self._release = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
@@ -68,7 +74,7 @@ class FaultServer:
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.origin + path
@@ -155,7 +161,7 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             total = len(data)
             start, end = 0, total - 1
             match = _RANGE.fullmatch(self.headers.get("Range", ""))
-            ranged = match is not None and not route.ignore_range
+            ranged = match is not None and not route.ignore_range and not fault.get("whole")
             if ranged and match is not None:
                 start = int(match.group(1))
                 end = min(int(match.group(2)) if match.group(2) else total - 1, total - 1)
@@ -166,7 +172,11 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 body = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
             seen.status = 206 if ranged else 200
             self.send_response(seen.status)
-            self.send_header("Content-Length", str(len(body)))
+            if route.no_length:
+                self.close_connection = True
+                self.send_header("Connection", "close")
+            else:
+                self.send_header("Content-Length", str(len(body)))
             self.send_header("ETag", route.etag)
             self.send_header("Last-Modified", route.last_modified)
             self.send_header("Accept-Ranges", "none" if route.ignore_range else "bytes")
@@ -182,15 +192,18 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 limit = min(limit, fault["after"])
             elif kind == "short":
                 limit = max(0, limit - fault["by"])
+            rate = fault.get("rate", route.rate) if kind == "slow" else route.rate
+            step = max(1, min(_PIECE, int(rate / 20))) if rate else _PIECE
             pos, began = 0, time.monotonic()
             try:
                 while pos < limit:
-                    piece = body[pos : min(limit, pos + _PIECE)]
+                    piece = body[pos : min(limit, pos + step)]
                     self.wfile.write(piece)
+                    self.wfile.flush()
                     pos += len(piece)
                     server._count(seen, len(piece))
-                    if route.rate:
-                        ahead = pos / route.rate - (time.monotonic() - began)
+                    if rate:
+                        ahead = pos / rate - (time.monotonic() - began)
                         if ahead > 0:
                             time.sleep(ahead)
                 self.wfile.flush()

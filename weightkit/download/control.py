@@ -13,12 +13,19 @@ back exactly once, whichever thread ends up holding it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import TypeVar
 
-__all__ = ["POLL", "Cancelled", "Slot", "Slots", "Stop", "Stopped"]
+__all__ = ["POLL", "Cancelled", "Slot", "Slots", "Stop", "Stopped", "each_done", "interruptible"]
 
 # The longest any wait of a download blocks without looking at its stop.
 POLL = 0.05
+# After a cancel, how long the caller waits for the download's threads to release its part files.
+WIND_DOWN = 10.0
+
+T = TypeVar("T")
 
 
 class Cancelled(Exception):
@@ -102,3 +109,27 @@ class Slots:
         while not self._semaphore.acquire(timeout=POLL):
             stop.check()
         return Slot(self._semaphore)
+
+
+def interruptible(wait_all: Callable[[], T], stop: Stop, futures: list[Future]) -> T:
+    """`wait_all()` (which waits in short steps); if an exception interrupts it, set `stop`, give the
+    download's threads a moment to release their part files, and raise it on."""
+    try:
+        return wait_all()
+    except BaseException:
+        stop.set()
+        for future in futures:
+            future.cancel()
+        deadline = time.monotonic() + WIND_DOWN
+        while time.monotonic() < deadline and not all(future.done() for future in futures):
+            wait(futures, timeout=POLL)
+        raise
+
+
+def each_done(futures: Iterable[Future[T]]) -> list[Future[T]]:
+    """The futures in the order they finish, waiting in short steps."""
+    pending, finished = set(futures), list[Future[T]]()
+    while pending:
+        done, pending = wait(pending, timeout=POLL, return_when=FIRST_COMPLETED)
+        finished.extend(done)
+    return finished

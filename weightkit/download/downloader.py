@@ -16,21 +16,17 @@ part files for a resume, and is raised on within a fraction of a second.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import stat
-import tarfile
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
 
-from weightkit.download.archive import member_path, safe_extract_tar
-from weightkit.download.control import POLL, Slots, Stop
+from weightkit.download.control import Slots, Stop, each_done, interruptible
 from weightkit.download.httprange import AuthError, SourceError
+from weightkit.download.install import Mismatch, install_from_tar
 from weightkit.download.lock import DownloadLock
-from weightkit.download.partfile import PartFile, fsync_dir, new_tag
+from weightkit.download.partfile import PartFile, new_tag
 from weightkit.download.progress import LogProgress, ProgressReporter
 from weightkit.download.request import FetchRequest, FetchResult, FetchSummary
 from weightkit.download.space import ensure_space, existing_ancestor
@@ -42,7 +38,6 @@ from weightkit.errors import (
     DownloadError,
     DownloadsFailedError,
     GatedWeightError,
-    UnsafeArchiveError,
 )
 from weightkit.settings import DownloadSettings
 from weightkit.verified import VerifiedRecords, sha256_file
@@ -50,19 +45,6 @@ from weightkit.verified import VerifiedRecords, sha256_file
 __all__ = ["Downloader"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-# After a cancel, how long the caller waits for the download's threads to release its part files.
-WIND_DOWN = 10.0
-
-
-class _Mismatch(SourceError):
-    """The bytes arrived but are not the file asked for."""
-
-    def __init__(self, reason: str, *, size: int, sha256: str | None) -> None:
-        super().__init__(reason)
-        self.size = size
-        self.sha256 = sha256
 
 
 class Downloader:
@@ -94,7 +76,7 @@ class Downloader:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weightkit-fetch")
         try:
             future = pool.submit(self._fetch, request, stop)
-            _interruptible(lambda: _each_done([future]), stop, [future])
+            interruptible(lambda: each_done([future]), stop, [future])
             return future.result()
         finally:
             pool.shutdown(wait=not stop.is_set())
@@ -117,7 +99,7 @@ class Downloader:
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weightkit-fetch")
         try:
             futures = {pool.submit(self._fetch, request, stop.child()): request for request in batch}
-            for future in _interruptible(lambda: _each_done(futures), stop, list(futures)):
+            for future in interruptible(lambda: each_done(futures), stop, list(futures)):
                 try:
                     results.append(future.result())
                 except Exception as exc:
@@ -263,7 +245,7 @@ class Downloader:
                     cause = exc
                     if isinstance(exc, AuthError) and exc.credential is not None and not exc.sent:
                         gated = gated or (shown, exc.credential.env_var)
-                    if isinstance(exc, _Mismatch):
+                    if isinstance(exc, Mismatch):
                         actual = (exc.size, exc.sha256)
                     log.warning("%s: %s failed: %s", request.label, shown, exc.reason)
         except DiskSpaceError:
@@ -317,7 +299,10 @@ class Downloader:
                 send_credentials=request.send_credentials,
             ).run()
             if archive:
-                return self._install_from_tar(request, part, outcome, started)
+                size, digest, st = install_from_tar(request, part)
+                if self._records is not None:
+                    self._records.record(request.dest, digest, st)
+                return _result(request, outcome, started, size=size, sha256=digest)
             assert part.fd is not None
             problem = mismatch(
                 expected_size=request.size,
@@ -331,7 +316,7 @@ class Downloader:
                 return self._install(request, part, outcome, started)
             part.discard()
             if not outcome.resumed:
-                raise _Mismatch(problem, size=outcome.size, sha256=outcome.sha256)
+                raise Mismatch(problem, size=outcome.size, sha256=outcome.sha256)
             log.warning("%s: %s after resuming; downloading it again from the start", request.label, problem)
 
     def _install(
@@ -340,77 +325,22 @@ class Downloader:
         st = part.finish(request.dest)
         if self._records is not None and outcome.sha256 is not None:
             self._records.record(request.dest, outcome.sha256, st)
-        return FetchResult(
-            name=request.label,
-            path=request.dest,
-            size=outcome.size,
-            sha256=outcome.sha256,
-            seconds=time.monotonic() - started,
-            fetched=outcome.fetched,
-            resumed=outcome.resumed,
-            source=outcome.url,
-        )
-
-    def _install_from_tar(
-        self, request: FetchRequest, part: PartFile, outcome: Outcome, started: float
-    ) -> FetchResult:
-        """Unpack the downloaded tar beside the destination, check the weight in it, move it into place."""
-        dest = request.dest
-        staging = dest.with_name(f"{dest.name}.{part.tag}.extract")
-        part.close()
-        try:
-            try:
-                files = safe_extract_tar(part.path, staging)
-            except (UnsafeArchiveError, tarfile.TarError) as exc:
-                raise SourceError(f"bad archive: {exc}") from exc
-            member = _pick_member(files, staging, request)
-            if member is None:
-                raise SourceError(f"the archive holds no file named {request.name or dest.name}")
-            size = member.stat().st_size
-            digest = sha256_file(member)
-            problem = mismatch(
-                expected_size=request.size, size=size, expected_sha256=request.sha256, sha256=digest
-            )
-            fd = os.open(member, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if problem is None and is_safetensors(dest.name):
-                    problem = safetensors_problem(fd, size)
-                if problem is not None:
-                    raise _Mismatch(problem, size=size, sha256=digest)
-                os.fsync(fd)
-                st = os.fstat(fd)
-            finally:
-                os.close(fd)
-            os.replace(member, dest)
-            fsync_dir(dest.parent)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            part.discard()
-        if self._records is not None:
-            self._records.record(dest, digest, st)
-        return FetchResult(
-            name=request.label,
-            path=dest,
-            size=size,
-            sha256=digest,
-            seconds=time.monotonic() - started,
-            fetched=outcome.fetched,
-            resumed=outcome.resumed,
-            source=outcome.url,
-        )
+        return _result(request, outcome, started, size=outcome.size, sha256=outcome.sha256)
 
 
-def _pick_member(files: list[Path], staging: Path, request: FetchRequest) -> Path | None:
-    """The weight inside an unpacked archive: by its name (with or without folders), or the only file."""
-    wanted = {request.dest.name}
-    if request.name:
-        wanted |= {member_path(request.name), request.name.rpartition("/")[2]}
-    for path in files:
-        relative = path.relative_to(staging).as_posix()
-        if relative in wanted or path.name in wanted:
-            return path
-    unique = set(files)
-    return files[0] if len(unique) == 1 else None
+def _result(
+    request: FetchRequest, outcome: Outcome, started: float, *, size: int, sha256: str | None
+) -> FetchResult:
+    return FetchResult(
+        name=request.label,
+        path=request.dest,
+        size=size,
+        sha256=sha256,
+        seconds=time.monotonic() - started,
+        fetched=outcome.fetched,
+        resumed=outcome.resumed,
+        source=outcome.url,
+    )
 
 
 class _Reporter:
@@ -435,27 +365,3 @@ class _Reporter:
 
     def bytes_seen(self) -> int:
         return self._seen
-
-
-def _interruptible(wait_all: Callable[[], T], stop: Stop, futures: list[Future]) -> T:
-    """`wait_all()` (which waits in short steps); if an exception interrupts it, set `stop`, give the
-    download's threads a moment to release their part files, and raise it on."""
-    try:
-        return wait_all()
-    except BaseException:
-        stop.set()
-        for future in futures:
-            future.cancel()
-        deadline = time.monotonic() + WIND_DOWN
-        while time.monotonic() < deadline and not all(future.done() for future in futures):
-            wait(futures, timeout=POLL)
-        raise
-
-
-def _each_done(futures: Iterable[Future[T]]) -> list[Future[T]]:
-    """The futures in the order they finish, waiting in short steps."""
-    pending, finished = set(futures), list[Future[T]]()
-    while pending:
-        done, pending = wait(pending, timeout=POLL, return_when=FIRST_COMPLETED)
-        finished.extend(done)
-    return finished

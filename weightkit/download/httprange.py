@@ -17,17 +17,21 @@ redirects followed here keep tokens on their own origin. Figures in docs/DOWNLOA
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import http.client
 import re
-import socket
-import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
+from weightkit.download.connections import Connections, Key
+from weightkit.download.httperrors import (
+    AuthError,
+    RangeNotSatisfiable,
+    RetryableError,
+    SourceError,
+    describe,
+)
 from weightkit.download.retry import parse_retry_after
 from weightkit.download.urls import credential_for, display_url
 from weightkit.settings import Credential
@@ -41,6 +45,7 @@ __all__ = [
     "Reply",
     "RetryableError",
     "SourceError",
+    "describe",
     "open_range",
 ]
 
@@ -50,40 +55,6 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 _SMALL_BODY = 64 << 10
-
-
-class RetryableError(Exception):
-    """A failure worth retrying on this source after a pause (`retry_after` when the server said)."""
-
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-
-
-class SourceError(Exception):
-    """This source will not deliver the file (404, refused, misbehaving): move to the next one."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class RangeNotSatisfiable(SourceError):
-    """416: the range starts at or past the end of the file; `total` is its size when the server said."""
-
-    def __init__(self, reason: str, *, total: int | None) -> None:
-        super().__init__(reason)
-        self.total = total
-
-
-class AuthError(SourceError):
-    """401/403: `credential` is the one this origin takes (None if none), `sent` whether a token went."""
-
-    def __init__(self, reason: str, *, credential: Credential | None, sent: bool) -> None:
-        super().__init__(reason)
-        self.credential = credential
-        self.sent = sent
 
 
 class Checked(Protocol):
@@ -96,8 +67,6 @@ class Checked(Protocol):
 # Called with every URL before it is requested: raises ValueError to refuse it; answers a `Checked`
 # (any object with `addresses`) to pin the connection, or anything else (None) not to.
 Guard = Callable[[str], object]
-# (scheme, host, port, address): the address is the pinned one, or None for the system's resolver.
-Key = tuple[str, str, int, str | None]
 
 
 @dataclass
@@ -125,126 +94,6 @@ class Reply:
     @property
     def framed(self) -> bool:
         return self.length is not None or bool(self.body.chunked)
-
-
-@functools.lru_cache(maxsize=1)
-def _tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context()
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """HTTP to one checked address; the Host header names the URL's host."""
-
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self.address = address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to one checked address; TLS names, and the certificate must be valid for, the URL's host."""
-
-    def __init__(self, host: str, port: int, address: str, timeout: float, tls: ssl.SSLContext) -> None:
-        super().__init__(host, port, timeout=timeout, context=tls)
-        self.address = address
-        self.tls = tls
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self.address, self.port), self.timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
-        except BaseException:
-            sock.close()
-            raise
-
-
-class Connections:
-    """One thread's kept-alive connections, one per (scheme, host, port, pinned address).
-
-    `abort()` may be called from another thread: it shuts the sockets down so a blocked read returns
-    at once instead of waiting for the stall timeout. Also a context manager that closes them all.
-    """
-
-    def __init__(self, *, timeout: float) -> None:
-        self._timeout = timeout
-        self._open: dict[Key, http.client.HTTPConnection] = {}
-        self._used: set[Key] = set()
-        self._aborted = False
-
-    def __enter__(self) -> Connections:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def get(
-        self, scheme: str, host: str, port: int, addresses: tuple[str, ...] | None
-    ) -> tuple[http.client.HTTPConnection, Key, bool]:
-        """A connection to `host` (to one of `addresses` when pinned), its key, and whether it carried
-        a request before (it may have gone stale). A pinned connection is opened here, trying each
-        address in turn; raises `RetryableError` when none accepts."""
-        if self._aborted:
-            raise RetryableError("download stopped")
-        if addresses is None:
-            key: Key = (scheme, host, port, None)
-            conn = self._open.get(key)
-            if conn is None:
-                conn = self._open[key] = self._connection(scheme, host, port, None)
-                return conn, key, False
-            return conn, key, key in self._used
-        for address in addresses:
-            key = (scheme, host, port, address)
-            if key in self._open:
-                return self._open[key], key, key in self._used
-        failure: BaseException = OSError(f"{host} has no checked address to connect to")
-        for address in addresses:
-            conn = self._connection(scheme, host, port, address)
-            try:
-                conn.connect()
-            except (OSError, ssl.SSLError) as exc:
-                conn.close()
-                failure = exc
-                continue
-            key = (scheme, host, port, address)
-            self._open[key] = conn
-            return conn, key, False
-        raise RetryableError(describe(failure)) from failure
-
-    def _connection(
-        self, scheme: str, host: str, port: int, address: str | None
-    ) -> http.client.HTTPConnection:
-        if address is None and scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=self._timeout, context=_tls_context())
-        if address is None:
-            return http.client.HTTPConnection(host, port, timeout=self._timeout)
-        if scheme == "https":
-            return _PinnedHTTPSConnection(host, port, address, self._timeout, _tls_context())
-        return _PinnedHTTPConnection(host, port, address, self._timeout)
-
-    def mark_used(self, key: Key) -> None:
-        self._used.add(key)
-
-    def discard(self, key: Key) -> None:
-        conn = self._open.pop(key, None)
-        self._used.discard(key)
-        if conn is not None:
-            conn.close()
-
-    def close(self) -> None:
-        for key in list(self._open):
-            self.discard(key)
-
-    def abort(self) -> None:
-        self._aborted = True
-        for conn in list(self._open.values()):
-            sock = conn.sock
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
 
 
 def open_range(
@@ -395,15 +244,3 @@ def _raise_for(
         total = int(match.group(1)) if match else None
         raise RangeNotSatisfiable(f"{reason}: the server's file is shorter than expected", total=total)
     raise SourceError(reason)
-
-
-def describe(exc: BaseException) -> str:
-    """A network exception as a short phrase for logs and errors."""
-    if isinstance(exc, TimeoutError):
-        return "no bytes within the stall timeout"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    if isinstance(exc, http.client.IncompleteRead):
-        return "connection closed mid-body"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -8,12 +8,13 @@ deadline, each failing as a `RetryableError` so the caller retries on a fresh co
 `copy_into(writer, pos, want)` moves bytes to a writer (`PartFile`, or anything with `write` and
 `splice`). A plain-HTTP body of known length goes through a pipe with `splice`, so its bytes never
 enter this process: measured on the development VM, 0.5 CPU-s per GiB against 0.65 for `recv` +
-`pwrite` (`python -m bench download`, docs/DOWNLOAD.md). HTTPS, chunked and close-delimited bodies
-are read into a reused buffer and written with `pwrite`.
+`pwrite`. HTTPS, chunked and close-delimited bodies are read as they arrive (one socket read at a
+time, so a trickle is seen and measured, where filling a whole block would block on it) and written
+with `pwrite`.
 
 A URL input can be fetched with the same parts: `open_range(conns, url, 0, None, credentials=(),
-guard=guard)`, then `Stream(reply, conns, floor=..., deadline=...)` and `readinto` until it returns 0,
-counting bytes against a limit.
+guard=guard)`, then `Stream(reply, conns, floor=..., deadline=...)` and `read(n)` until it returns
+nothing, counting bytes against a limit.
 """
 
 from __future__ import annotations
@@ -48,10 +49,9 @@ class Writer(Protocol):
 
 
 class Scratch:
-    """One thread's reusable buffer and pipe (made on first use); close it when the thread ends."""
+    """One thread's reusable pipe (made on first use); close it when the thread ends."""
 
     def __init__(self) -> None:
-        self.view = memoryview(bytearray(BLOCK))
         self._pipe: tuple[int, int] | None = None
 
     def pipe(self) -> tuple[int, int]:
@@ -102,46 +102,55 @@ class Stream:
     def framed(self) -> bool:
         return self.reply.framed
 
-    def readinto(self, view: memoryview) -> int:
-        """Read into `view`; 0 at the end of the body. Raises `RetryableError` when the connection
-        fails, stalls, or falls below the minimum rate, and `SourceError` past the deadline."""
+    def read(self, count: int) -> bytes:
+        """Up to `count` bytes, as soon as any arrived (one read of the socket); empty at the end of the
+        body, or when the connection closed early, which the caller tells apart by the length it
+        expects. Raises `RetryableError` when the connection fails, stalls, or falls below the
+        minimum rate, and `SourceError` past the deadline."""
         if self._left is not None:
-            raise RuntimeError("readinto() on a stream that splices")
+            if self._drained:
+                raise RuntimeError("read() on a stream that splices")
+            self._left = None  # nothing read yet: http.client reads this one
+        self._check()
         try:
-            n = self.reply.body.readinto(view)
+            data = self.reply.body.read1(count)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise RetryableError(describe(exc)) from exc
-        self._account(n)
-        return n
+        self._feed(len(data))
+        return data
 
-    def skip(self, count: int, scratch: Scratch) -> None:
+    def skip(self, count: int) -> None:
         """Read and drop `count` bytes (a 200 restarts at byte 0: past what is on disk)."""
-        if not self._drained:
-            self._left = None  # nothing read yet: http.client reads this one, skipped bytes and all
         while count:
-            n = self.readinto(scratch.view[: min(len(scratch.view), count)])
-            if not n:
+            data = self.read(min(BLOCK, count))
+            if not data:
                 raise RetryableError("connection closed before the bytes already on disk were skipped")
-            count -= n
+            count -= len(data)
 
     def copy_into(self, writer: Writer, pos: int, want: int, scratch: Scratch) -> int:
         """Move up to `want` bytes of the body to `writer` at `pos`; returns how many (0: the body
-        ended). Raises like `readinto`, and the writer's `OSError`."""
+        ended, or the connection closed). Raises like `read`, and the writer's `OSError`."""
         if self._left is None:
-            n = self.readinto(scratch.view[: min(want, len(scratch.view))])
-            if n:
-                writer.write(scratch.view[:n], pos)
-            return n
+            data = self.read(min(want, BLOCK))
+            if data:
+                writer.write(memoryview(data), pos)
+            return len(data)
+        self._check()
         if not self._drained:
             return self._drain(writer, pos, want)
         if self._left == 0:
             return 0
         read, write = scratch.pipe()
         n = self._splice_in(write, min(want, self._left, BLOCK))
-        writer.splice(read, n, pos)
+        try:
+            writer.splice(read, n, pos)
+        except BaseException:
+            scratch.close()  # the pipe may still hold some of them: never let them reach another write
+            raise
         self._left -= n
         if self._left == 0:
             self.reply.body.close()  # read to its end: the connection carries the next request
+        self._feed(n)
         return n
 
     def close(self) -> None:
@@ -165,11 +174,11 @@ class Stream:
             raise RetryableError(describe(exc)) from exc
         if not data:
             raise RetryableError(f"connection closed with {self._left} bytes of the body to come")
-        self._account(len(data))
         writer.write(memoryview(data), pos)
         self._left -= len(data)
         if self._left == 0:
             self.reply.body.close()
+        self._feed(len(data))
         return len(data)
 
     def _splice_in(self, pipe: int, count: int) -> int:
@@ -183,7 +192,6 @@ class Stream:
             except OSError as exc:
                 raise RetryableError(describe(exc)) from exc
             if n > 0:
-                self._account(n)
                 return n
             if n == 0:
                 raise RetryableError(f"connection closed with {self._left} bytes of the body to come")
@@ -192,14 +200,14 @@ class Stream:
             if not poller.poll(self._stall * 1000):
                 raise RetryableError(describe(TimeoutError()))
 
-    def _account(self, n: int) -> None:
-        if self._watch is None and self._deadline is None:
-            return
-        now = time.monotonic()
+    def _feed(self, n: int) -> None:
+        """Count `n` bytes that arrived (and were written): the next read says if that was too slow."""
         if self._watch is not None:
-            self._watch = self._watch.fed(n, now)
-            if self._watch.slow:
-                floor = self._watch.floor
-                raise RetryableError(f"slower than the minimum rate ({floor.describe()})")
-        if self._deadline is not None and now > self._deadline:
+            self._watch = self._watch.fed(n, time.monotonic())
+
+    def _check(self) -> None:
+        """Before a read: raise if the last window fell below the minimum rate, or past the deadline."""
+        if self._watch is not None and self._watch.slow:
+            raise RetryableError(f"slower than the minimum rate ({self._watch.floor.describe()})")
+        if self._deadline is not None and time.monotonic() > self._deadline:
             raise SourceError("the download took longer than its deadline")

@@ -206,7 +206,7 @@ class Workers:
                 "truncated"
             )
         if skip:
-            stream.skip(skip, scratch)
+            stream.skip(skip)
         while not self._stop.is_set():
             end = chunk.end
             want = BLOCK if end is None else min(BLOCK, end - chunk.pos)
