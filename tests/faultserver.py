@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -58,13 +59,18 @@ class Seen:
 class FaultServer:
     """Start with `with FaultServer() as server:`; `server.url(path)` is the URL of a served path."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
+        self.server_names: list[str | None] = []  # the TLS server name (SNI) of each handshake
         self._lock = threading.Condition()
         self._release = threading.Event()
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self.scheme = "https" if tls is not None else "http"
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, context: self.server_names.append(name)
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
@@ -74,7 +80,7 @@ class FaultServer:
 
     @property
     def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.origin + path
