@@ -9,6 +9,7 @@ import pytest
 
 from tests.downloadkit import safetensors_bytes
 from weightkit.download.chunks import Chunk, done_ranges, frontier, plan_chunks
+from weightkit.download.rate import RateFloor
 from weightkit.download.retry import backoff_delay, parse_retry_after
 from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url, origin
 from weightkit.download.verify import mismatch, safetensors_problem
@@ -97,6 +98,8 @@ def test_settings_from_env_reads_every_download_variable():
             "HUGGING_FACE_HUB_TOKEN": "hf-legacy",
             "CIVITAI_API_TOKEN": "civ",
             "WEIGHTS_MIN_FREE_BYTES": "1G",
+            "WEIGHTS_MIN_RATE": "64K",
+            "WEIGHTS_MIN_RATE_WINDOW": "10",
         }
     ).download
     assert (settings.connections_per_file, settings.max_connections, settings.concurrent_files) == (8, 24, 3)
@@ -104,6 +107,7 @@ def test_settings_from_env_reads_every_download_variable():
     assert settings.mirror == "http://cache.internal/weights/{folder}/{name}"
     assert [c.token for c in settings.credentials] == ["hf-legacy", "civ"]
     assert settings.min_free_bytes == 1 << 30
+    assert (settings.min_rate, settings.min_rate_window) == (64 << 10, 10.0)
     assert "hf-legacy" not in repr(settings)
 
 
@@ -189,3 +193,27 @@ def test_width_stays_narrow_on_fast_connections():
     width = ConnectionWidth(limit=32, start=4, fast=100.0)
     assert not width.observe(4 * 300.0, active=4) and width.target == 4
     assert not width.observe(4 * 50.0, active=3)  # not all started yet: no judgement
+
+
+def test_rate_floor_passes_a_window_that_brought_enough_and_starts_the_next():
+    watch = RateFloor(bytes_per_second=100, window=1.0).watch(started=0.0)
+    watch = watch.fed(60, 0.5).fed(50, 1.0)
+    assert not watch.slow and (watch.since, watch.seen) == (1.0, 0)
+
+
+def test_rate_floor_flags_a_window_below_the_floor_even_with_bytes_trickling():
+    watch = RateFloor(bytes_per_second=100, window=1.0).watch(started=0.0)
+    for tick in range(1, 11):
+        watch = watch.fed(1, tick / 10)  # a byte every 0.1 s: never a stall, far below the floor
+    assert watch.slow
+
+
+def test_rate_floor_counts_a_late_read_toward_the_window_it_ends():
+    watch = RateFloor(bytes_per_second=100, window=1.0).watch(started=0.0)
+    assert not watch.fed(250, 2.5).slow  # 2.5 s blocked in one read that brought 250 bytes: 100/s
+    assert watch.fed(249, 2.5).slow
+
+
+def test_rate_floor_of_zero_is_off():
+    watch = RateFloor(bytes_per_second=0, window=1.0).watch(started=0.0)
+    assert not watch.fed(0, 100.0).slow

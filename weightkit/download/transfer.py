@@ -44,8 +44,12 @@ __all__ = ["Cancelled", "Outcome", "Report", "Transfer"]
 log = logging.getLogger(__name__)
 
 # Throughput is measured over windows this long to decide how many connections to use (`width.py`);
-# the resume state is checkpointed as often.
+# the first window is shorter: a capped stream shows within tens of milliseconds, and a small file
+# behind a cap is done before a long first window ends.
 WIDTH_WINDOW = 0.15
+FIRST_WINDOW = 0.05
+# The resume state is checkpointed when a chunk completes, but not more often than this.
+CHECKPOINT_MIN = 0.05
 # The smallest chunk a file is cut into when it is small for its connections (see `_chunk_size`).
 MIN_CHUNK = 1 << 20
 
@@ -239,6 +243,7 @@ class Transfer:
         workers = Workers(
             source=self._source,
             part=self._part,
+            chunks=chunks,
             pending=pending,
             settings=self._settings,
             slots=self._slots,
@@ -299,20 +304,23 @@ class Transfer:
 
     def _watch(self, workers: Workers, chunks: list[Chunk], *, ranged: bool) -> None:
         """Until the workers are done: checkpoints, progress, width; returns at once when stopped."""
-        measured = time.monotonic()
+        measured = checkpointed = time.monotonic()
         measured_bytes = sum(c.done for c in chunks)
+        window = FIRST_WINDOW
         while workers.running() and not self._stop.is_set():
-            workers.progress.wait(WIDTH_WINDOW)
-            workers.progress.clear()
+            workers.progress.wait(max(CHECKPOINT_MIN, measured + window - time.monotonic()))
             error = self._part.flush_error()
             if error is not None:
                 raise error
             now = time.monotonic()
             done = sum(c.done for c in chunks)
-            if now - measured >= WIDTH_WINDOW:
+            if now - measured >= window:
                 workers.adjust((done - measured_bytes) / (now - measured), ranged=ranged)
-                measured, measured_bytes = now, done
-            self._checkpoint(chunks)
+                measured, measured_bytes, window = now, done, WIDTH_WINDOW
+            if now - checkpointed >= CHECKPOINT_MIN:
+                workers.progress.clear()
+                self._checkpoint(chunks)
+                checkpointed = now
             if self._report is not None:
                 self._report(done, self._state.size if self._state else None)
 

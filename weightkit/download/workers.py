@@ -6,7 +6,9 @@ when the server said, else exponential backoff with jitter) from the last byte w
 that delivered 1 MiB or more was progress, so the chunk's retry count starts again. Out of retries,
 the source has failed: the first error stops every worker of the file. How many work at once follows
 `width.py`, fed the measured throughput by the coordinator (`transfer.py`); a worker beyond the
-target retires after its chunk.
+target retires after its chunk. A worker that finds no chunk left takes the second half of the largest
+one still in flight, so the last chunks do not leave connections idle while one finishes alone; the
+worker that had it stops at the half and drops its connection (the rest of that reply is not read).
 
 A body whose end only the connection closing marked (no length, not chunked) is not taken as
 complete: the worker asks for the range after its last byte. A 416 confirms the size, a 206 gives it
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # An attempt that delivered this much is progress: the chunk's retry count starts again.
 PROGRESS_RESETS_RETRIES = 1 << 20
+# A chunk in flight is split only if each half keeps at least this much (more than a block, so the
+# worker that has it cannot write past the new end it has not seen yet).
+MIN_SPLIT = 1 << 20
 
 
 class _Unconfirmed(RetryableError):
@@ -50,6 +55,7 @@ class Workers:
         *,
         source: Source,
         part: PartFile,
+        chunks: list[Chunk],
         pending: collections.deque[Chunk],
         settings: DownloadSettings,
         slots: Slots,
@@ -58,7 +64,10 @@ class Workers:
     ) -> None:
         self._source = source
         self._part = part
+        self._chunks = chunks
         self._pending = pending
+        self._in_flight: set[Chunk] = set()
+        self._ranged = False
         self._settings = settings
         self._slots = slots
         self._stop = stop
@@ -73,7 +82,9 @@ class Workers:
 
     def start(self, first: tuple[Chunk, Stream, Connections] | None, *, ranged: bool) -> None:
         """The first worker streams the first reply; a ranged download starts `width.target` in all."""
+        self._ranged = ranged
         if first is not None:
+            self._in_flight.add(first[0])
             self._spawn(first)
         if ranged:
             self._add(self._width.target - (first is not None))
@@ -107,7 +118,11 @@ class Workers:
     # -- one worker ------------------------------------------------------------------------------------
 
     def _add(self, count: int) -> int:
-        count = min(count, len(self._pending))
+        with self._lock:
+            room = len(self._pending)
+            if self._ranged:  # chunks in flight can be split for more workers
+                room += sum(((c.end or c.pos) - c.pos) // (2 * MIN_SPLIT) for c in self._in_flight)
+        count = min(count, room)
         for _ in range(count):
             self._spawn(None)
         return count
@@ -135,7 +150,9 @@ class Workers:
                         self._active -= 1
                         retired = True
                         return
-                    chunk = self._pending.popleft() if self._pending else None
+                    chunk = self._pending.popleft() if self._pending else self._split()
+                    if chunk is not None:
+                        self._in_flight.add(chunk)
                 if chunk is None:
                     return
                 self._fetch(chunk, conns, scratch)
@@ -151,6 +168,24 @@ class Workers:
             if not retired:
                 with self._lock:
                     self._active -= 1
+
+    def _split(self) -> Chunk | None:
+        """The second half of the chunk in flight with most left to fetch, as a chunk of its own
+        (called under the lock); None when none is worth splitting."""
+        if not self._ranged:
+            return None
+        best, most = None, 2 * MIN_SPLIT - 1
+        for chunk in self._in_flight:
+            left = (chunk.end or 0) - chunk.pos
+            if chunk.end is not None and left > most:
+                best, most = chunk, left
+        if best is None or best.end is None:
+            return None
+        half = best.pos + most // 2
+        piece = Chunk(half, best.end)
+        best.end = half
+        self._chunks.insert(self._chunks.index(best) + 1, piece)
+        return piece
 
     def fail(self, exc: BaseException) -> None:
         """Record the first failure and stop every worker."""
@@ -175,6 +210,8 @@ class Workers:
                 pause(exc, failures, settings=self._settings, stop=self._stop, label=self._label)
             stream = None
             self._stop.check()
+        with self._lock:
+            self._in_flight.discard(chunk)
         self._part.flush_range(chunk.start, chunk.pos)
         self.progress.set()
 
