@@ -88,8 +88,11 @@ class Stream:
         self._watch = floor.watch(started=time.monotonic()) if floor is not None and floor.enabled else None
         self._deadline = deadline
         self._stall = stall_timeout
-        # Bytes of the body still to come, when this stream splices it (plain HTTP, known length).
-        self._left = reply.length if _CAN_SPLICE and reply.key[0] == "http" and reply.length else None
+        # Bytes of the body still to come, when this stream splices it: plain HTTP, a Content-Length,
+        # no chunked framing (the socket's bytes are then exactly the body's).
+        body = reply.body
+        plain = _CAN_SPLICE and reply.key[0] == "http" and not body.chunked and bool(body.length)
+        self._left = body.length if plain else None
         self._drained = False
 
     def __enter__(self) -> Stream:
