@@ -52,6 +52,9 @@ FIRST_WINDOW = 0.05
 CHECKPOINT_MIN = 0.05
 # The smallest chunk a file is cut into when it is small for its connections (see `_chunk_size`).
 MIN_CHUNK = 1 << 20
+# The first request asks for at most this much, before the file's size is known: a small file's
+# first chunk should not be the longest one.
+FIRST_CHUNK = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ class Transfer:
 
     def _open_first(self, conns: Connections, start: int) -> Stream:
         """The first chunk's reply, with retries."""
-        end = start + self._settings.chunk_size - 1
+        end = start + min(self._settings.chunk_size, FIRST_CHUNK) - 1
         failures = 0
         while True:
             try:
@@ -307,8 +310,12 @@ class Transfer:
         measured = checkpointed = time.monotonic()
         measured_bytes = sum(c.done for c in chunks)
         window = FIRST_WINDOW
-        while workers.running() and not self._stop.is_set():
-            workers.progress.wait(max(CHECKPOINT_MIN, measured + window - time.monotonic()))
+        while True:
+            workers.progress.wait(max(0.0, measured + window - time.monotonic()))
+            if not workers.running() or self._stop.is_set():
+                return
+            workers.ended.wait(checkpointed + CHECKPOINT_MIN - time.monotonic())  # not more often
+            workers.progress.clear()
             error = self._part.flush_error()
             if error is not None:
                 raise error
@@ -317,10 +324,8 @@ class Transfer:
             if now - measured >= window:
                 workers.adjust((done - measured_bytes) / (now - measured), ranged=ranged)
                 measured, measured_bytes, window = now, done, WIDTH_WINDOW
-            if now - checkpointed >= CHECKPOINT_MIN:
-                workers.progress.clear()
-                self._checkpoint(chunks)
-                checkpointed = now
+            self._checkpoint(chunks)
+            checkpointed = now
             if self._report is not None:
                 self._report(done, self._state.size if self._state else None)
 

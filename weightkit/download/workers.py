@@ -74,11 +74,18 @@ class Workers:
         self._label = label
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._active = 0
+        self._active = 0  # workers counted against the width (a retiring one leaves it at once)
+        self._live = 0  # worker threads not yet at their end
         self._closed = False
         self._width = ConnectionWidth(limit=settings.connections_per_file)
         self.error: BaseException | None = None
-        self.progress = threading.Event()  # set when a chunk completes: checkpoint now
+        self.progress = threading.Event()  # set when a chunk completes (checkpoint now), or as `ended`
+        self.ended = threading.Event()  # set when the last worker is gone, or on the stop
+        stop.on_set(self._wake)
+
+    def _wake(self) -> None:
+        self.ended.set()
+        self.progress.set()
 
     def start(self, first: tuple[Chunk, Stream, Connections] | None, *, ranged: bool) -> None:
         """The first worker streams the first reply; a ranged download starts `width.target` in all."""
@@ -91,7 +98,7 @@ class Workers:
 
     def running(self) -> bool:
         with self._lock:
-            return any(thread.is_alive() for thread in self._threads)
+            return self._live > 0
 
     def join(self) -> None:
         """Wait for every worker; then no more are added."""
@@ -134,6 +141,7 @@ class Workers:
             thread = threading.Thread(target=self._work, args=(first,), name="weightkit-fetch", daemon=True)
             self._threads.append(thread)
             self._active += 1
+            self._live += 1
         thread.start()
 
     def _work(self, first: tuple[Chunk, Stream, Connections] | None) -> None:
@@ -165,9 +173,12 @@ class Workers:
                 stream.close()  # unread if the stop came first; closing twice is harmless
             scratch.close()
             conns.close()
-            if not retired:
-                with self._lock:
-                    self._active -= 1
+            with self._lock:
+                self._active -= 0 if retired else 1
+                self._live -= 1
+                last = self._live == 0
+            if last:
+                self._wake()
 
     def _split(self) -> Chunk | None:
         """The second half of the chunk in flight with most left to fetch, as a chunk of its own
