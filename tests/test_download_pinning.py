@@ -13,6 +13,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
@@ -22,6 +23,10 @@ import pytest
 from tests.downloadkit import fast_settings, payload, sha256, with_token
 from tests.faultserver import FaultServer
 from weightkit.download import Downloader, FetchRequest
+from weightkit.download.connections import Connections
+from weightkit.download.httprange import RetryableError, SourceError, open_range
+from weightkit.download.rate import RateFloor
+from weightkit.download.stream import Stream
 from weightkit.errors import DownloadError
 
 CHILD = Path(__file__).resolve().parent / "download_child.py"
@@ -158,3 +163,41 @@ def test_pinned_https_names_and_checks_the_urls_host(tmp_path, certified, works)
     else:
         assert child.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in child.stderr
         assert server.requests == []
+
+
+# -- the fetching half as URL inputs will use it: one GET, a byte limit, a deadline ---------------------
+
+
+def _get(url: str, *, max_bytes: int, seconds: float, guard=None) -> bytes:
+    """A whole-body GET built on the downloader's reader, as `prediction/` can build one."""
+    with Connections(timeout=5.0) as conns:
+        reply = open_range(conns, url, 0, None, credentials=(), guard=guard)
+        floor = RateFloor(bytes_per_second=10_000, window=1.0)
+        with Stream(reply, conns, floor=floor, deadline=time.monotonic() + seconds) as stream:
+            body = bytearray()
+            while piece := stream.read(64 << 10):
+                body += piece
+                if len(body) > max_bytes:
+                    raise ValueError(f"more than {max_bytes} bytes")
+            return bytes(body)
+
+
+def test_whole_body_get_with_a_limit_and_a_deadline_builds_on_the_reader(twins):
+    near, _ = twins
+    data = payload(300_000)
+    near.serve("/input.png", data)
+    near.serve("/slow.png", data, rate=50_000)
+    pins = {"inputs.test": [["127.0.0.1"]] * 10}
+    assert (
+        _get(
+            f"http://inputs.test:{near.port}/input.png", max_bytes=1 << 20, seconds=5, guard=_guard(pins, [])
+        )
+        == data
+    )
+    with pytest.raises(ValueError, match="more than 100000 bytes"):
+        _get(near.url("/input.png"), max_bytes=100_000, seconds=5)
+    with pytest.raises(SourceError, match="deadline"):
+        _get(near.url("/slow.png"), max_bytes=1 << 20, seconds=0.5)
+    near.inject("/input.png", "short", by=1000)
+    with pytest.raises(RetryableError, match="1000 bytes of the body to come"):
+        _get(near.url("/input.png"), max_bytes=1 << 20, seconds=5)

@@ -107,9 +107,9 @@ class Stream:
 
     def read(self, count: int) -> bytes:
         """Up to `count` bytes, as soon as any arrived (one read of the socket); empty at the end of the
-        body, or when the connection closed early, which the caller tells apart by the length it
-        expects. Raises `RetryableError` when the connection fails, stalls, or falls below the
-        minimum rate, and `SourceError` past the deadline."""
+        body. Raises `RetryableError` when the connection fails, stalls, falls below the minimum rate
+        or closes before a stated length, and `SourceError` past the deadline. (A body without a
+        stated length also ends empty when the connection is cut: `framed` says which it was.)"""
         if self._left is not None:
             if self._drained:
                 raise RuntimeError("read() on a stream that splices")
@@ -119,6 +119,8 @@ class Stream:
             data = self.reply.body.read1(count)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise RetryableError(describe(exc)) from exc
+        if not data and self.reply.body.length:  # http.client leaves what was still to come
+            raise RetryableError(f"connection closed with {self.reply.body.length} bytes of the body to come")
         self._feed(len(data))
         return data
 
