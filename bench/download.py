@@ -2,6 +2,7 @@
 
     python -m bench download [--size 2G[,256M,...]] [--rounds 3] [--scenarios limited,unlimited]
                              [--tools curl,aria2c,ours] [--connections N] [--chunk-size 16M] [--block 256K]
+                             [--parts]
 
 Serves one file from a temporary nginx, at full speed and with `limit_rate 50m` per response (how CDNs
 cap a stream), and times `curl` (one stream), `aria2c -x16 -s16` (Debian's aria2 stops at 16
@@ -14,6 +15,9 @@ the runs (all busy CPU time less the tool's and nginx's, in cores: 2.0 is a full
 Some of that "other" is the kernel writing the page cache back for the tool, so it is not zero even on
 a quiet machine; the idle sample taken before the first run is the other engineers' load alone.
 
+`--parts` also times the inner choices one at a time (`download_parts.py`): http.client against
+urllib3, `recv_into` + `pwrite` against `splice`, sha256 of `pread` copies against a mapping.
+
 Fairness and noise: before every timed run the page cache is synced and a scratch file of the same size
 is written and deleted, so each tool starts from the same state. (On these VMs, memory the guest has
 handed back to the host costs five times as much to write on first touch; without the warm-up, runs of
@@ -24,6 +28,7 @@ compresses anyway.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -39,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.download_parts import measure_parts  # noqa: E402
 from tests.nginxserver import Nginx  # noqa: E402
 from weightkit.env import parse_size  # noqa: E402
 
@@ -184,37 +190,6 @@ def _tools(url: str, out: Path, size: int, sha: str, args: argparse.Namespace) -
     }
 
 
-def _transport(url: str, size: int, block: int) -> dict[str, float]:
-    """MB/s of one stream read into memory in this process, by http.client (readinto a reused buffer)
-    and by urllib3 if installed: the evidence for `weightkit/download/httprange.py`'s choice."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    rates: dict[str, float] = {}
-    started = time.perf_counter()
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
-    conn.request("GET", parts.path)
-    response = conn.getresponse()
-    view = memoryview(bytearray(block))
-    got = 0
-    while n := response.readinto(view):
-        got += n
-    conn.close()
-    rates["http.client"] = got / (time.perf_counter() - started) / 1e6
-    try:
-        import urllib3
-    except ImportError:
-        return rates
-    started = time.perf_counter()
-    streamed = urllib3.PoolManager().request("GET", url, preload_content=False)
-    got = sum(len(piece) for piece in streamed.stream(block))
-    streamed.release_conn()
-    rates["urllib3"] = got / (time.perf_counter() - started) / 1e6
-    assert got == size
-    return rates
-
-
 def _idle_load(seconds: float = 2.0) -> float:
     """Cores busy on the machine while nothing of this benchmark runs: the other engineers' load."""
     before = _busy_seconds()
@@ -231,6 +206,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--block", type=parse_size, default=0, help="our read/write block (default: ours)")
     parser.add_argument("--tools", default="curl,aria2c,ours", help="comma-separated subset to run")
     parser.add_argument("--scenarios", default="limited,unlimited", help="limited, unlimited or both")
+    parser.add_argument("--parts", action="store_true", help="also time the inner parts (download_parts.py)")
     args = parser.parse_args(argv)
     sizes = [parse_size(text) for text in args.size.split(",")]
     if not all(sizes):
@@ -279,11 +255,11 @@ def _measure(size: int, tools: list[str], args: argparse.Namespace) -> dict[tupl
                             flush=True,
                         )
                     out.unlink(missing_ok=True)
-            rates = _transport(urls["unlimited"], size, args.block or 256 << 10)
-            print(
-                "one stream read into memory, unlimited: "
-                + ", ".join(f"{k} {v:.0f} MB/s" for k, v in rates.items())
-            )
+            if args.parts:
+                print(f"\nparts, one thread, {size / 2**30:.2f} GiB unlimited:     MB/s  CPU-s/GiB")
+                warm = functools.partial(_warm, work / "out", size)
+                for name, rate, cpu in measure_parts(urls["unlimited"], size, work / "out", warm):
+                    print(f"  {name:44}{rate:7.0f}{cpu:10.2f}")
     return results
 
 
