@@ -1,7 +1,8 @@
 """The evidence for the downloader's inner choices, one part at a time in this process (one thread):
 
 - transport: one stream read into memory by `http.client` (`readinto` a reused buffer) and urllib3;
-- into the file: `recv_into` + `pwrite` against `splice` socket → pipe → file (`stream.py`);
+- into the file: `recv_into` + `pwrite` against `splice` socket → pipe → file, 256 KiB or 1 MiB at a
+  time (`stream.py`);
 - hashing what was written: sha256 of memory alone (the floor), of `pread` copies, of a mapping of
   the page cache (`hasher.py`).
 
@@ -80,15 +81,15 @@ def _recv_pwrite(url: str, path: Path, size: int) -> None:
     sock.close()
 
 
-def _splice(url: str, path: Path, size: int) -> None:
+def _splice(url: str, path: Path, size: int, block: int) -> None:
     sock, rest = _raw_get(url)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     os.posix_fallocate(fd, 0, size)
     pos = os.pwrite(fd, rest, 0)
     read, write = os.pipe()
-    fcntl.fcntl(write, _F_SETPIPE_SZ, BLOCK)
+    fcntl.fcntl(write, _F_SETPIPE_SZ, block)
     while pos < size:
-        n = os.splice(sock.fileno(), write, min(BLOCK, size - pos))
+        n = os.splice(sock.fileno(), write, min(block, size - pos))
         while n:
             moved = os.splice(read, fd, n, offset_dst=pos)
             pos, n = pos + moved, n - moved
@@ -143,7 +144,8 @@ def measure_parts(
         ("stream into memory: http.client readinto", lambda: _into_memory(url)),
         ("stream into memory: urllib3", lambda: _urllib3(url)),
         ("stream into a file: recv_into + pwrite", lambda: _recv_pwrite(url, out, size)),
-        ("stream into a file: splice", lambda: _splice(url, out, size)),
+        ("stream into a file: splice 256 KiB", lambda: _splice(url, out, size, 256 << 10)),
+        ("stream into a file: splice 1 MiB", lambda: _splice(url, out, size, 1 << 20)),
         ("sha256 of memory (the floor)", lambda: _hash_memory(size)),
         ("sha256 of the file: pread", lambda: _hash_pread(out, size)),
         ("sha256 of the file: mmap 4 MiB", lambda: _hash_mmap(out, size)),

@@ -31,11 +31,14 @@ from weightkit.download.control import Slot
 from weightkit.download.httprange import Connections, Reply, RetryableError, SourceError, describe
 from weightkit.download.rate import RateFloor
 
-__all__ = ["BLOCK", "Scratch", "Stream", "Writer"]
+__all__ = ["BLOCK", "SPLICE_BLOCK", "Scratch", "Stream", "Writer"]
 
 # Bytes per read and write: 64-256 KiB cost a fraction of the CPU of 1 MiB+ blocks on these VMs and stay
 # in cache; `python -m bench download` measured 256 KiB best (docs/DOWNLOAD.md).
 BLOCK = 256 << 10
+# Bytes per splice, the pipe's size (Linux's default limit for one): they never enter this process, and
+# 1 MiB moves cost 0.44-0.48 CPU-s per GiB against 0.58-0.60 for 256 KiB (`--parts`, docs/DOWNLOAD.md).
+SPLICE_BLOCK = 1 << 20
 _F_SETPIPE_SZ = 1031
 _CAN_SPLICE = hasattr(os, "splice")
 
@@ -57,8 +60,8 @@ class Scratch:
     def pipe(self) -> tuple[int, int]:
         if self._pipe is None:
             read, write = os.pipe2(os.O_CLOEXEC)
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(write, _F_SETPIPE_SZ, BLOCK)
+            with contextlib.suppress(OSError):  # else the default 64 KiB: smaller moves, same bytes
+                fcntl.fcntl(write, _F_SETPIPE_SZ, SPLICE_BLOCK)
             self._pipe = (read, write)
         return self._pipe
 
@@ -105,6 +108,11 @@ class Stream:
     def framed(self) -> bool:
         return self.reply.framed
 
+    @property
+    def block(self) -> int:
+        """The most `copy_into` moves at once."""
+        return SPLICE_BLOCK if self._left is not None else BLOCK
+
     def read(self, count: int) -> bytes:
         """Up to `count` bytes, as soon as any arrived (one read of the socket); empty at the end of the
         body. Raises `RetryableError` when the connection fails, stalls, falls below the minimum rate
@@ -146,7 +154,7 @@ class Stream:
         if self._left == 0:
             return 0
         read, write = scratch.pipe()
-        n = self._splice_in(write, min(want, self._left, BLOCK))
+        n = self._splice_in(write, min(want, self._left, SPLICE_BLOCK))
         try:
             writer.splice(read, n, pos)
         except BaseException:

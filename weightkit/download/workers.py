@@ -28,7 +28,7 @@ from weightkit.download.httprange import Connections, RangeNotSatisfiable, Retry
 from weightkit.download.partfile import PartFile
 from weightkit.download.retry import backoff_delay
 from weightkit.download.source import Source
-from weightkit.download.stream import BLOCK, Scratch, Stream
+from weightkit.download.stream import Scratch, Stream
 from weightkit.download.width import ConnectionWidth
 from weightkit.settings import DownloadSettings
 
@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 
 # An attempt that delivered this much is progress: the chunk's retry count starts again.
 PROGRESS_RESETS_RETRIES = 1 << 20
-# A chunk in flight is split only if each half keeps at least this much (more than a block, so the
-# worker that has it cannot write past the new end it has not seen yet).
-MIN_SPLIT = 1 << 20
+# A chunk in flight is split only if each half keeps at least this much (more than a block or a splice,
+# so the worker that has it cannot write past the new end it has not seen yet).
+MIN_SPLIT = 2 << 20
 
 
 class _Unconfirmed(RetryableError):
@@ -255,9 +255,10 @@ class Workers:
             )
         if skip:
             stream.skip(skip)
+        block = stream.block
         while not self._stop.is_set():
             end = chunk.end
-            want = BLOCK if end is None else min(BLOCK, end - chunk.pos)
+            want = block if end is None else min(block, end - chunk.pos)
             if want <= 0:
                 return
             n = stream.copy_into(self._part, chunk.pos, want, scratch)
