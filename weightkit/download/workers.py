@@ -28,7 +28,7 @@ from weightkit.download.httprange import Connections, RangeNotSatisfiable, Retry
 from weightkit.download.partfile import PartFile
 from weightkit.download.retry import backoff_delay
 from weightkit.download.source import Source
-from weightkit.download.stream import Scratch, Stream
+from weightkit.download.stream import SPLICE_BLOCK, Scratch, Stream
 from weightkit.download.width import ConnectionWidth
 from weightkit.settings import DownloadSettings
 
@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 
 # An attempt that delivered this much is progress: the chunk's retry count starts again.
 PROGRESS_RESETS_RETRIES = 1 << 20
-# A chunk in flight is split only if each half keeps at least this much (more than a block or a splice,
-# so the worker that has it cannot write past the new end it has not seen yet).
-MIN_SPLIT = 2 << 20
+# A chunk in flight is split only if each half keeps at least this much: more than one splice (the most
+# a worker writes between two looks at its chunk's end), so the worker that has it cannot write past the
+# new end before it sees it.
+MIN_SPLIT = SPLICE_BLOCK + (64 << 10)
 
 
 class _Unconfirmed(RetryableError):
