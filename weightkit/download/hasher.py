@@ -7,13 +7,6 @@ of the file at a time and hashes the mapping: no copy into this process (reading
 `pread` cost 0.14 CPU-s per GiB on the development VM, the mapping's page faults a fraction of that),
 and at most `WINDOW` bytes mapped at once, so memory stays flat. A resumed download re-reads what an
 earlier run wrote, as it would have to anyway.
-
-On a fast link the hash, not the network, is the limit (sha256 runs at 1.3 GB/s on one core of the
-development VM), and the download must not take the CPU it needs: left alone, the workers and the
-server ran at 1.6 GB/s while the hash fell 1.1-1.4 GB behind, then finished alone on one core. So the
-hasher publishes its `backlog` (bytes ready to hash, not yet hashed), and workers wait in
-`wait_for_room` while it exceeds `BACKLOG`. Only bytes the hasher could hash count, so a slow chunk at
-the front (which holds the hash back, not the CPU) never holds the other workers back.
 """
 
 from __future__ import annotations
@@ -21,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import mmap
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from weightkit.download.chunks import Chunk, frontier
 
 __all__ = ["OrderedHasher"]
 
 WINDOW = 4 << 20
-BACKLOG = 64 << 20
 _POLL = 0.02
 _PAGE = mmap.ALLOCATIONGRANULARITY
 
@@ -45,9 +37,6 @@ class OrderedHasher:
         self._abandon = False
         self._wake = threading.Event()
         self._error: BaseException | None = None
-        self._room = threading.Event()
-        self._room.set()
-        self.backlog = 0
         self._thread = threading.Thread(target=self._run, name="weightkit-hash", daemon=True)
 
     def start(self) -> None:
@@ -62,11 +51,6 @@ class OrderedHasher:
             raise self._error
         return self._digest.hexdigest()
 
-    def wait_for_room(self, stopped: Callable[[], bool]) -> None:
-        """Return once the backlog is under `BACKLOG` (or the hasher is gone, or `stopped()`)."""
-        while self.backlog > BACKLOG and not stopped() and self._thread.is_alive():
-            self._room.wait(_POLL)
-
     def stop(self) -> None:
         """Abandon hashing (the download failed); returns once the thread is gone."""
         self._abandon = True
@@ -80,23 +64,12 @@ class OrderedHasher:
             while not self._abandon:
                 limit, index = frontier(self._chunks, index)
                 while self._hashed < limit and not self._abandon:
-                    self._publish(limit - self._hashed)
                     self._hash_window(limit)
-                self._publish(0)
                 if self._total is not None and self._hashed >= self._total:
                     return
                 self._wake.wait(_POLL)
         except BaseException as exc:  # handed to finish()
             self._error = exc
-        finally:
-            self._publish(0)
-
-    def _publish(self, backlog: int) -> None:
-        self.backlog = backlog
-        if backlog > BACKLOG:
-            self._room.clear()
-        else:
-            self._room.set()
 
     def _hash_window(self, limit: int) -> None:
         """Hash from `_hashed` up to `limit`, at most `WINDOW` bytes, through a mapping of the file."""

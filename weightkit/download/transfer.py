@@ -252,7 +252,6 @@ class Transfer:
             slots=self._slots,
             stop=self._stop,
             label=self._label,
-            hasher=hasher,
         )
         lead = (first, plan.stream, conns) if first is not None else None
         error = self._run_workers(workers, chunks, hasher, lead, ranged=reply.ranged)

@@ -24,7 +24,6 @@ import threading
 
 from weightkit.download.chunks import Chunk
 from weightkit.download.control import Slots, Stop, Stopped
-from weightkit.download.hasher import BACKLOG, OrderedHasher
 from weightkit.download.httprange import Connections, RangeNotSatisfiable, RetryableError, SourceError
 from weightkit.download.partfile import PartFile
 from weightkit.download.retry import backoff_delay
@@ -63,10 +62,8 @@ class Workers:
         slots: Slots,
         stop: Stop,
         label: str,
-        hasher: OrderedHasher | None = None,
     ) -> None:
         self._source = source
-        self._hasher = hasher
         self._part = part
         self._chunks = chunks
         self._pending = pending
@@ -260,10 +257,7 @@ class Workers:
         if skip:
             stream.skip(skip)
         block = stream.block
-        hasher = self._hasher
         while not self._stop.is_set():
-            if hasher is not None and hasher.backlog > BACKLOG:
-                hasher.wait_for_room(self._stop.is_set)  # the CPU is the hash's: see hasher.py
             end = chunk.end
             want = block if end is None else min(block, end - chunk.pos)
             if want <= 0:
