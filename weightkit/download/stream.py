@@ -7,8 +7,9 @@ deadline, each failing as a `RetryableError` so the caller retries on a fresh co
 
 `copy_into(writer, pos, want)` moves bytes to a writer (`PartFile`, or anything with `write` and
 `splice`). A plain-HTTP body of known length goes through a pipe with `splice`, so its bytes never
-enter this process: measured on the development VM, 0.5 CPU-s per GiB against 0.65 for `recv` +
-`pwrite`. HTTPS, chunked and close-delimited bodies are read as they arrive (one socket read at a
+enter this process: 0.44-0.57 CPU-s per GiB against 0.55-0.65 for `recv_into` + `pwrite` on the
+development VM (`python -m bench download --parts`). HTTPS, chunked and close-delimited bodies are
+read as they arrive (one socket read at a
 time, so a trickle is seen and measured, where filling a whole block would block on it) and written
 with `pwrite`.
 
@@ -33,11 +34,11 @@ from weightkit.download.rate import RateFloor
 
 __all__ = ["BLOCK", "SPLICE_BLOCK", "Scratch", "Stream", "Writer"]
 
-# Bytes per read and write: 64-256 KiB cost a fraction of the CPU of 1 MiB+ blocks on these VMs and stay
-# in cache; `python -m bench download` measured 256 KiB best (docs/DOWNLOAD.md).
+# Bytes per read and write when not splicing (HTTPS, chunked and length-less bodies): a reused size that
+# stays in the CPU's cache.
 BLOCK = 256 << 10
 # Bytes per splice, the pipe's size (Linux's default limit for one): they never enter this process, and
-# 1 MiB moves cost 0.44-0.48 CPU-s per GiB against 0.58-0.60 for 256 KiB (`--parts`, docs/DOWNLOAD.md).
+# 1 MiB moves cost 0.44-0.57 CPU-s per GiB against 0.51-0.69 for 256 KiB (`--parts`, docs/DOWNLOAD.md).
 SPLICE_BLOCK = 1 << 20
 _F_SETPIPE_SZ = 1031
 _CAN_SPLICE = hasattr(os, "splice")
