@@ -11,10 +11,7 @@ missing (or fail fast in strict mode) → run on ComfyUI → outputs in the requ
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
-import shutil
-import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -33,7 +30,7 @@ from prediction.settings import PredictorSettings
 from prediction.url_inputs import download_url_inputs
 from prediction.weight_urls import check_weight_file, find_weight_urls, loader_folders, use_weight_names
 from prediction.workflow_source import workflow_text
-from weightkit.download import FetchRequest, FetchSummary, safe_extract_tar
+from weightkit.download import FetchSummary
 from weightkit.errors import WeightkitError
 from weightkit.store import WeightStore, apply_renames
 from weightkit.units import format_bytes
@@ -162,37 +159,10 @@ class App:
         return self.store.preload(workflows=[workflow_json])
 
     def install_user_weights(self, source: str) -> list[Path]:
-        """Unpack Cog's `weights` (a .tar of model folders, as Replicate passes trained weights) into the
-        weights directory: `loras/x.safetensors` (or `models/loras/x.safetensors`) lands in
-        `<WEIGHTS_DIR>/loras/`. Members that would leave it are refused before anything is written. The
-        downloaded archive is kept, named by its URL, so the next cold start with the same URL does not
-        fetch it again. Raises `UnsafeArchiveError`, the downloader's errors, or `OSError`."""
-        weights_dir = self.store.settings.weights_dir
-        if source.startswith(("http://", "https://")):
-            key = hashlib.sha256(source.encode()).hexdigest()[:16]
-            archive = weights_dir / ".weightkit" / f"user-weights-{key}.tar"
-            self.store.downloader.fetch(FetchRequest.for_url(source, archive, unpack=False))
-        else:
-            archive = Path(source.removeprefix("file://"))
-        staging = weights_dir / ".weightkit" / "user-weights"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            files = safe_extract_tar(archive, staging)
-            installed = []
-            for path in files:
-                relative = path.relative_to(staging)
-                if relative.parts[0] == "models" and len(relative.parts) > 2:
-                    relative = relative.relative_to("models")
-                target = weights_dir / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                path.replace(target)
-                installed.append(target)
-        except tarfile.TarError as exc:
-            raise OSError(f"the weights archive {source} is not a readable tar ({exc})") from exc
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        logger.info("installed %d user weight file(s) from %s", len(installed), source)
-        return installed
+        """Unpack Cog's `weights` (a .tar of model folders) into the weights directory; its URL is vetted
+        like every URL a prediction brings (see `WeightStore.install_archive`)."""
+        guard = functools.partial(check_url, settings=self.settings.inputs)
+        return self.store.install_archive(source, url_guard=guard)
 
     # -- predict ---------------------------------------------------------------------------------------
 

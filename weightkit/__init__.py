@@ -6,6 +6,7 @@ Independent of Cog and of the ComfyUI process: `comfyui.py` and `predict.py` are
 from weightkit.check import CheckReport, FoundWeight, check_weights, missing_weights_error, verify_present
 from weightkit.download import Downloader, FetchRequest, FetchResult, FetchSummary
 from weightkit.errors import (
+    ArchiveTooLargeError,
     DiskSpaceError,
     DownloadError,
     DownloadsFailedError,
@@ -13,8 +14,10 @@ from weightkit.errors import (
     GatedWeightError,
     ManifestError,
     MissingWeightsError,
+    RepairError,
     SettingsError,
     UnknownKitError,
+    UnknownWeightError,
     UnsafeArchiveError,
     UnsafeWeightNameError,
     WeightkitError,
@@ -24,12 +27,13 @@ from weightkit.extract import WeightRef, builtin_loaders, required_weights
 from weightkit.manifest import Kit, Manifest, WeightEntry, load_manifest
 from weightkit.modelpaths import ModelPaths, read_extra_model_paths, weight_folders, write_extra_model_paths
 from weightkit.settings import DownloadSettings, WeightSettings
-from weightkit.store import EnsureResult, RepairError, UnknownWeightError, WeightStore, apply_renames
+from weightkit.store import EnsureResult, WeightStore, apply_renames
 from weightkit.units import format_bytes
 from weightkit.verified import VerifiedRecords, sha256_file
 from weightkit.workflow import parse_workflow
 
 __all__ = [
+    "ArchiveTooLargeError",
     "CheckReport",
     "DiskSpaceError",
     "DownloadError",

@@ -6,6 +6,7 @@ Every error subclasses `WeightkitError` and a stdlib category, so callers can ca
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -241,6 +242,47 @@ class UnsafeArchiveError(WeightkitError, ValueError):
         super().__init__(
             f"Refusing to extract {archive}: member {member!r} {reason}. Nothing from the archive was "
             "extracted; archives may only hold regular files and folders inside their target folder."
+        )
+
+
+class UnknownWeightError(WeightkitError, LookupError):
+    """A weight asked for by name that the manifest does not describe, so it cannot be fetched."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.name = name
+        hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(
+            f"'{name}' is not a weight of the manifest, so it cannot be fetched.{hint} Use "
+            "`python -m weightkit list` to see known weights (write 'folder/name' when a name is in two "
+            "folders), or describe it in your own manifest named by WEIGHTS_MANIFEST_EXTRA."
+        )
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return self.args[0]
+
+
+class RepairError(WeightkitError, OSError):
+    """A broken weight could not be replaced: says which file and why."""
+
+    def __init__(self, folder: str, name: str, reason: str) -> None:
+        self.folder = folder
+        self.name = name
+        super().__init__(f"Could not repair {folder}/{name}: {reason}")
+
+
+class ArchiveTooLargeError(WeightkitError, ValueError):
+    """An archive holds more members or bytes than its limit: refused before anything was written."""
+
+    def __init__(self, archive: str, member: str, *, limit: int, unit: str, setting: str) -> None:
+        self.archive = archive
+        self.member = member
+        self.limit = limit
+        self.unit = unit
+        self.setting = setting
+        raise_it = f"; raise the limit with {setting}" if setting else ""
+        super().__init__(
+            f"Refusing to extract {archive}: it holds more than {limit:,} {unit} (at member {member!r}), "
+            f"the limit for archives{raise_it}. Nothing from the archive was extracted."
         )
 
 

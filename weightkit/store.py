@@ -20,6 +20,8 @@ import difflib
 import logging
 import os
 import shutil
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,9 +30,19 @@ from pathlib import Path
 from typing import Any
 
 from weightkit.check import CheckReport, FoundWeight, check_weights, missing_weights_error
-from weightkit.download import Downloader, FetchRequest, FetchResult, FetchSummary, ProgressReporter
-from weightkit.errors import WeightkitError
+from weightkit.download import (
+    ArchiveLimits,
+    Downloader,
+    FetchRequest,
+    FetchResult,
+    FetchSummary,
+    ProgressReporter,
+    safe_extract_tar,
+)
+from weightkit.download.urls import display_url
+from weightkit.errors import RepairError, UnknownWeightError
 from weightkit.extract import WeightRef, required_weights
+from weightkit.layout import StateDir
 from weightkit.manifest import Manifest, WeightEntry, load_manifest
 from weightkit.modelpaths import ModelPaths, weight_folders, write_extra_model_paths
 from weightkit.settings import WeightSettings
@@ -38,37 +50,12 @@ from weightkit.units import format_bytes
 from weightkit.verified import VerifiedRecords
 from weightkit.workflow import parse_workflow
 
-__all__ = ["EnsureResult", "RepairError", "UnknownWeightError", "WeightStore", "apply_renames"]
+__all__ = ["EnsureResult", "WeightStore", "apply_renames"]
 
 logger = logging.getLogger(__name__)
 
 Workflow = Mapping[str, Any]
 Renames = Mapping[tuple[str, str], str]
-
-
-class UnknownWeightError(WeightkitError, LookupError):
-    """A weight asked for by name that the manifest does not describe, so it cannot be fetched."""
-
-    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
-        self.name = name
-        hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(
-            f"'{name}' is not a weight of the manifest, so it cannot be fetched.{hint} Use "
-            "`python -m weightkit list` to see known weights (write 'folder/name' when a name is in two "
-            "folders), or describe it in your own manifest named by WEIGHTS_MANIFEST_EXTRA."
-        )
-
-    def __str__(self) -> str:  # LookupError would otherwise repr() the message
-        return self.args[0]
-
-
-class RepairError(WeightkitError, OSError):
-    """A broken weight could not be replaced: says which file and why."""
-
-    def __init__(self, folder: str, name: str, reason: str) -> None:
-        self.folder = folder
-        self.name = name
-        super().__init__(f"Could not repair {folder}/{name}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -120,8 +107,12 @@ class WeightStore:
         return ModelPaths.from_settings(self.settings, output_dir=self._output_dir)
 
     @cached_property
+    def state(self) -> StateDir:
+        return StateDir(self.settings.weights_dir)
+
+    @cached_property
     def records(self) -> VerifiedRecords:
-        return VerifiedRecords(self.settings.weights_dir / ".weightkit" / "verified")
+        return VerifiedRecords(self.state.records)
 
     @cached_property
     def downloader(self) -> Downloader:
@@ -317,12 +308,55 @@ class WeightStore:
 
     def quarantine(self, path: Path, *, folder: str) -> Path:
         """Move a broken weight out of every folder ComfyUI searches, keeping it for inspection."""
-        target_dir = self.settings.weights_dir / ".weightkit" / "quarantine" / folder
+        target_dir = self.state.quarantine(folder)
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"
         self.records.forget(path)
         shutil.move(path, target)
         logger.warning("quarantined %s as %s", path, target)
+        return target
+
+    # -- Cog's weights archive -------------------------------------------------------------------------
+
+    def install_archive(self, source: str, *, url_guard: Callable[[str], object] | None = None) -> list[Path]:
+        """Unpack a `.tar` of model folders (Cog's `weights`, as Replicate passes trained weights) into the
+        weights directory: `loras/x.safetensors` (or `models/loras/x.safetensors`) lands in
+        `<WEIGHTS_DIR>/loras/`. A URL is fetched through the downloader (vetted by `url_guard`, no
+        tokens) and kept under a name of its URL, so the next cold start does not fetch it again; a path
+        (or `file://`) is read in place. Members are checked and counted against the weight archive limits
+        before anything is written; each file is moved into place by a rename.
+
+        Raises `UnsafeArchiveError`, `ArchiveTooLargeError`, `DiskSpaceError`, the downloader's errors, or
+        `OSError` for an archive that is not a readable tar.
+        """
+        if source.startswith(("http://", "https://")):
+            archive = self.state.user_weights_archive(source)
+            request = FetchRequest.for_url(source, archive, unpack=False, url_guard=url_guard)
+            self.downloader.fetch(request)
+        else:
+            archive = Path(source.removeprefix("file://"))
+        self.state.staging.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.state.staging, prefix="weights-"))
+        try:
+            limits = ArchiveLimits.for_weights(self.settings.download)
+            installed = [
+                self._install_member(path, staging)
+                for path in safe_extract_tar(archive, staging, limits=limits)
+            ]
+        except tarfile.TarError as exc:
+            raise OSError(f"the weights archive {display_url(source)} is not a readable tar ({exc})") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        logger.info("installed %d weight file(s) from %s", len(installed), display_url(source))
+        return installed
+
+    def _install_member(self, path: Path, staging: Path) -> Path:
+        relative = path.relative_to(staging)
+        if relative.parts[0] == "models" and len(relative.parts) > 2:
+            relative = relative.relative_to("models")
+        target = self.settings.weights_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(target)
         return target
 
 

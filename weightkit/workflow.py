@@ -9,12 +9,21 @@ It may come as a dict, as JSON text or bytes, or wrapped in ComfyUI's own reques
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from weightkit.errors import WorkflowError
 
-__all__ = ["parse_workflow"]
+__all__ = ["MAX_DEPTH", "MAX_INTEGER_DIGITS", "parse_workflow"]
+
+# A workflow is node → inputs → value, a few levels more for lists and `_meta`; ComfyUI's own exports stay
+# under 20. The limit keeps parsing, copying and walking a workflow free of recursion that a caller's
+# input controls (Python's JSON decoder and `copy.deepcopy` recurse once per level).
+MAX_DEPTH = 100
+# ComfyUI's INT inputs are 64-bit (20 digits); Python refuses to convert more than 4,300 digits anyway.
+MAX_INTEGER_DIGITS = 100
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 _UI_KEYS = ("nodes", "links", "last_node_id", "last_link_id")
 _EXPORT_HINT = (
@@ -68,8 +77,9 @@ def _loads(text: str | bytes | bytearray) -> Any:
         text = text[1:]
     if not text.strip():
         raise WorkflowError("The workflow is empty: no JSON was given. " + _EXPORT_HINT)
+    _check_depth(text)
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_integer)
     except json.JSONDecodeError as exc:
         raise WorkflowError(
             f"The workflow is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
@@ -77,6 +87,32 @@ def _loads(text: str | bytes | bytearray) -> Any:
             line=exc.lineno,
             column=exc.colno,
         ) from exc
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than `MAX_DEPTH` by counting brackets outside strings, without recursing."""
+    depth = 0
+    for token in _NESTING.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise WorkflowError(
+                    f"The workflow nests objects and lists more than {MAX_DEPTH} levels deep (at character "
+                    f"{token.start()}); a ComfyUI workflow needs far fewer. Export it again from ComfyUI "
+                    "with Workflow > Export (API)."
+                )
+        elif bracket in "]}":
+            depth -= 1
+
+
+def _integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise WorkflowError(
+            f"The workflow holds an integer of {len(digits.lstrip('-')):,} digits; ComfyUI's whole-number "
+            f"inputs take at most 20 (this limit is {MAX_INTEGER_DIGITS}). Fix the value in the workflow."
+        )
+    return int(digits)
 
 
 def _node_id(key: Any) -> str:
