@@ -25,7 +25,14 @@ from weightkit.modelpaths import ModelPaths
 from weightkit.units import format_bytes
 from weightkit.verified import VerifiedRecords
 
-__all__ = ["CheckReport", "FoundWeight", "check_weights", "missing_weights_error", "verify_present"]
+__all__ = [
+    "CheckReport",
+    "FoundWeight",
+    "check_weights",
+    "locate_weight",
+    "missing_weights_error",
+    "verify_present",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ class FoundWeight:
     path: Path
     size: int
     verified: bool = False
+    renamed_to: str | None = None  # found only under the manifest's own spelling: write this instead
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,32 @@ class CheckReport:
         """Missing refs no manifest entry describes: only the user can provide them."""
         return tuple(ref for ref in self.missing if ref.entry is None)
 
+    @property
+    def renames(self) -> dict[tuple[str, str], str]:
+        """`(folder, name as written) → name on disk` for weights found under the manifest's spelling."""
+        return {
+            (str(f.ref.folder), f.ref.name): f.renamed_to for f in self.present if f.renamed_to is not None
+        }
+
+
+def locate_weight(ref: WeightRef, paths: ModelPaths) -> tuple[Path, os.stat_result, str | None] | None:
+    """Where ComfyUI finds the file `ref` names, with its stat: the one answer to "is this weight here?".
+
+    A name the manifest knows by another spelling (an alias, `.sft` for `.safetensors`) counts as here
+    when the manifest's own file is, at its size; the third value is then the name the workflow must use
+    instead (ComfyUI opens names as written). Reads no weight file; a stat per directory searched.
+    """
+    assert ref.folder is not None, "unplaced refs cannot be located"
+    hit = paths.locate(ref.folder, ref.name)
+    if hit is not None:
+        return hit[0], hit[1], None
+    entry = ref.entry
+    if entry is not None and entry.name != ref.name:
+        hit = paths.locate(ref.folder, entry.name)
+        if hit is not None and hit[1].st_size == entry.size:
+            return hit[0], hit[1], entry.name
+    return None
+
 
 def check_weights(
     refs: Iterable[WeightRef], paths: ModelPaths, records: VerifiedRecords | None = None
@@ -93,39 +127,44 @@ def check_weights(
         if ref.folder is None:
             unplaced.append(ref)
             continue
-        hit = paths.locate(ref.folder, ref.name)
+        hit = locate_weight(ref, paths)
         if hit is None:
             missing.append(ref)
             continue
-        path, stat = hit
+        path, stat, renamed_to = hit
         entry = ref.entry
+        found = FoundWeight(ref, path, stat.st_size, renamed_to=renamed_to)
         if entry is None:
-            present.append(FoundWeight(ref, path, stat.st_size))
+            present.append(found)
         elif stat.st_size != entry.size:
-            wrong_size.append(FoundWeight(ref, path, stat.st_size))
+            wrong_size.append(found)
         elif records is None:
-            present.append(FoundWeight(ref, path, stat.st_size))
+            present.append(found)
         else:
             known = records.lookup(path, stat)
-            found = FoundWeight(ref, path, stat.st_size, verified=known == entry.sha256)
+            found = replace(found, verified=known == entry.sha256)
             (wrong_hash if known is not None and known != entry.sha256 else present).append(found)
     return CheckReport(tuple(present), tuple(missing), tuple(wrong_size), tuple(wrong_hash), tuple(unplaced))
 
 
-def verify_present(report: CheckReport, records: VerifiedRecords) -> CheckReport:
+def verify_present(report: CheckReport, records: VerifiedRecords, *, rehash: bool = False) -> CheckReport:
     """`report` with the sha256 of every present, not yet verified manifest file confirmed.
 
     Each such file is hashed once (and the result recorded), then trusted while its size and mtime are
-    unchanged; a file whose hash is not the manifest's moves to `wrong_hash`. Files without a manifest
-    entry have nothing to be checked against and stay present. Raises `OSError` if a file cannot be read.
+    unchanged; `rehash` ignores earlier records and hashes every file again. A file whose hash is not the
+    manifest's moves to `wrong_hash`; a file that was recorded as wrong and now hashes right moves back.
+    Files without a manifest entry have nothing to be checked against and stay present. Raises `OSError`
+    if a file cannot be read.
     """
     present: list[FoundWeight] = []
-    wrong_hash = list(report.wrong_hash)
-    for found in report.present:
+    wrong_hash = [] if rehash else list(report.wrong_hash)
+    for found in (*report.present, *report.wrong_hash) if rehash else report.present:
         entry = found.ref.entry
-        if entry is None or found.verified:
+        if entry is None or (found.verified and not rehash):
             present.append(found)
             continue
+        if rehash:
+            records.forget(found.path)
         digest = _sha256(found, entry, records)
         if digest == entry.sha256:
             present.append(replace(found, verified=True))

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from weightkit.check import CheckReport, missing_weights_error
+from weightkit.check import CheckReport, missing_weights_error, verify_present
 from weightkit.download import progress_for
 from weightkit.errors import DiskSpaceError, DownloadError, DownloadsFailedError, WeightkitError
 from weightkit.extract import WeightRef
@@ -239,28 +239,21 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
 
 def _run_verify(args: argparse.Namespace, store: WeightStore) -> int:
     """Re-hash every manifest weight found on disk, ignoring earlier records, and record the answers."""
-    if args.names or args.kit:
-        entries = store.entries_for(kits=args.kit, names=args.names)
-    else:
-        entries = list(store.manifest.entries.values())
-    rows, bad = [], 0
-    for entry in entries:
-        hit = store.paths.locate(entry.folder, entry.name)
-        if hit is None:
-            if args.names or args.kit:
-                rows.append(("missing", entry.key, format_bytes(entry.size), ""))
-                bad += 1
-            continue
-        path, stat = hit
-        if stat.st_size != entry.size:
-            rows.append(("wrong size", entry.key, format_bytes(stat.st_size), str(path)))
-            bad += 1
-            continue
-        store.records.forget(path)
-        digest = store.records.sha256(path)
-        ok = digest == entry.sha256
-        bad += not ok
-        rows.append(("ok" if ok else "wrong sha256", entry.key, format_bytes(stat.st_size), str(path)))
+    named = bool(args.names or args.kit)
+    entries = store.entries_for(kits=args.kit, names=args.names) if named else store.manifest.entries.values()
+    refs = [WeightRef.of_entry(entry) for entry in entries]
+    report = verify_present(store.check_refs(refs), store.records, rehash=True)
+    found = {f.ref: ("ok", f) for f in report.present}
+    found |= {f.ref: ("wrong sha256", f) for f in report.wrong_hash}
+    found |= {f.ref: ("wrong size", f) for f in report.wrong_size}
+    rows = []
+    for ref in refs:
+        if ref in found:
+            status, weight = found[ref]
+            rows.append((status, ref.label, format_bytes(weight.size), str(weight.path)))
+        elif named:
+            rows.append(("missing", ref.label, _size(ref), ""))
+    bad = sum(row[0] != "ok" for row in rows)
     _print_table(rows, right_aligned={2})
     print(f"{len(rows) - bad} of {len(rows)} verified" + (f", {bad} bad" if bad else "") + ".")
     return EXIT_NO if bad else EXIT_OK

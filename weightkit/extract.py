@@ -54,6 +54,16 @@ class WeightRef:
     input_name: str
     entry: WeightEntry | None = None
 
+    @classmethod
+    def of_entry(cls, entry: WeightEntry) -> WeightRef:
+        """A manifest weight asked for by name, kit or preload rather than by a workflow node."""
+        return cls(entry.name, entry.folder, "-", "manifest", "name", entry)
+
+    @property
+    def label(self) -> str:
+        """`folder/name`, as logs name a weight."""
+        return f"{self.folder}/{self.name}" if self.folder else self.name
+
     @property
     def where(self) -> str:
         """`node 4 (LoraLoader) input 'lora_name'`: who asked for this file, for messages."""

@@ -7,11 +7,13 @@ the one-way flow workflow → required weights → local check → fetch:
 - `check(workflow)`: a stat per file, sizes against the manifest (`validate` raises when not all are here);
 - `ensure(workflow)`: check, fetch what is missing (or fail fast in strict mode), check again;
 - `preload(kits=..., workflows=..., names=...)`: fetch ahead of any prediction;
-- `repair(name, folder)`: quarantine a file ComfyUI could not load and fetch it again, verified.
+- `repair(name, folder)`: quarantine a file ComfyUI could not load and fetch it again, verified;
+- `install_archive(source)`: unpack Cog's `weights` tar of model folders into the weights directory.
 
-A workflow may name a weight by an alias or its other `.sft`/`.safetensors` spelling; ComfyUI opens the
-name as written, so the store reports `renames` from the written name to the file on disk and
-`apply_renames` rewrites the workflow to match.
+Whether a weight is here is answered in one place, `check.locate_weight`, for predictions, preloads, the
+command line and repairs alike. A workflow may name a weight by an alias or its other
+`.sft`/`.safetensors` spelling; ComfyUI opens the name as written, so the check reports `renames` from
+the written name to the file on disk and `apply_renames` rewrites the workflow to match.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from weightkit.check import CheckReport, FoundWeight, check_weights, missing_weights_error
+from weightkit.check import CheckReport, check_weights, missing_weights_error
 from weightkit.download import (
     ArchiveLimits,
     Downloader,
@@ -140,8 +142,7 @@ class WeightStore:
     def check_refs(self, refs: Sequence[WeightRef], *, verified: bool = False) -> CheckReport:
         """`check` for refs already extracted; `verified` also reads each file's verified record (a
         small read per file) to tell verified files and recorded wrong hashes apart."""
-        report, _ = self._check(refs, self.records if verified else None)
-        return report
+        return check_weights(refs, self.paths, self.records if verified else None)
 
     def validate(self, workflow: Workflow | str | bytes) -> CheckReport:
         """`check`, raising `MissingWeightsError` (one paragraph a user can act on) if anything is missing,
@@ -160,10 +161,10 @@ class WeightStore:
         """
         started = time.perf_counter()
         refs = tuple(self.required(workflow))
-        report, renames = self._check(refs)
+        report = self.check_refs(refs)
         check_seconds = time.perf_counter() - started
         if report.ok:
-            return EnsureResult(refs, report, renames=renames, check_seconds=check_seconds)
+            return EnsureResult(refs, report, renames=report.renames, check_seconds=check_seconds)
         if not fetch_missing or report.unfetchable:
             raise missing_weights_error(report, self.paths, self.manifest)
         entries = _unique(ref.entry for ref in report.to_fetch if ref.entry is not None)
@@ -174,34 +175,10 @@ class WeightStore:
             ", ".join(e.key for e in entries),
         )
         fetched = self.fetch_entries(entries)
-        report, renames = self._check(refs)
+        report = self.check_refs(refs)
         if not report.ok:
             raise missing_weights_error(report, self.paths, self.manifest)
-        return EnsureResult(refs, report, fetched, renames, check_seconds)
-
-    def _check(
-        self, refs: Sequence[WeightRef], records: VerifiedRecords | None = None
-    ) -> tuple[CheckReport, dict[tuple[str, str], str]]:
-        report = check_weights(refs, self.paths, records)
-        renames: dict[tuple[str, str], str] = {}
-        aliased = [r for r in report.missing if r.entry is not None and r.entry.name != r.name]
-        if not aliased:
-            return report, renames
-        found: list[FoundWeight] = []
-        for ref in aliased:
-            assert ref.entry is not None and ref.folder is not None
-            hit = self.paths.locate(ref.folder, ref.entry.name)
-            if hit is not None and hit[1].st_size == ref.entry.size:
-                found.append(FoundWeight(ref, hit[0], hit[1].st_size))
-                renames[(ref.folder, ref.name)] = ref.entry.name
-        if found:
-            moved = {f.ref for f in found}
-            report = replace(
-                report,
-                present=(*report.present, *found),
-                missing=tuple(r for r in report.missing if r not in moved),
-            )
-        return report, renames
+        return EnsureResult(refs, report, fetched, report.renames, check_seconds)
 
     # -- fetching ------------------------------------------------------------------------------------------
 
@@ -228,15 +205,13 @@ class WeightStore:
         for kit in kits:
             entries += self.manifest.kit_entries(kit)
         for workflow in workflows:
-            refs = self.required(workflow)
-            unknown = tuple(
-                r
-                for r in refs
-                if r.entry is None and r.folder and self.paths.locate(r.folder, r.name) is None
-            )
-            if unknown:
-                raise missing_weights_error(CheckReport(missing=unknown), self.paths, self.manifest)
-            entries += [ref.entry for ref in refs if ref.entry is not None]
+            report = self.check_refs(self.required(workflow))
+            if report.unfetchable:
+                raise missing_weights_error(
+                    CheckReport(missing=report.unfetchable), self.paths, self.manifest
+                )
+            entries += [ref.entry for ref in report.to_fetch if ref.entry is not None]
+            entries += [found.ref.entry for found in report.present if found.ref.entry is not None]
         for name in names:
             entries.append(self._entry_named(name))
         return _unique(entries)
@@ -253,20 +228,16 @@ class WeightStore:
         present rather than fetched again."""
         started = time.monotonic()
         entries = self.entries_for(kits=kits, workflows=workflows, names=names)
-        elsewhere: list[FetchResult] = []
-        to_fetch: list[WeightEntry] = []
-        for entry in entries:
-            hit = self.paths.locate(entry.folder, entry.name)
-            if hit is not None and hit[1].st_size == entry.size and hit[0] != self.destination(entry):
-                elsewhere.append(
-                    FetchResult(
-                        name=entry.key, path=hit[0], size=entry.size, sha256=None, seconds=0.0, present=True
-                    )
-                )
-            else:
-                to_fetch.append(entry)
+        refs = {WeightRef.of_entry(entry): entry for entry in entries}
+        report = self.check_refs(list(refs))
+        elsewhere = {f.ref: f for f in report.present if f.path != self.destination(refs[f.ref])}
+        to_fetch = [entry for ref, entry in refs.items() if ref not in elsewhere]
         fetched = self.fetch_entries(to_fetch) if to_fetch else FetchSummary(results=(), seconds=0.0)
-        return FetchSummary(results=(*elsewhere, *fetched.results), seconds=time.monotonic() - started)
+        present = tuple(
+            FetchResult(name=f.ref.label, path=f.path, size=f.size, sha256=None, seconds=0.0, present=True)
+            for f in elsewhere.values()
+        )
+        return FetchSummary(results=(*present, *fetched.results), seconds=time.monotonic() - started)
 
     def fetch_url(
         self, url: str, folder: str, name: str, *, url_guard: Callable[[str], object] | None = None
