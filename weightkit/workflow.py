@@ -9,21 +9,18 @@ It may come as a dict, as JSON text or bytes, or wrapped in ComfyUI's own reques
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from weightkit.errors import WorkflowError
 
-__all__ = ["MAX_DEPTH", "MAX_INTEGER_DIGITS", "parse_workflow"]
+__all__ = ["MAX_DEPTH", "parse_workflow"]
 
 # A workflow is node → inputs → value, a few levels more for lists and `_meta`; ComfyUI's own exports stay
-# under 20. The limit keeps parsing, copying and walking a workflow free of recursion that a caller's
-# input controls (Python's JSON decoder and `copy.deepcopy` recurse once per level).
+# under 20. Deeper input is refused, so that copying or walking a workflow never recurses as deep as a
+# caller chooses (Python's JSON decoder stops itself at its recursion limit, which is caught too).
 MAX_DEPTH = 100
-# ComfyUI's INT inputs are 64-bit (20 digits); Python refuses to convert more than 4,300 digits anyway.
-MAX_INTEGER_DIGITS = 100
-_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_CONTAINERS = (dict, list)
 
 _UI_KEYS = ("nodes", "links", "last_node_id", "last_link_id")
 _EXPORT_HINT = (
@@ -37,8 +34,10 @@ def parse_workflow(data: Mapping[str, Any] | str | bytes | bytearray) -> dict[st
 
     Node dicts are the caller's own objects (not copied). Raises `WorkflowError` for broken JSON
     (with line and column), a UI-format workflow, an empty or non-object workflow, a node that is not
-    an object, lacks a `class_type` or has `inputs` that are not an object.
+    an object, lacks a `class_type` or has `inputs` that are not an object, and for JSON text nested
+    deeper than `MAX_DEPTH` or holding a number Python cannot read.
     """
+    text = isinstance(data, (str, bytes, bytearray))
     if isinstance(data, (str, bytes, bytearray)):
         data = _loads(data)
     if not isinstance(data, Mapping):
@@ -62,6 +61,8 @@ def parse_workflow(data: Mapping[str, Any] | str | bytes | bytearray) -> dict[st
         if node_id in nodes:
             raise WorkflowError(f"Node id {node_id} appears twice (as {key!r} too).", node_id=node_id)
         nodes[node_id] = _check_node(node_id, node)
+        if text:  # the caller's own dicts are trusted; JSON text is what a prediction brings
+            _check_depth(node_id, nodes[node_id])
     return nodes
 
 
@@ -77,9 +78,10 @@ def _loads(text: str | bytes | bytearray) -> Any:
         text = text[1:]
     if not text.strip():
         raise WorkflowError("The workflow is empty: no JSON was given. " + _EXPORT_HINT)
-    _check_depth(text)
     try:
-        return json.loads(text, parse_int=_integer)
+        return json.loads(text)
+    except RecursionError:
+        raise _too_deep("") from None
     except json.JSONDecodeError as exc:
         raise WorkflowError(
             f"The workflow is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
@@ -87,32 +89,40 @@ def _loads(text: str | bytes | bytearray) -> Any:
             line=exc.lineno,
             column=exc.colno,
         ) from exc
-
-
-def _check_depth(text: str) -> None:
-    """Refuse nesting deeper than `MAX_DEPTH` by counting brackets outside strings, without recursing."""
-    depth = 0
-    for token in _NESTING.finditer(text):
-        bracket = token.group()
-        if bracket in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise WorkflowError(
-                    f"The workflow nests objects and lists more than {MAX_DEPTH} levels deep (at character "
-                    f"{token.start()}); a ComfyUI workflow needs far fewer. Export it again from ComfyUI "
-                    "with Workflow > Export (API)."
-                )
-        elif bracket in "]}":
-            depth -= 1
-
-
-def _integer(digits: str) -> int:
-    if len(digits.lstrip("-")) > MAX_INTEGER_DIGITS:
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
         raise WorkflowError(
-            f"The workflow holds an integer of {len(digits.lstrip('-')):,} digits; ComfyUI's whole-number "
-            f"inputs take at most 20 (this limit is {MAX_INTEGER_DIGITS}). Fix the value in the workflow."
-        )
-    return int(digits)
+            f"The workflow holds a number too long to read ({exc}). ComfyUI's whole-number inputs take at "
+            "most 20 digits: fix the value in the workflow."
+        ) from None
+
+
+def _too_deep(where: str) -> WorkflowError:
+    return WorkflowError(
+        f"The workflow nests objects and lists more than {MAX_DEPTH} levels deep{where}; a ComfyUI "
+        "workflow needs far fewer. Export it again from ComfyUI with Workflow > Export (API)."
+    )
+
+
+def _check_depth(node_id: str, node: dict[str, Any]) -> None:
+    """Refuse a node whose values nest deeper than `MAX_DEPTH` (counting the workflow and the node), by
+    a walk with a stack of its own; scalar inputs and links `[node_id, slot]` are passed over at once."""
+    stack: list[tuple[Any, int]] = [
+        (value, 3) for key, value in node.items() if key != "inputs" and type(value) in _CONTAINERS
+    ]
+    for item in node["inputs"].values():
+        kind = type(item)
+        if kind is list:
+            if len(item) == 2 and type(item[0]) is str and type(item[1]) is int:
+                continue  # a link
+        elif kind is not dict:
+            continue
+        stack.append((item, 4))
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep(f" (in node {node_id})")
+        children = value.values() if type(value) is dict else value
+        stack.extend((child, depth + 1) for child in children if type(child) in _CONTAINERS)
 
 
 def _node_id(key: Any) -> str:
