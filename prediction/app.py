@@ -28,10 +28,11 @@ from prediction.output_files import check_output_options, empty_folders, export_
 from prediction.seeds import randomise_seeds, seed_ranges
 from prediction.settings import PredictorSettings
 from prediction.url_inputs import download_url_inputs
-from prediction.weight_urls import check_weight_file, find_weight_urls, loader_folders, use_weight_names
+from prediction.weight_urls import check_weight_file, find_weight_urls, use_weight_names
 from prediction.workflow_source import workflow_text
 from weightkit.download import FetchSummary
 from weightkit.errors import WeightkitError
+from weightkit.loaders import LoaderMap
 from weightkit.store import WeightStore, apply_renames
 from weightkit.units import format_bytes
 from weightkit.workflow import parse_workflow
@@ -182,7 +183,7 @@ class App:
             placed = place_input_file(Path(request.input_file), s.comfyui.input_dir, settings=s.inputs)
             logger.info("input file placed in the input folder as %s", ", ".join(placed))
 
-        loaders = loader_folders(self.store.manifest.loaders)
+        loaders = self.store.manifest.loader_map
         workflow = self._fetch_weight_urls(workflow, loaders)
         workflow, downloaded = download_url_inputs(
             workflow, s.comfyui.input_dir, settings=s.inputs, loaders=loaders
@@ -231,9 +232,7 @@ class App:
         c = self.settings.comfyui
         empty_folders(c.input_dir, c.output_dir, c.temp_dir / "temp", self.settings.returned_dir)
 
-    def _fetch_weight_urls(
-        self, workflow: dict[str, Any], loaders: dict[str, dict[str, str]]
-    ) -> dict[str, Any]:
+    def _fetch_weight_urls(self, workflow: dict[str, Any], loaders: LoaderMap) -> dict[str, Any]:
         """Loader inputs given as URLs (a user's LoRA): fetched to `<WEIGHTS_DIR>/<folder>/<stable name>`
         through the downloader, checked, and the workflow rewritten to that name."""
         weights = find_weight_urls(workflow, loaders)

@@ -17,8 +17,8 @@ from typing import Any
 
 from prediction.settings import InputSettings
 from prediction.url_download import download_to_folder
-from prediction.weight_urls import weight_folder
 from prediction.workflow_urls import url_values
+from weightkit.loaders import LoaderMap
 
 __all__ = ["DownloadedInput", "download_url_inputs"]
 
@@ -40,12 +40,12 @@ def download_url_inputs(
     input_dir: Path,
     *,
     settings: InputSettings,
-    loaders: Mapping[str, Mapping[str, str]],
+    loaders: LoaderMap,
 ) -> tuple[dict[str, Any], list[DownloadedInput]]:
     """Download every non-weight URL input of `workflow` into `input_dir`; the rewritten workflow (a
     copy) and what was downloaded.
 
-    `loaders` is the loader map (`weight_urls.loader_folders()`) that says which inputs are weights.
+    `loaders` is the manifest's loader map, which says which inputs are weights.
     Raises `URLRefusedError`, `InputDownloadError` or `InputTooLargeError` for the first URL that
     fails; files downloaded before it stay in `input_dir`, which is emptied between predictions.
     """
@@ -53,7 +53,7 @@ def download_url_inputs(
     names: dict[str, str] = {}
     downloaded = []
     for value in url_values(workflow):
-        if weight_folder(loaders, value.class_type, value.input_name) is not None:
+        if loaders.folder(value.class_type, value.input_name) is not None:
             continue
         if value.url not in names:
             log.info("Downloading node %s input %r from %s", value.node_id, value.input_name, value.url)

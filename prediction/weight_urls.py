@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,17 +33,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from prediction.input_errors import WeightURLError
 from prediction.url_download import url_file_name
 from prediction.workflow_urls import url_values
-from weightkit.extract import builtin_loaders
-from weightkit.folders import canonical_folder, has_model_extension
+from weightkit.download.urls import display_url
+from weightkit.download.verify import is_safetensors, safetensors_problem
+from weightkit.folders import has_model_extension
+from weightkit.loaders import LoaderMap
 
 __all__ = [
     "WeightURL",
     "check_weight_file",
     "find_weight_urls",
-    "loader_folders",
     "stable_weight_name",
     "use_weight_names",
-    "weight_folder",
 ]
 
 # Query parameters that differ between requests for one file: Hugging Face's `download`, tokens, and
@@ -65,7 +66,6 @@ _VOLATILE_QUERY = frozenset(
     ]
 )
 _VOLATILE_QUERY_PREFIXES = ("x-amz-", "x-goog-")
-_SAFETENSORS = (".safetensors", ".sft")
 _HTML = (b"<!doctype html", b"<html", b"<head", b"<!--")
 
 
@@ -81,28 +81,12 @@ class WeightURL:
     name: str
 
 
-def loader_folders(custom: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, dict[str, str]]:
-    """`{class_type: {input_name: folder}}`: ComfyUI's built-in loaders (weightkit's map), extended by
-    `custom` (a manifest's `loaders`, for custom nodes), whose inputs override the built-in ones."""
-    merged = builtin_loaders()
-    for class_type, inputs in (custom or {}).items():
-        merged.setdefault(class_type, {}).update(inputs)
-    return merged
-
-
-def weight_folder(loaders: Mapping[str, Mapping[str, str]], class_type: str, input_name: str) -> str | None:
-    """The model folder a loader's input names a file in, or None if the input is not a weight."""
-    folder = loaders.get(class_type, {}).get(input_name)
-    return canonical_folder(folder) if folder else None
-
-
-def find_weight_urls(
-    workflow: Mapping[str, Any], loaders: Mapping[str, Mapping[str, str]]
-) -> list[WeightURL]:
-    """Every loader input of `workflow` (a parsed API workflow) that holds an http(s) URL."""
+def find_weight_urls(workflow: Mapping[str, Any], loaders: LoaderMap) -> list[WeightURL]:
+    """Every loader input of `workflow` (a parsed API workflow) that holds an http(s) URL; `loaders` is
+    the manifest's loader map."""
     found = []
     for value in url_values(workflow):
-        folder = weight_folder(loaders, value.class_type, value.input_name)
+        folder = loaders.folder(value.class_type, value.input_name)
         if folder is not None:
             found.append(
                 WeightURL(
@@ -144,17 +128,18 @@ def use_weight_names(workflow: Mapping[str, Any], weights: Iterable[WeightURL]) 
 def check_weight_file(weight: WeightURL, path: Path) -> None:
     """Raise `WeightURLError` if the file fetched for `weight` is not what its name says.
 
-    A `.safetensors` name needs a safetensors header (a little-endian length, then a JSON object); any
-    weight must not be an HTML page (what a link to a web page, or a login wall, returns).
+    Any weight must not be an HTML page (what a link to a web page, or a login wall, returns); a
+    `.safetensors` name needs a whole safetensors layout, checked as the downloader checks it.
     """
-    with open(path, "rb") as handle:
-        head = handle.read(64)
-    size = path.stat().st_size
-    if head.lstrip().lower().startswith(_HTML):
-        raise WeightURLError(weight.url, weight.name, "is a web page (HTML), not a weight file")
-    if weight.name.lower().endswith(_SAFETENSORS):
-        header_length = int.from_bytes(head[:8], "little") if len(head) > 8 else 0
-        if head[8:9] != b"{" or header_length < 2 or 8 + header_length > size:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        head = os.pread(fd, 64, 0)
+        if head.lstrip().lower().startswith(_HTML):
             raise WeightURLError(
-                weight.url, weight.name, f"is not a safetensors file (it starts with {head[:8].hex()})"
+                display_url(weight.url), weight.name, "is a web page (HTML), not a weight file"
             )
+        problem = safetensors_problem(fd, os.fstat(fd).st_size) if is_safetensors(weight.name) else None
+    finally:
+        os.close(fd)
+    if problem is not None:
+        raise WeightURLError(display_url(weight.url), weight.name, f"is {problem}")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from weightkit.errors import UnsafeWeightNameError, WorkflowError
-from weightkit.extract import builtin_loaders, required_weights
+from weightkit.extract import required_weights
+from weightkit.loaders import builtin_loader_map
 from weightkit.manifest import load_manifest, parse_manifest
 from weightkit.settings import BUILTIN_MANIFEST
 
@@ -82,13 +83,13 @@ def test_builtin_loader_map_is_the_recorded_one_plus_the_audio_encoder():
     recorded = json.loads((RECORDINGS / "loader_inputs.json").read_text())
     expected = {k: dict(v) for k, v in recorded["mapping"].items()}
     expected["AudioEncoderLoader"] = {"audio_encoder_name": "audio_encoders"}
-    assert builtin_loaders() == expected
+    assert builtin_loader_map().folders == expected
     assert len(expected) == 27
 
 
 @pytest.mark.parametrize(
     ("class_type", "input_name", "folder"),
-    [(c, i, f) for c, inputs in sorted(builtin_loaders().items()) for i, f in inputs.items()],
+    [(c, i, f) for c, inputs in sorted(builtin_loader_map().folders.items()) for i, f in inputs.items()],
 )
 def test_every_builtin_loader_input_is_a_weight_in_its_folder(class_type, input_name, folder):
     refs = required_weights({"1": node(class_type, **{input_name: "some_file.safetensors"})})

@@ -16,11 +16,11 @@ from prediction.url_inputs import download_url_inputs
 from prediction.weight_urls import (
     check_weight_file,
     find_weight_urls,
-    loader_folders,
     stable_weight_name,
     use_weight_names,
 )
 from tests.inputs_http import LocalServer, Route
+from weightkit.loaders import builtin_loader_map
 
 ALLOWED = InputSettings(
     download_timeout=5, download_max_bytes=1000, allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),)
@@ -149,7 +149,7 @@ def test_url_inputs_downloaded_once_and_rewritten_weights_left(server, tmp_path:
     }
     original = json.loads(json.dumps(workflow))
     rewritten, downloaded = download_url_inputs(
-        workflow, tmp_path, settings=ALLOWED, loaders=loader_folders()
+        workflow, tmp_path, settings=ALLOWED, loaders=builtin_loader_map()
     )
     assert rewritten["1"]["inputs"]["image"] == "cat.png"
     assert rewritten["2"]["inputs"]["image"] == "cat.png"
@@ -169,7 +169,7 @@ def test_url_input_at_metadata_address_refused(tmp_path: Path) -> None:
         "1": {"class_type": "LoadImage", "inputs": {"image": "http://169.254.169.254/latest/meta-data/"}}
     }
     with pytest.raises(URLRefusedError, match="metadata"):
-        download_url_inputs(workflow, tmp_path, settings=InputSettings(), loaders=loader_folders())
+        download_url_inputs(workflow, tmp_path, settings=InputSettings(), loaders=builtin_loader_map())
 
 
 # --- weights given by URL ---------------------------------------------------------------------------
@@ -187,7 +187,9 @@ def test_weight_urls_found_in_loader_inputs_with_stable_names() -> None:
         "11": {"class_type": "LoadImage", "inputs": {"image": "https://example.com/cat.png"}},
         "12": {"class_type": "MyLoader", "inputs": {"model_path": "https://example.com/custom.pth"}},
     }
-    found = find_weight_urls(workflow, loader_folders({"MyLoader": {"model_path": "custom_models"}}))
+    found = find_weight_urls(
+        workflow, builtin_loader_map().merged({"MyLoader": {"model_path": "custom_models"}})
+    )
     assert [(w.node_id, w.input_name, w.folder) for w in found] == [
         ("4", "ckpt_name", "checkpoints"),
         ("10", "lora_name", "loras"),
@@ -246,7 +248,7 @@ def test_stable_weight_name_shape() -> None:
 def _weight(name: str):
     return find_weight_urls(
         {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": f"https://example.com/{name}"}}},
-        loader_folders(),
+        builtin_loader_map(),
     )[0]
 
 

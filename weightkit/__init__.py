@@ -23,7 +23,8 @@ from weightkit.errors import (
     WeightkitError,
     WorkflowError,
 )
-from weightkit.extract import WeightRef, builtin_loaders, required_weights
+from weightkit.extract import WeightRef, required_weights
+from weightkit.loaders import LoaderMap, builtin_loader_map
 from weightkit.manifest import Kit, Manifest, WeightEntry, load_manifest
 from weightkit.modelpaths import ModelPaths, read_extra_model_paths, weight_folders, write_extra_model_paths
 from weightkit.settings import DownloadSettings, WeightSettings
@@ -48,6 +49,7 @@ __all__ = [
     "FoundWeight",
     "GatedWeightError",
     "Kit",
+    "LoaderMap",
     "Manifest",
     "ManifestError",
     "MissingWeightsError",
@@ -66,7 +68,7 @@ __all__ = [
     "WeightkitError",
     "WorkflowError",
     "apply_renames",
-    "builtin_loaders",
+    "builtin_loader_map",
     "check_weights",
     "format_bytes",
     "load_manifest",

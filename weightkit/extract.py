@@ -2,8 +2,8 @@
 
 Three sources, combined and de-duplicated by (folder, name):
 
-1. Loader inputs: the built-in loader map (`weightkit/data/loaders.json`, the 27 loader nodes of
-   ComfyUI 0.3.64) extended and overridden by the manifest's `loaders` for custom nodes.
+1. Loader inputs: the manifest's loader map (`loaders.LoaderMap`: the 27 loader nodes of ComfyUI 0.3.64,
+   extended and overridden by the manifest's `loaders` for custom nodes).
 2. Any other string input whose value ends in a model extension (`folders.MODEL_EXTENSIONS`), placed in
    the folder of the manifest entry of that name.
 3. `embedding:NAME` in any text input, resolved in the `embeddings` folder as ComfyUI's tokenizer does.
@@ -14,20 +14,18 @@ that would leave its folder raises `UnsafeWeightNameError` before anything touch
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from weightkit.errors import UnsafeWeightNameError
 from weightkit.folders import EMBEDDING_EXTENSIONS, EMBEDDINGS, MODEL_EXTENSIONS
+from weightkit.loaders import builtin_loader_map
 from weightkit.manifest import Manifest, WeightEntry, name_is_safe
 from weightkit.workflow import parse_workflow
 
-__all__ = ["WeightRef", "builtin_loaders", "required_weights"]
+__all__ = ["WeightRef", "required_weights"]
 
 # `embedding:NAME` where ComfyUI's tokenizer sees a word start: start of text, whitespace or '('.
 _EMBEDDING = re.compile(r"(?<![^\s(])embedding:([^\s()]+)")
@@ -70,29 +68,6 @@ class WeightRef:
         return f"node {self.node_id} ({self.class_type}) input '{self.input_name}'"
 
 
-@dataclass(frozen=True)
-class _LoaderMap:
-    folders: Mapping[str, Mapping[str, str]]
-    not_files: Mapping[str, Mapping[str, tuple[str, ...]]]
-
-
-@cache
-def _builtin() -> _LoaderMap:
-    data = json.loads(resources.files("weightkit").joinpath("data/loaders.json").read_text(encoding="utf-8"))
-    return _LoaderMap(
-        folders=data["loaders"],
-        not_files={
-            class_type: {name: tuple(patterns) for name, patterns in inputs.items()}
-            for class_type, inputs in data["not_files"].items()
-        },
-    )
-
-
-def builtin_loaders() -> dict[str, dict[str, str]]:
-    """ComfyUI's built-in loader nodes: `{class_type: {input_name: folder}}` (a copy)."""
-    return {class_type: dict(inputs) for class_type, inputs in _builtin().folders.items()}
-
-
 def required_weights(
     workflow: Mapping[str, Any] | str | bytes, manifest: Manifest | None = None
 ) -> list[WeightRef]:
@@ -104,8 +79,7 @@ def required_weights(
     `UnsafeWeightNameError` for a name that is absolute, contains `..` or a backslash.
     """
     nodes = parse_workflow(workflow)
-    builtin = _builtin()
-    custom = manifest.loaders if manifest is not None else {}
+    loaders = manifest.loader_map if manifest is not None else builtin_loader_map()
     found: dict[tuple[str | None, str], WeightRef] = {}
 
     def add(name: str, folder: str | None, node_id: str, class_type: str, input_name: str) -> None:
@@ -133,15 +107,13 @@ def required_weights(
     for node_id in _in_node_order(nodes):
         node = nodes[node_id]
         class_type = node["class_type"]
-        loader = builtin.folders.get(class_type)
-        if class_type in custom:
-            loader = {**(loader or {}), **custom[class_type]}
+        loader = loaders.folders.get(class_type)
         for input_name, value in node["inputs"].items():
             if type(value) is not str:  # links [node_id, slot], numbers, booleans, null
                 continue
             folder = loader.get(input_name) if loader else None
             if folder is not None:
-                if _names_a_file(value, builtin.not_files.get(class_type, {}).get(input_name, ())):
+                if _names_a_file(value, loaders.not_files.get(class_type, {}).get(input_name, ())):
                     add(value, folder, node_id, class_type, input_name)
             elif "embedding:" in value:
                 for name in _embedding_names(value):

@@ -17,6 +17,7 @@ from typing import Any
 
 from weightkit.errors import ManifestError, UnknownKitError
 from weightkit.folders import canonical_folder
+from weightkit.loaders import LoaderMap, builtin_loader_map
 
 __all__ = ["SCHEMA_VERSION", "Kit", "Manifest", "WeightEntry", "load_manifest", "name_is_safe"]
 
@@ -97,6 +98,8 @@ class Manifest:
     entries: Mapping[str, WeightEntry]
     kits: Mapping[str, Kit]
     loaders: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # The built-in loader map with `loaders` over it: what extraction and the predictor read.
+    loader_map: LoaderMap = field(default_factory=builtin_loader_map, repr=False, compare=False)
     _by_name: Mapping[tuple[str, str], WeightEntry] = field(default_factory=dict, repr=False)
     _by_bare_name: Mapping[str, tuple[WeightEntry, ...]] = field(default_factory=dict, repr=False)
 
@@ -152,10 +155,12 @@ class Manifest:
                         entry=f"kit {kit.name}",
                         field="weights",
                     )
+        custom = {k: dict(v) for k, v in sorted((loaders or {}).items())}
         return cls(
             entries=dict(sorted(by_key.items())),
             kits=dict(sorted(kit_map.items())),
-            loaders={k: dict(v) for k, v in sorted((loaders or {}).items())},
+            loaders=custom,
+            loader_map=builtin_loader_map().merged(custom),
             _by_name=by_name,
             _by_bare_name={k: tuple(v) for k, v in bare.items()},
         )
