@@ -31,6 +31,7 @@ from prediction.url_inputs import download_url_inputs
 from prediction.weight_urls import check_weight_file, find_weight_urls, use_weight_names
 from prediction.workflow_source import workflow_text
 from weightkit.download import FetchSummary
+from weightkit.download.urls import display_url
 from weightkit.errors import WeightkitError
 from weightkit.loaders import LoaderMap
 from weightkit.store import WeightStore, apply_renames
@@ -239,7 +240,11 @@ class App:
         guard = functools.partial(check_url, settings=self.settings.inputs)
         for weight in weights:
             logger.info(
-                "node %s (%s) loads %s from %s", weight.node_id, weight.class_type, weight.name, weight.url
+                "node %s (%s) loads %s from %s",
+                weight.node_id,
+                weight.class_type,
+                weight.name,
+                display_url(weight.url),
             )
             result = self.store.fetch_url(weight.url, weight.folder, weight.name, url_guard=guard)
             try:

@@ -25,6 +25,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from prediction.input_errors import InputDownloadError, URLRefusedError
 from prediction.settings import InputSettings
 from prediction.special_addresses import IPAddress, address_problem
+from weightkit.download.urls import display_url
 
 __all__ = ["CheckedURL", "GuardedResponse", "check_url", "open_url"]
 
@@ -152,7 +153,7 @@ def open_url(url: str, *, settings: InputSettings, max_redirects: int = 5) -> Gu
         except URLRefusedError as exc:
             if current == url:
                 raise
-            reason = f"{exc.reason}, and {url} redirected there"
+            reason = f"{exc.reason}, and {display_url(url)} redirected there"
             raise URLRefusedError(current, reason, host=exc.host, address=exc.address) from exc
         response = _get(checked, settings.download_timeout)
         location = response.headers.get("Location")
@@ -160,7 +161,7 @@ def open_url(url: str, *, settings: InputSettings, max_redirects: int = 5) -> Gu
             return response
         response.close()
         following = urljoin(current, location.strip())
-        log.debug("%s redirects (%d) to %s", current, response.status, following)
+        log.debug("%s redirects (%d) to %s", display_url(current), response.status, display_url(following))
         current = following
     raise InputDownloadError(url, f"it redirects more than {max_redirects} times")
 

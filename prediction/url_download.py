@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 from prediction.input_errors import InputDownloadError, InputTooLargeError
 from prediction.netguard import GuardedResponse, open_url
 from prediction.settings import InputSettings
+from weightkit.download.urls import display_url
 
 __all__ = ["Fetched", "download_to_folder", "fetch_bytes", "safe_file_name", "url_file_name"]
 
@@ -76,7 +77,7 @@ def download_to_folder(url: str, folder: Path, *, settings: InputSettings) -> Pa
             raise
     log.info(
         "Downloaded %s (from %s) to %s: %d bytes in %.1f s",
-        url,
+        display_url(url),
         response.address,
         path,
         size,

@@ -18,6 +18,7 @@ from typing import Any
 from prediction.settings import InputSettings
 from prediction.url_download import download_to_folder
 from prediction.workflow_urls import url_values
+from weightkit.download.urls import display_url
 from weightkit.loaders import LoaderMap
 
 __all__ = ["DownloadedInput", "download_url_inputs"]
@@ -56,7 +57,8 @@ def download_url_inputs(
         if loaders.folder(value.class_type, value.input_name) is not None:
             continue
         if value.url not in names:
-            log.info("Downloading node %s input %r from %s", value.node_id, value.input_name, value.url)
+            shown = display_url(value.url)
+            log.info("Downloading node %s input %r from %s", value.node_id, value.input_name, shown)
             names[value.url] = download_to_folder(value.url, input_dir, settings=settings).name
         rewritten[value.node_id]["inputs"][value.input_name] = names[value.url]
         downloaded.append(DownloadedInput(value.node_id, value.input_name, value.url, names[value.url]))

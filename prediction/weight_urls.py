@@ -33,7 +33,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from prediction.input_errors import WeightURLError
 from prediction.url_download import url_file_name
 from prediction.workflow_urls import url_values
-from weightkit.download.urls import display_url
 from weightkit.download.verify import is_safetensors, safetensors_problem
 from weightkit.folders import has_model_extension
 from weightkit.loaders import LoaderMap
@@ -135,11 +134,9 @@ def check_weight_file(weight: WeightURL, path: Path) -> None:
     try:
         head = os.pread(fd, 64, 0)
         if head.lstrip().lower().startswith(_HTML):
-            raise WeightURLError(
-                display_url(weight.url), weight.name, "is a web page (HTML), not a weight file"
-            )
+            raise WeightURLError(weight.url, weight.name, "is a web page (HTML), not a weight file")
         problem = safetensors_problem(fd, os.fstat(fd).st_size) if is_safetensors(weight.name) else None
     finally:
         os.close(fd)
     if problem is not None:
-        raise WeightURLError(display_url(weight.url), weight.name, f"is {problem}")
+        raise WeightURLError(weight.url, weight.name, f"is {problem}")
