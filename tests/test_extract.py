@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from weightkit.errors import UnsafeWeightNameError, WorkflowError
+from weightkit.errors import ManifestError, UnsafeWeightNameError, WorkflowError
 from weightkit.extract import required_weights
 from weightkit.loaders import builtin_loader_map
-from weightkit.manifest import load_manifest, parse_manifest
+from weightkit.manifest import Manifest, load_manifest, parse_manifest
 from weightkit.settings import BUILTIN_MANIFEST
 
 RECORDINGS = Path(__file__).resolve().parent / "reference" / "comfyui"
@@ -178,6 +178,26 @@ def test_manifest_loaders_add_custom_nodes_and_override_builtin_inputs():
         ("vae_approx", "x.pth", "1", "VAELoader", "vae_name"),
         ("text_encoders", "y", "2", "MyLoader", "m"),
     ]
+
+
+def test_a_node_class_that_loads_weights_when_it_runs_requires_them_for_the_node_using_it():
+    body = {"name": "dw.onnx", "folder": "annotators", "size": 5, "sha256": "a" * 64, "urls": ["https://x/y"]}
+    body |= {"license": None, "non_commercial": False, "gated": False}
+    pack = Manifest.build(
+        [parse_manifest({"schema_version": 1, "weights": [body]}).entries["annotators/dw.onnx"]],
+        [],
+        needs={"DWPreprocessor": ["annotators/dw.onnx"]},
+    )
+    (ref,) = required_weights({"7": node("DWPreprocessor", resolution=512)}, MANIFEST.merged(pack))
+    assert (ref.folder, ref.name, ref.node_id, ref.entry.key) == (
+        "annotators",
+        "dw.onnx",
+        "7",
+        "annotators/dw.onnx",
+    )
+    assert ref.where == "node 7 (DWPreprocessor), which loads it when it runs"
+    with pytest.raises(ManifestError, match="needed weight 'annotators/nope.onnx'"):
+        Manifest.build([], [], needs={"DWPreprocessor": ["annotators/nope.onnx"]})
 
 
 @pytest.mark.parametrize(

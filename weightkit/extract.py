@@ -7,6 +7,8 @@ Three sources, combined and de-duplicated by (folder, name):
 2. Any other string input whose value ends in a model extension (`folders.MODEL_EXTENSIONS`), placed in
    the folder of the manifest entry of that name.
 3. `embedding:NAME` in any text input, resolved in the `embeddings` folder as ComfyUI's tokenizer does.
+4. The weights a custom node class loads on its own when it runs (the manifest's `needs`, from the
+   custom node lock), reported for the node that uses the class.
 
 Values that name no file (`pixel_space`, `taesd*`, `None`, links `[node_id, slot]`) are skipped. A name
 that would leave its folder raises `UnsafeWeightNameError` before anything touches the disk.
@@ -25,7 +27,10 @@ from weightkit.loaders import builtin_loader_map
 from weightkit.manifest import Manifest, WeightEntry, name_is_safe
 from weightkit.workflow import parse_workflow
 
-__all__ = ["WeightRef", "required_weights"]
+__all__ = ["RUNTIME_INPUT", "WeightRef", "required_weights"]
+
+# The `input_name` of a weight a node class loads on its own when it runs (a custom node's `needs`).
+RUNTIME_INPUT = "(loaded when it runs)"
 
 # `embedding:NAME` where ComfyUI's tokenizer sees a word start: start of text, whitespace or '('.
 _EMBEDDING = re.compile(r"(?<![^\s(])embedding:([^\s()]+)")
@@ -65,6 +70,8 @@ class WeightRef:
     @property
     def where(self) -> str:
         """`node 4 (LoraLoader) input 'lora_name'`: who asked for this file, for messages."""
+        if self.input_name == RUNTIME_INPUT:
+            return f"node {self.node_id} ({self.class_type}), which loads it when it runs"
         return f"node {self.node_id} ({self.class_type}) input '{self.input_name}'"
 
 
@@ -80,6 +87,7 @@ def required_weights(
     """
     nodes = parse_workflow(workflow)
     loaders = manifest.loader_map if manifest is not None else builtin_loader_map()
+    needs = manifest.needs if manifest is not None else {}
     found: dict[tuple[str | None, str], WeightRef] = {}
 
     def add(name: str, folder: str | None, node_id: str, class_type: str, input_name: str) -> None:
@@ -108,6 +116,10 @@ def required_weights(
         node = nodes[node_id]
         class_type = node["class_type"]
         loader = loaders.folders.get(class_type)
+        for key in needs.get(class_type, ()):
+            needed = manifest.entries[key] if manifest is not None else None
+            if needed is not None:
+                add(needed.name, needed.folder, node_id, class_type, RUNTIME_INPUT)
         for input_name, value in node["inputs"].items():
             if type(value) is not str:  # links [node_id, slot], numbers, booleans, null
                 continue

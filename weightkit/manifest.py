@@ -93,11 +93,18 @@ class Kit:
 
 @dataclass(frozen=True)
 class Manifest:
-    """Validated weights, kits and custom loader mappings, indexed for constant-time lookup."""
+    """Validated weights, kits and custom loader mappings, indexed for constant-time lookup.
+
+    `needs` and `folders` come from custom node packs (not from the manifest file): `needs` maps a node
+    class to the weights (entry keys) it loads on its own when it runs, so a workflow using the class
+    requires them; `folders` are model folder types the packs register, searched like ComfyUI's own.
+    """
 
     entries: Mapping[str, WeightEntry]
     kits: Mapping[str, Kit]
     loaders: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    needs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    folders: tuple[str, ...] = ()
     # The built-in loader map with `loaders` over it: what extraction and the predictor read.
     loader_map: LoaderMap = field(default_factory=builtin_loader_map, repr=False, compare=False)
     _by_name: Mapping[tuple[str, str], WeightEntry] = field(default_factory=dict, repr=False)
@@ -110,13 +117,15 @@ class Manifest:
         kits: Iterable[Kit],
         loaders: Mapping[str, Mapping[str, str]] | None = None,
         *,
+        needs: Mapping[str, Iterable[str]] | None = None,
+        folders: Iterable[str] = (),
         source: str = "",
         check_kits: bool = True,
     ) -> Manifest:
-        """Index and cross-check entries and kits; raises `ManifestError` on any conflict.
+        """Index and cross-check entries, kits and needs; raises `ManifestError` on any conflict.
 
-        `check_kits=False` defers the check that kits name real weights, for a user manifest whose
-        kits name built-in weights: the merged manifest is checked instead.
+        `check_kits=False` defers the check that kits (and needs) name real weights, for a user manifest
+        whose kits name built-in weights: the merged manifest is checked instead.
         """
         by_key: dict[str, WeightEntry] = {}
         for entry in entries:
@@ -146,6 +155,16 @@ class Manifest:
             if entry not in owners:
                 owners.append(entry)
         kit_map = {kit.name: kit for kit in kits}
+        needed = {class_type: tuple(keys) for class_type, keys in sorted((needs or {}).items())}
+        for class_type, keys in needed.items() if check_kits else ():
+            for key in keys:
+                if key not in by_key:
+                    raise ManifestError(
+                        f"needed weight '{key}' is not a weight of this manifest (write it as folder/name)",
+                        path=source,
+                        entry=f"node class {class_type}",
+                        field="needs",
+                    )
         for kit in kit_map.values() if check_kits else ():
             for ref in kit.weights:
                 if ref not in by_key:
@@ -160,6 +179,8 @@ class Manifest:
             entries=dict(sorted(by_key.items())),
             kits=dict(sorted(kit_map.items())),
             loaders=custom,
+            needs=needed,
+            folders=tuple(dict.fromkeys(canonical_folder(f) for f in folders)),
             loader_map=builtin_loader_map().merged(custom),
             _by_name=by_name,
             _by_bare_name={k: tuple(v) for k, v in bare.items()},
@@ -191,7 +212,8 @@ class Manifest:
         return [self.entries[key] for key in self.kit(name).weights]
 
     def merged(self, other: Manifest, *, source: str = "") -> Manifest:
-        """`other` over this one: its entries replace same-key entries, its kits replace same-name kits."""
+        """`other` over this one: its entries replace same-key entries, its kits replace same-name kits,
+        its loaders replace the same inputs, its needs the same classes; folders add up."""
         loaders = {k: dict(v) for k, v in self.loaders.items()}
         for class_type, inputs in other.loaders.items():
             loaders.setdefault(class_type, {}).update(inputs)
@@ -199,6 +221,8 @@ class Manifest:
             [*self.entries.values(), *other.entries.values()],
             [*self.kits.values(), *other.kits.values()],
             loaders,
+            needs={**self.needs, **other.needs},
+            folders=(*self.folders, *other.folders),
             source=source,
         )
 

@@ -272,7 +272,7 @@ def weight_folders(manifest: Manifest | None = None) -> tuple[str, ...]:
     folders = dict.fromkeys(COMFYUI_FOLDERS)
     extra = (manifest.loader_map if manifest is not None else builtin_loader_map()).all_folders()
     if manifest is not None:
-        extra |= {entry.folder for entry in manifest.entries.values()}
+        extra |= {entry.folder for entry in manifest.entries.values()} | set(manifest.folders)
     folders.update(dict.fromkeys(sorted(canonical_folder(f) for f in extra)))
     return tuple(folders)
 
