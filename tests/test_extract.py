@@ -196,7 +196,7 @@ def test_a_node_class_that_loads_weights_when_it_runs_requires_them_for_the_node
         "annotators/dw.onnx",
     )
     assert ref.where == "node 7 (DWPreprocessor), which loads it when it runs"
-    with pytest.raises(ManifestError, match="needed weight 'annotators/nope.onnx'"):
+    with pytest.raises(ManifestError, match=r"needed weight 'annotators/nope\.onnx'"):
         Manifest.build([], [], needs={"DWPreprocessor": ["annotators/nope.onnx"]})
 
 
