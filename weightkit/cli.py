@@ -1,10 +1,12 @@
 """`python -m weightkit`: what the manifest offers, what a workflow needs, fetching and verifying weights.
 
 Each subcommand is a `Command` in `COMMANDS`: a name, a help line, a function adding its arguments and a
-function running it with the parsed arguments and a `WeightStore` (manifest, search paths, records and
-downloader, each built on first use). Adding a subcommand is adding one entry. Exit status: 0 done, 1 the
-answer is "no" (a weight is missing and cannot be fetched, a download failed, a hash is wrong), 2 bad input
-(arguments, workflow, manifest, config).
+function running it with the parsed arguments and a `Context`: a `WeightStore` (manifest, search paths,
+records and downloader, each built on first use) whose manifest has the custom node lock's pack weights,
+loaders and needs merged in, and the lock itself. Adding a subcommand is adding one entry. Exit status:
+0 done, 1 the answer is "no" (a weight is missing and cannot be fetched, a download failed, a hash is
+wrong, a workflow's custom nodes are not all known or installed), 2 bad input (arguments, workflow,
+manifest, lock, config).
 """
 
 from __future__ import annotations
@@ -18,6 +20,20 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from nodekit.classes import PackIndex
+from nodekit.errors import NodekitError
+from nodekit.explain import (
+    cannot_know_weights,
+    class_rows,
+    fetch_sentence,
+    hidden_weight_lines,
+    nodes_header,
+    what_to_do,
+)
+from nodekit.lock import Lock, load_lock
+from nodekit.required import NodesReport, required_packs
+from nodekit.settings import NodeSettings
+from nodekit.weights import manifest_with_lock
 from weightkit.check import CheckReport, missing_weights_error, verify_present
 from weightkit.download import progress_for
 from weightkit.errors import DiskSpaceError, DownloadError, DownloadsFailedError, WeightkitError
@@ -34,11 +50,26 @@ EXIT_OK, EXIT_NO, EXIT_BAD_INPUT = 0, 1, 2
 
 
 @dataclasses.dataclass(frozen=True)
+class Context:
+    """What a command works with: the weights (manifest merged with the lock's) and the custom node lock."""
+
+    store: WeightStore
+    lock: Lock
+
+    @property
+    def custom_nodes_dir(self) -> Path:
+        return self.store.settings.comfyui_path / "custom_nodes"
+
+    def nodes(self, workflow: bytes) -> NodesReport:
+        return required_packs(workflow, PackIndex(self.lock), custom_nodes_dir=self.custom_nodes_dir)
+
+
+@dataclasses.dataclass(frozen=True)
 class Command:
     name: str
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace, WeightStore], int]
+    run: Callable[[argparse.Namespace, Context], int]
 
 
 # ---- list -------------------------------------------------------------------------------------------
@@ -50,7 +81,8 @@ def _configure_list(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _run_list(args: argparse.Namespace, store: WeightStore) -> int:
+def _run_list(args: argparse.Namespace, context: Context) -> int:
+    store = context.store
     manifest = store.manifest
     entries: list[WeightEntry] = (
         manifest.kit_entries(args.kit) if args.kit else list(manifest.entries.values())
@@ -83,7 +115,8 @@ def _configure_kits(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _run_kits(args: argparse.Namespace, store: WeightStore) -> int:
+def _run_kits(args: argparse.Namespace, context: Context) -> int:
+    store = context.store
     manifest = store.manifest
     kits = []
     for kit in manifest.kits.values():
@@ -120,41 +153,58 @@ def _configure_plan(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _run_plan(args: argparse.Namespace, store: WeightStore) -> int:
-    text = sys.stdin.buffer.read() if args.workflow == "-" else Path(args.workflow).read_bytes()
-    manifest = store.manifest
+def _run_plan(args: argparse.Namespace, context: Context) -> int:
+    store = context.store
+    text = _read_workflow(args.workflow)
+    nodes = context.nodes(text)
     refs = store.required(text)
     report = store.check_refs(refs, verified=True)
-    fetch = report.to_fetch
-    fetch_bytes = sum(ref.entry.size for ref in fetch if ref.entry is not None)
+    fetch_bytes = sum(ref.entry.size for ref in report.to_fetch if ref.entry is not None)
     status = _statuses(report)
+    unknowable = cannot_know_weights(nodes)
     if args.json:
-        _print_json(
-            {
-                "weights": [_plan_json(ref, *status[ref]) for ref in refs],
-                "fetch_count": len(fetch),
-                "fetch_bytes": fetch_bytes,
-                "ok": not report.unfetchable,
-            }
-        )
+        plan = {
+            "weights": [_plan_json(ref, *status[ref]) for ref in refs],
+            "fetch_count": len(report.to_fetch),
+        }
+        plan |= {"fetch_bytes": fetch_bytes, "weights_known": nodes.weights_known, "nodes": nodes.to_json()}
+        _print_json({**plan, "ok": not report.unfetchable and nodes.weights_known})
     else:
-        print(
-            f"The workflow needs {len(refs)} weight file{'s' if len(refs) != 1 else ''}: "
-            f"{len(report.present)} present, {len(fetch)} to fetch, {len(report.unfetchable)} missing that "
-            f"cannot be fetched, {len(report.unplaced)} in an unknown folder."
-        )
-        rows = []
-        for ref in refs:
-            state, path, note = status[ref]
-            where = f"node {ref.node_id} {ref.class_type}.{ref.input_name}"
-            rows.append((state, _label(ref), _size(ref), where, " ".join(filter(None, (path, note)))))
-        _print_table(rows, right_aligned={2})
-        print(f"Would fetch {len(fetch)} file{'s' if len(fetch) != 1 else ''}, {format_bytes(fetch_bytes)}.")
+        _print_plan(refs, report, status, nodes)
+        print(fetch_sentence(len(report.to_fetch), format_bytes(fetch_bytes), nodes))
     if report.unfetchable:
         cannot = CheckReport(missing=report.unfetchable)
-        print(missing_weights_error(cannot, store.paths, manifest), file=sys.stderr)
-        return EXIT_NO
-    return EXIT_OK
+        print(missing_weights_error(cannot, store.paths, store.manifest), file=sys.stderr)
+    if unknowable and args.json:
+        print(unknowable, file=sys.stderr)
+    return EXIT_NO if report.unfetchable or unknowable else EXIT_OK
+
+
+def _print_plan(
+    refs: Sequence[WeightRef],
+    report: CheckReport,
+    status: dict[WeightRef, tuple[str, str, str]],
+    nodes: NodesReport,
+) -> None:
+    print(
+        f"The workflow needs {len(refs)} weight file{'s' if len(refs) != 1 else ''}"
+        f"{'' if nodes.weights_known else ' that can be known'}: {len(report.present)} present, "
+        f"{len(report.to_fetch)} to fetch, {len(report.unfetchable)} missing that cannot be fetched, "
+        f"{len(report.unplaced)} in an unknown folder."
+    )
+    rows = []
+    for ref in refs:
+        state, path, note = status[ref]
+        where = f"node {ref.node_id} {ref.class_type}.{ref.input_name}"
+        rows.append((state, _label(ref), _size(ref), where, " ".join(filter(None, (path, note)))))
+    _print_table(rows, right_aligned={2})
+    _print_nodes(nodes)
+    for line in filter(None, (cannot_know_weights(nodes), *hidden_weight_lines(nodes))):
+        print(line)
+
+
+def _read_workflow(path: str) -> bytes:
+    return sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
 
 
 def _statuses(report: CheckReport) -> dict[WeightRef, tuple[str, str, str]]:
@@ -204,6 +254,32 @@ def _plan_json(ref: WeightRef, status: str, path: str, note: str) -> dict[str, A
     }
 
 
+# ---- nodes ------------------------------------------------------------------------------------------
+
+
+def _configure_nodes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workflow", help="an API-format workflow JSON file ('-' reads standard input)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _run_nodes(args: argparse.Namespace, context: Context) -> int:
+    nodes = context.nodes(_read_workflow(args.workflow))
+    if args.json:
+        _print_json(nodes.to_json())
+    else:
+        _print_nodes(nodes)
+        for line in what_to_do(nodes):
+            print(line)
+    return EXIT_OK if nodes.weights_known and not nodes.not_installed else EXIT_NO
+
+
+def _print_nodes(nodes: NodesReport) -> None:
+    print(nodes_header(nodes))
+    if not nodes.needs:
+        return
+    _print_table([("class", "node", "pack", "lock", "installed"), *class_rows(nodes)])
+
+
 # ---- download ---------------------------------------------------------------------------------------
 
 
@@ -215,7 +291,8 @@ def _configure_download(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_download(args: argparse.Namespace, store: WeightStore) -> int:
+def _run_download(args: argparse.Namespace, context: Context) -> int:
+    store = context.store
     if not (args.names or args.kit or args.workflow):
         print("error: name a weight, a --kit or a --workflow to download", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -237,7 +314,8 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kit", action="append", default=[], help="only the weights of this kit")
 
 
-def _run_verify(args: argparse.Namespace, store: WeightStore) -> int:
+def _run_verify(args: argparse.Namespace, context: Context) -> int:
+    store = context.store
     """Re-hash every manifest weight found on disk, ignoring earlier records, and record the answers."""
     named = bool(args.names or args.kit)
     entries = store.entries_for(kits=args.kit, names=args.names) if named else store.manifest.entries.values()
@@ -270,6 +348,12 @@ COMMANDS: list[Command] = [
         _configure_plan,
         _run_plan,
     ),
+    Command(
+        "nodes",
+        "which custom node packs a workflow needs, which are in the lock and installed, what to add",
+        _configure_nodes,
+        _run_nodes,
+    ),
     Command("download", "download weights by name, kit or workflow", _configure_download, _run_download),
     Command("verify", "re-hash the weights on disk and report", _configure_verify, _run_verify),
 ]
@@ -279,14 +363,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m weightkit",
         description="Model weights for ComfyUI workflows: the manifest, and what a workflow needs.",
-        epilog="Defaults come from COMFYUI_PATH, WEIGHTS_DIR, EXTRA_MODEL_PATHS_CONFIG and "
-        "WEIGHTS_MANIFEST_EXTRA.",
+        epilog="Defaults come from COMFYUI_PATH, WEIGHTS_DIR, EXTRA_MODEL_PATHS_CONFIG, "
+        "WEIGHTS_MANIFEST_EXTRA and CUSTOM_NODES_LOCK.",
     )
     parser.add_argument(
         "--manifest", type=Path, help="the manifest (default: the built-in weights_manifest.json)"
     )
     parser.add_argument(
         "--manifest-extra", type=Path, help="a manifest merged over it (WEIGHTS_MANIFEST_EXTRA)"
+    )
+    parser.add_argument(
+        "--custom-nodes",
+        type=Path,
+        help="the custom node lock (CUSTOM_NODES_LOCK, default custom_nodes.json)",
     )
     parser.add_argument("--weights-dir", type=Path, help="the project's weights directory (WEIGHTS_DIR)")
     parser.add_argument("--comfyui", type=Path, help="the ComfyUI checkout (COMFYUI_PATH)")
@@ -316,11 +405,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     progress = progress_for(sys.stderr, interval=settings.download.progress_interval)
     try:
-        return args._command.run(args, WeightStore(settings, progress=progress))
+        lock = load_lock(args.custom_nodes or NodeSettings.from_env().lock_path)
+        store = WeightStore(settings, manifest=manifest_with_lock(settings, lock), progress=progress)
+        return args._command.run(args, Context(store=store, lock=lock))
     except (DownloadError, DownloadsFailedError, DiskSpaceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO
-    except (WeightkitError, OSError) as exc:
+    except (WeightkitError, NodekitError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
