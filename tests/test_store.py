@@ -19,7 +19,7 @@ from weightkit.errors import (
     UnknownKitError,
     UnknownWeightError,
 )
-from weightkit.manifest import parse_manifest
+from weightkit.manifest_file import parse_manifest
 from weightkit.settings import WeightSettings
 from weightkit.store import WeightStore, apply_renames
 

@@ -104,7 +104,7 @@ def locate_weight(ref: WeightRef, paths: ModelPaths) -> tuple[Path, os.stat_resu
     entry = ref.entry
     if entry is not None and entry.name != ref.name:
         hit = paths.locate(ref.folder, entry.name)
-        if hit is not None and hit[1].st_size == entry.size:
+        if hit is not None and entry.size in (None, hit[1].st_size):
             return hit[0], hit[1], entry.name
     return None
 
@@ -136,14 +136,15 @@ def check_weights(
         found = FoundWeight(ref, path, stat.st_size, renamed_to=renamed_to)
         if entry is None:
             present.append(found)
-        elif stat.st_size != entry.size:
+        elif entry.size is not None and stat.st_size != entry.size:
             wrong_size.append(found)
         elif records is None:
             present.append(found)
         else:
             known = records.lookup(path, stat)
-            found = replace(found, verified=known == entry.sha256)
-            (wrong_hash if known is not None and known != entry.sha256 else present).append(found)
+            expected = entry.sha256 or known  # left to the host: the downloader recorded what it verified
+            found = replace(found, verified=known is not None and known == expected)
+            (wrong_hash if known is not None and known != expected else present).append(found)
     return CheckReport(tuple(present), tuple(missing), tuple(wrong_size), tuple(wrong_hash), tuple(unplaced))
 
 
@@ -153,19 +154,20 @@ def verify_present(report: CheckReport, records: VerifiedRecords, *, rehash: boo
     Each such file is hashed once (and the result recorded), then trusted while its size and mtime are
     unchanged; `rehash` ignores earlier records and hashes every file again. A file whose hash is not the
     manifest's moves to `wrong_hash`; a file that was recorded as wrong and now hashes right moves back.
-    Files without a manifest entry have nothing to be checked against and stay present. Raises `OSError`
-    if a file cannot be read.
+    Files without a manifest entry, or whose entry leaves the hash to its host, have nothing to be
+    checked against here and stay present (the downloader verified the latter against the host's answer
+    and recorded it). Raises `OSError` if a file cannot be read.
     """
     present: list[FoundWeight] = []
     wrong_hash = [] if rehash else list(report.wrong_hash)
     for found in (*report.present, *report.wrong_hash) if rehash else report.present:
         entry = found.ref.entry
-        if entry is None or (found.verified and not rehash):
+        if entry is None or entry.sha256 is None or (found.verified and not rehash):
             present.append(found)
             continue
         if rehash:
             records.forget(found.path)
-        digest = _sha256(found, entry, records)
+        digest = _sha256(found, records)
         if digest == entry.sha256:
             present.append(replace(found, verified=True))
         else:
@@ -174,11 +176,11 @@ def verify_present(report: CheckReport, records: VerifiedRecords, *, rehash: boo
     return replace(report, present=tuple(present), wrong_hash=tuple(wrong_hash))
 
 
-def _sha256(found: FoundWeight, entry: WeightEntry, records: VerifiedRecords) -> str:
+def _sha256(found: FoundWeight, records: VerifiedRecords) -> str:
     known = records.lookup(found.path)
     if known is not None:
         return known
-    logger.info("verifying %s (%s)", found.path, format_bytes(entry.size))
+    logger.info("verifying %s (%s)", found.path, format_bytes(found.size))
     started = time.monotonic()
     digest = records.sha256(found.path)
     elapsed = time.monotonic() - started
@@ -186,7 +188,7 @@ def _sha256(found: FoundWeight, entry: WeightEntry, records: VerifiedRecords) ->
         "verified %s in %.1f s (%s/s)",
         found.path,
         elapsed,
-        format_bytes(int(entry.size / max(elapsed, 1e-6))),
+        format_bytes(int(found.size / max(elapsed, 1e-6))),
     )
     return digest
 

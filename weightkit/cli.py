@@ -26,7 +26,7 @@ from weightkit.folders import canonical_folder
 from weightkit.manifest import WeightEntry
 from weightkit.settings import WeightSettings
 from weightkit.store import WeightStore
-from weightkit.units import format_bytes
+from weightkit.units import format_bytes, format_total
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -65,9 +65,13 @@ def _run_list(args: argparse.Namespace, store: WeightStore) -> int:
         for entry in entries
     ]
     _print_table(rows, right_aligned={1})
-    total = sum(entry.size for entry in entries)
-    print(f"{len(entries)} weight{'s' if len(entries) != 1 else ''}, {format_bytes(total)} in all.")
+    total = format_total(entry.size for entry in entries)
+    print(f"{len(entries)} weight{'s' if len(entries) != 1 else ''}, {total} in all.")
     return EXIT_OK
+
+
+def _left_to_host(ref: WeightRef) -> bool:
+    return ref.entry is not None and ref.entry.left_to_host
 
 
 def _flags(entry: WeightEntry) -> str:
@@ -88,12 +92,17 @@ def _run_kits(args: argparse.Namespace, store: WeightStore) -> int:
     kits = []
     for kit in manifest.kits.values():
         entries = manifest.kit_entries(kit.name)
-        kits.append((kit, sum(entry.size for entry in entries)))
+        kits.append((kit, [entry.size for entry in entries]))
     if args.json:
         _print_json(
             [
-                {"name": kit.name, "description": kit.description, "weights": list(kit.weights), "size": size}
-                for kit, size in kits
+                {
+                    "name": kit.name,
+                    "description": kit.description,
+                    "weights": list(kit.weights),
+                    "size": None if None in sizes else sum(s for s in sizes if s is not None),
+                }
+                for kit, sizes in kits
             ]
         )
         return EXIT_OK
@@ -102,10 +111,10 @@ def _run_kits(args: argparse.Namespace, store: WeightStore) -> int:
             (
                 kit.name,
                 f"{len(kit.weights)} file{'s' if len(kit.weights) != 1 else ''}",
-                format_bytes(size),
+                format_total(sizes),
                 kit.description,
             )
-            for kit, size in kits
+            for kit, sizes in kits
         ],
         right_aligned={1, 2},
     )
@@ -126,7 +135,8 @@ def _run_plan(args: argparse.Namespace, store: WeightStore) -> int:
     refs = store.required(text)
     report = store.check_refs(refs, verified=True)
     fetch = report.to_fetch
-    fetch_bytes = sum(ref.entry.size for ref in fetch if ref.entry is not None)
+    fetch_sizes = [ref.entry.size for ref in fetch if ref.entry is not None]
+    fetch_bytes = sum(size for size in fetch_sizes if size is not None)
     status = _statuses(report)
     if args.json:
         _print_json(
@@ -149,7 +159,7 @@ def _run_plan(args: argparse.Namespace, store: WeightStore) -> int:
             where = f"node {ref.node_id} {ref.class_type}.{ref.input_name}"
             rows.append((state, _label(ref), _size(ref), where, " ".join(filter(None, (path, note)))))
         _print_table(rows, right_aligned={2})
-        print(f"Would fetch {len(fetch)} file{'s' if len(fetch) != 1 else ''}, {format_bytes(fetch_bytes)}.")
+        print(f"Would fetch {len(fetch)} file{'s' if len(fetch) != 1 else ''}, {format_total(fetch_sizes)}.")
     if report.unfetchable:
         cannot = CheckReport(missing=report.unfetchable)
         print(missing_weights_error(cannot, store.paths, manifest), file=sys.stderr)
@@ -242,8 +252,10 @@ def _run_verify(args: argparse.Namespace, store: WeightStore) -> int:
     named = bool(args.names or args.kit)
     entries = store.entries_for(kits=args.kit, names=args.names) if named else store.manifest.entries.values()
     refs = [WeightRef.of_entry(entry) for entry in entries]
-    report = verify_present(store.check_refs(refs), store.records, rehash=True)
-    found = {f.ref: ("ok", f) for f in report.present}
+    report = verify_present(store.check_refs(refs, verified=True), store.records, rehash=True)
+    found = {
+        f.ref: ("ok" if f.verified or not _left_to_host(f.ref) else "unverified", f) for f in report.present
+    }
     found |= {f.ref: ("wrong sha256", f) for f in report.wrong_hash}
     found |= {f.ref: ("wrong size", f) for f in report.wrong_size}
     rows = []

@@ -45,10 +45,11 @@ from weightkit.download.urls import display_url
 from weightkit.errors import RepairError, UnknownWeightError
 from weightkit.extract import WeightRef, required_weights
 from weightkit.layout import StateDir
-from weightkit.manifest import Manifest, WeightEntry, load_manifest
+from weightkit.manifest import Manifest, WeightEntry
+from weightkit.manifest_file import load_manifest
 from weightkit.modelpaths import ModelPaths, weight_folders, write_extra_model_paths
 from weightkit.settings import WeightSettings
-from weightkit.units import format_bytes
+from weightkit.units import format_total
 from weightkit.verified import VerifiedRecords
 from weightkit.workflow import parse_workflow
 
@@ -171,7 +172,7 @@ class WeightStore:
         logger.info(
             "fetching %d missing weight(s), %s: %s",
             len(entries),
-            format_bytes(sum(e.size for e in entries)),
+            format_total(e.size for e in entries),
             ", ".join(e.key for e in entries),
         )
         fetched = self.fetch_entries(entries)
