@@ -78,16 +78,26 @@ class CheckReport:
         return tuple(ref for ref in broken if ref.entry is not None)
 
     @property
+    def from_urls(self) -> tuple[WeightRef, ...]:
+        """Missing refs the workflow gave as a URL the manifest does not list: fetched from that URL."""
+        return tuple(ref for ref in self.missing if ref.entry is None and ref.url is not None)
+
+    @property
     def unfetchable(self) -> tuple[WeightRef, ...]:
-        """Missing refs no manifest entry describes: only the user can provide them."""
-        return tuple(ref for ref in self.missing if ref.entry is None)
+        """Missing refs no manifest entry and no URL describe: only the user can provide them."""
+        return tuple(ref for ref in self.missing if ref.entry is None and ref.url is None)
 
     @property
     def renames(self) -> dict[tuple[str, str], str]:
-        """`(folder, name as written) → name on disk` for weights found under the manifest's spelling."""
-        return {
-            (str(f.ref.folder), f.ref.name): f.renamed_to for f in self.present if f.renamed_to is not None
-        }
+        """`(folder, value as written) → name on disk`, for a weight found under the manifest's spelling
+        (an alias) and for a weight the workflow gave as a URL: the workflow must name the file."""
+        renames = {}
+        for found in self.present:
+            written = found.ref.url or found.ref.name
+            on_disk = found.renamed_to or found.ref.name
+            if written != on_disk:
+                renames[(str(found.ref.folder), written)] = on_disk
+        return renames
 
 
 def locate_weight(ref: WeightRef, paths: ModelPaths) -> tuple[Path, os.stat_result, str | None] | None:

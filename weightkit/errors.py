@@ -9,6 +9,8 @@ import errno
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from weightkit.urlforms import display_url
+
 if TYPE_CHECKING:
     from weightkit.check import FoundWeight
     from weightkit.extract import WeightRef
@@ -268,6 +270,20 @@ class RepairError(WeightkitError, OSError):
         self.folder = folder
         self.name = name
         super().__init__(f"Could not repair {folder}/{name}: {reason}")
+
+
+class WeightURLError(WeightkitError, ValueError):
+    """A weight fetched from a URL a workflow gave is not the kind of file its name says."""
+
+    def __init__(self, url: str, name: str, problem: str) -> None:
+        self.url = url
+        self.name = name
+        self.problem = problem
+        super().__init__(
+            f"The weight file downloaded from {display_url(url)} (saved as {name}) {problem}. Give a URL "
+            "whose path ends with the file's real extension (.safetensors, .ckpt, .pt, ...), or a direct "
+            "link to the file rather than to a web page."
+        )
 
 
 class ArchiveTooLargeError(WeightkitError, ValueError):

@@ -16,6 +16,7 @@ from typing import Any
 from weightkit.errors import ManifestError, UnknownKitError
 from weightkit.folders import canonical_folder
 from weightkit.loaders import LoaderMap, builtin_loader_map
+from weightkit.urlforms import normalise_weight_url
 
 __all__ = ["SCHEMA_VERSION", "Kit", "Manifest", "WeightEntry", "name_is_safe"]
 
@@ -96,6 +97,7 @@ class Manifest:
     loader_map: LoaderMap = field(default_factory=builtin_loader_map, repr=False, compare=False)
     _by_name: Mapping[tuple[str, str], WeightEntry] = field(default_factory=dict, repr=False)
     _by_bare_name: Mapping[str, tuple[WeightEntry, ...]] = field(default_factory=dict, repr=False)
+    _by_url: Mapping[str, WeightEntry] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -171,6 +173,7 @@ class Manifest:
             loader_map=builtin_loader_map().merged(custom),
             _by_name=by_name,
             _by_bare_name={k: tuple(v) for k, v in bare.items()},
+            _by_url={normalise_weight_url(url): e for e in reversed(ordered) for url in e.urls},
         )
 
     def find(self, name: str, folder: str | None = None) -> WeightEntry | None:
@@ -183,6 +186,10 @@ class Manifest:
             return self._by_name.get((canonical_folder(folder), name))
         found = self._by_bare_name.get(name, ())
         return found[0] if len(found) == 1 else None
+
+    def find_url(self, url: str) -> WeightEntry | None:
+        """The entry one of whose URLs is `url`, in any form a user pastes (`urlforms`)."""
+        return self._by_url.get(normalise_weight_url(url))
 
     def candidates(self, name: str) -> tuple[WeightEntry, ...]:
         """Every entry, in any folder, that `name` could mean."""
