@@ -23,6 +23,7 @@ from weightkit.folders import EMBEDDINGS, MODEL_EXTENSIONS
 from weightkit.manifest import Manifest, WeightEntry
 from weightkit.modelpaths import ModelPaths
 from weightkit.units import format_bytes
+from weightkit.urlforms import display_url
 from weightkit.verified import VerifiedRecords
 
 __all__ = [
@@ -259,6 +260,8 @@ def _describe_missing(ref: WeightRef, paths: ModelPaths, manifest: Manifest | No
             sentences.append(f"Its license ({entry.license or 'unknown'}) is non-commercial.")
         advice = _preload_advice(entry, manifest)
         sentences.append(advice[0].upper() + advice[1:] + ".")
+    elif ref.url is not None:
+        sentences[0] += f"; it is to be fetched from {display_url(ref.url)}."
     else:
         sentences[0] += " and is not in the manifest, so it cannot be fetched."
         near = _near_names(ref, paths, manifest)

@@ -27,6 +27,7 @@ from weightkit.manifest import WeightEntry
 from weightkit.settings import WeightSettings
 from weightkit.store import WeightStore
 from weightkit.units import format_bytes, format_total
+from weightkit.urlforms import display_url, normalise_weight_url
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -134,8 +135,8 @@ def _run_plan(args: argparse.Namespace, store: WeightStore) -> int:
     manifest = store.manifest
     refs = store.required(text)
     report = store.check_refs(refs, verified=True)
-    fetch = report.to_fetch
-    fetch_sizes = [ref.entry.size for ref in fetch if ref.entry is not None]
+    fetch = (*report.to_fetch, *report.from_urls)
+    fetch_sizes = [ref.entry.size if ref.entry is not None else None for ref in fetch]
     fetch_bytes = sum(size for size in fetch_sizes if size is not None)
     status = _statuses(report)
     if args.json:
@@ -179,6 +180,8 @@ def _statuses(report: CheckReport) -> dict[WeightRef, tuple[str, str, str]]:
     for ref in report.missing:
         if ref.entry is not None:
             status[ref] = ("fetch", "", _entry_note(ref.entry))
+        elif ref.url is not None:
+            status[ref] = ("fetch", "", f"from {display_url(normalise_weight_url(ref.url))} (not verifiable)")
         else:
             status[ref] = ("missing", "", "not in the manifest: cannot be fetched")
     for ref in report.unplaced:
