@@ -250,13 +250,15 @@ class UnsafeArchiveError(WeightkitError, ValueError):
 class UnknownWeightError(WeightkitError, LookupError):
     """A weight asked for by name that the manifest does not describe, so it cannot be fetched."""
 
-    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(self, name: str, suggestions: Sequence[str] = (), *, hint: str = "") -> None:
         self.name = name
-        hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        near = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        hint = hint or (
+            "Use `python -m weightkit list` to see known weights (write 'folder/name' when a name is in "
+            "two folders), or describe it in your own manifest named by WEIGHTS_MANIFEST_EXTRA."
+        )
         super().__init__(
-            f"'{name}' is not a weight of the manifest, so it cannot be fetched.{hint} Use "
-            "`python -m weightkit list` to see known weights (write 'folder/name' when a name is in two "
-            "folders), or describe it in your own manifest named by WEIGHTS_MANIFEST_EXTRA."
+            f"'{display_url(name)}' is not a weight of the manifest, so it cannot be fetched.{near} {hint}"
         )
 
     def __str__(self) -> str:  # LookupError would otherwise repr() the message

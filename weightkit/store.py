@@ -40,6 +40,7 @@ from weightkit.download import (
 )
 from weightkit.errors import RepairError, UnknownWeightError
 from weightkit.extract import WeightRef, required_weights
+from weightkit.folders import canonical_folder
 from weightkit.layout import StateDir
 from weightkit.manifest import Manifest, WeightEntry
 from weightkit.manifest_file import load_manifest
@@ -47,6 +48,7 @@ from weightkit.modelpaths import ModelPaths, weight_folders, write_extra_model_p
 from weightkit.settings import WeightSettings
 from weightkit.units import format_total
 from weightkit.url_weights import fetch_url_weights
+from weightkit.urlforms import is_weight_url, stable_weight_name
 from weightkit.verified import VerifiedRecords
 from weightkit.workflow import parse_workflow
 
@@ -238,26 +240,39 @@ class WeightStore:
         already finds elsewhere at the manifest size (its `models/` folder, an extra path) is counted as
         present rather than fetched again."""
         started = time.monotonic()
-        entries = self.entries_for(kits=kits, workflows=workflows, names=names)
-        refs = {WeightRef.of_entry(entry): entry for entry in entries}
+        names = list(names)
+        url_refs = [self._url_ref(spec) for spec in names if _is_url_spec(spec)]
+        named = [spec for spec in names if not _is_url_spec(spec)]
+        entries = self.entries_for(kits=kits, workflows=workflows, names=named)
+        entries += [ref.entry for ref in url_refs if ref.entry is not None]
+        refs = {WeightRef.of_entry(entry): entry for entry in _unique(entries)}
         report = self.check_refs(list(refs))
         elsewhere = {f.ref: f for f in report.present if f.path != self.destination(refs[f.ref])}
         to_fetch = [entry for ref, entry in refs.items() if ref not in elsewhere]
         fetched = self.fetch_entries(to_fetch) if to_fetch else FetchSummary(results=(), seconds=0.0)
+        from_urls = self.check_refs([ref for ref in url_refs if ref.entry is None]).from_urls
+        by_url = fetch_url_weights(self, from_urls, url_guard=None)  # the operator's own URLs
         present = tuple(
             FetchResult(name=f.ref.label, path=f.path, size=f.size, sha256=None, seconds=0.0, present=True)
             for f in elsewhere.values()
         )
-        return FetchSummary(results=(*present, *fetched.results), seconds=time.monotonic() - started)
+        results = (*present, *fetched.results, *by_url.results)
+        return FetchSummary(results=results, seconds=time.monotonic() - started)
 
-    def fetch_url(
-        self, url: str, folder: str, name: str, *, url_guard: Callable[[str], object] | None = None
-    ) -> FetchResult:
-        """Fetch a weight known only by its URL (a user's LoRA) to `<WEIGHTS_DIR>/<folder>/<name>`;
-        its sha256 is computed and recorded. Present already (same URL, same stable name): a stat.
-        `url_guard` vets the URL and every redirect hop (see `FetchRequest`)."""
-        dest = self.settings.weights_dir / folder / name
-        return self.downloader.fetch(FetchRequest.for_url(url, dest, url_guard=url_guard))
+    def _url_ref(self, spec: str) -> WeightRef:
+        """A `PRELOAD_WEIGHTS` item given as a URL: `URL` when the manifest lists it, else `folder=URL`."""
+        folder, _, url = spec.partition("=") if not is_weight_url(spec) else ("", "", spec)
+        entry = self.manifest.find_url(url)
+        if entry is not None and folder in ("", entry.folder):
+            return WeightRef.of_entry(entry)
+        if not folder:
+            raise UnknownWeightError(
+                spec,
+                hint="The manifest does not list this URL, so say which model folder the file goes in: "
+                f"write it as folder=URL, such as loras={url}.",
+            )
+        folder = canonical_folder(folder.strip())
+        return WeightRef(stable_weight_name(url), folder, "-", "PRELOAD_WEIGHTS", "url", url=url.strip())
 
     def _entry_named(self, name: str) -> WeightEntry:
         folder, _, bare = name.partition("/")
@@ -314,6 +329,11 @@ def apply_renames(workflow: Workflow, renames: Renames) -> dict[str, Any]:
         inputs = {k: by_name.get(v, v) if isinstance(v, str) else v for k, v in node["inputs"].items()}
         out[node_id] = {**node, "inputs": inputs}
     return out
+
+
+def _is_url_spec(spec: str) -> bool:
+    """`URL` or `folder=URL`: a weight to fetch from where the operator says."""
+    return is_weight_url(spec) or is_weight_url(spec.partition("=")[2])
 
 
 def _unique(entries: Iterable[WeightEntry]) -> list[WeightEntry]:
