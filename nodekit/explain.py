@@ -90,7 +90,7 @@ def cannot_know_weights(report: NodesReport) -> str | None:
 def hidden_weight_lines(report: NodesReport) -> list[str]:
     """One line per class whose pack loads weights the workflow does not name (not counted)."""
     return [
-        f"Node {_nodes(need)} ({need.class_type}) {need.hidden_weights}; those files are not counted here."
+        f"Node {_nodes(need)} ({need.class_type}): {need.hidden_weights}; those files are not counted here."
         for need in report.hidden
     ]
 

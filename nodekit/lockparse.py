@@ -14,7 +14,8 @@ from typing import Any, NoReturn
 from nodekit.errors import LockError
 from weightkit.errors import ManifestError
 from weightkit.folders import canonical_folder
-from weightkit.manifest import WeightEntry, name_is_safe, parse_manifest
+from weightkit.manifest import WeightEntry, name_is_safe
+from weightkit.manifest_file import parse_entry
 
 __all__ = ["LockDocument", "RawPack", "expand_inputs", "parse_lock_document", "repository_key"]
 
@@ -304,26 +305,24 @@ def _text_map(value: Any, fail: Fail) -> dict[str, str]:
 def _weights(
     value: Any, source: str, fail: Callable[[str, str], NoReturn]
 ) -> tuple[tuple[WeightEntry, str | None], ...]:
-    items = _list(value, lambda m: fail("weights", m))
-    targets: list[str | None] = []
-    entries_json = []
-    for index, item in enumerate(items):
+    """Each weight is a manifest entry (weightkit's `parse_entry` checks it) plus an optional `target`."""
+    weights: dict[str, tuple[WeightEntry, str | None]] = {}
+    for index, item in enumerate(_list(value, lambda m: fail("weights", m))):
+        where = f"weights[{index}]"
         if not isinstance(item, dict):
-            fail(f"weights[{index}]", "must be a weights manifest entry (an object)")
+            fail(where, "must be a weights manifest entry (an object)")
         target = item.get("target")
         if target is not None and (not isinstance(target, str) or not name_is_safe(target)):
-            fail(
-                f"weights[{index}].target", f"{target!r} must be a relative path inside the ComfyUI directory"
-            )
-        targets.append(target)
-        entries_json.append({k: v for k, v in item.items() if k != "target"})
-    try:
-        manifest = parse_manifest({"schema_version": 1, "weights": entries_json}, check_kits=False)
-    except ManifestError as exc:
-        reason = str(exc).partition(": ")[2] or str(exc)
-        fail(".".join(part for part in (exc.entry, exc.field) if part) or "weights", reason)
-    keys = [f"{canonical_folder(item['folder'])}/{item['name']}" for item in entries_json]
-    return tuple((manifest.entries[key], target) for key, target in zip(keys, targets, strict=True))
+            fail(f"{where}.target", f"{target!r} must be a relative path inside the ComfyUI directory")
+        try:
+            entry = parse_entry({k: v for k, v in item.items() if k != "target"}, where=where, source=source)
+        except ManifestError as exc:
+            reason = str(exc).partition(": ")[2] or str(exc)
+            fail(".".join(part for part in (exc.entry, exc.field) if part) or where, reason)
+        if entry.key in weights:
+            fail(where, f"{entry.key} appears twice")
+        weights[entry.key] = (entry, target)
+    return tuple(weights.values())
 
 
 def _check_extensions(

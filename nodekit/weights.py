@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from nodekit.lock import Lock
-from weightkit.manifest import Manifest, load_manifest
+from weightkit.manifest import Manifest
+from weightkit.manifest_file import load_manifest
 from weightkit.settings import WeightSettings
 
 __all__ = ["PACKS_SECTION", "link_pack_weights", "manifest_with_lock", "write_pack_model_paths"]

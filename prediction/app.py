@@ -4,8 +4,8 @@ setup: preload the weights of `BASE_MODEL_KIT`, `PRELOAD_WORKFLOW` and `PRELOAD_
 Cog's `weights` tar) while ComfyUI starts, so setup takes about the longer of the two, then summarise.
 
 predict, in order: empty the folders of the last prediction → workflow text → parse → input file →
-weights given by URL → other URL inputs → seeds → required weights, local check, fetch what is
-missing (or fail fast in strict mode) → run on ComfyUI → outputs in the requested format.
+URL inputs → seeds → required weights, local check, fetch what is missing (or fail fast in strict
+mode; weights given as URLs are fetched either way) → run on ComfyUI → outputs in the requested format.
 """
 
 from __future__ import annotations
@@ -21,19 +21,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from comfyui import ComfyUI
-from prediction.input_errors import InputError, WeightURLError
+from prediction.input_errors import InputError
 from prediction.input_files import place_input_file
 from prediction.netguard import check_url
 from prediction.output_files import check_output_options, empty_folders, export_outputs, in_run_folder
 from prediction.seeds import randomise_seeds, seed_ranges
 from prediction.settings import PredictorSettings
 from prediction.url_inputs import download_url_inputs
-from prediction.weight_urls import check_weight_file, find_weight_urls, use_weight_names
 from prediction.workflow_source import workflow_text
 from weightkit.download import FetchSummary
-from weightkit.download.urls import display_url
 from weightkit.errors import WeightkitError
-from weightkit.loaders import LoaderMap
 from weightkit.store import WeightStore, apply_renames
 from weightkit.units import format_bytes
 from weightkit.workflow import parse_workflow
@@ -184,16 +181,15 @@ class App:
             placed = place_input_file(Path(request.input_file), s.comfyui.input_dir, settings=s.inputs)
             logger.info("input file placed in the input folder as %s", ", ".join(placed))
 
-        loaders = self.store.manifest.loader_map
-        workflow = self._fetch_weight_urls(workflow, loaders)
         workflow, downloaded = download_url_inputs(
-            workflow, s.comfyui.input_dir, settings=s.inputs, loaders=loaders
+            workflow, s.comfyui.input_dir, settings=s.inputs, loaders=self.store.manifest.loader_map
         )
         self.comfy.upload_inputs(s.comfyui.input_dir)  # only when attached to a ComfyUI elsewhere
         if request.randomise_seeds:
             workflow, _ = randomise_seeds(workflow, ranges=self._ranges())
 
-        ensured = self.store.ensure(workflow, fetch_missing=not s.strict_weights)
+        guard = functools.partial(check_url, settings=s.inputs)  # for weights the workflow gives as URLs
+        ensured = self.store.ensure(workflow, fetch_missing=not s.strict_weights, url_guard=guard)
         workflow = in_run_folder(apply_renames(workflow, ensured.renames), uuid.uuid4().hex[:12])
         fetched = ensured.fetched
         _log_weights(ensured.refs, ensured.already_present, fetched)
@@ -232,27 +228,6 @@ class App:
         """Nothing of the last prediction may leak into this one: inputs, outputs, previews, returns."""
         c = self.settings.comfyui
         empty_folders(c.input_dir, c.output_dir, c.temp_dir / "temp", self.settings.returned_dir)
-
-    def _fetch_weight_urls(self, workflow: dict[str, Any], loaders: LoaderMap) -> dict[str, Any]:
-        """Loader inputs given as URLs (a user's LoRA): fetched to `<WEIGHTS_DIR>/<folder>/<stable name>`
-        through the downloader, checked, and the workflow rewritten to that name."""
-        weights = find_weight_urls(workflow, loaders)
-        guard = functools.partial(check_url, settings=self.settings.inputs)
-        for weight in weights:
-            logger.info(
-                "node %s (%s) loads %s from %s",
-                weight.node_id,
-                weight.class_type,
-                weight.name,
-                display_url(weight.url),
-            )
-            result = self.store.fetch_url(weight.url, weight.folder, weight.name, url_guard=guard)
-            try:
-                check_weight_file(weight, result.path)
-            except WeightURLError:
-                self.store.quarantine(result.path, folder=weight.folder)  # not left to be loaded
-                raise
-        return use_weight_names(workflow, weights) if weights else workflow
 
     def _ranges(self) -> dict[tuple[str, str], tuple[int, int]]:
         if self._seed_ranges is None:

@@ -8,7 +8,7 @@ a token there, and messages reach logs.
 
 from __future__ import annotations
 
-from weightkit.download.urls import display_url
+from weightkit.urlforms import display_url
 
 __all__ = [
     "ALLOW_PRIVATE_URLS",
@@ -19,7 +19,6 @@ __all__ = [
     "InputTooLargeError",
     "OutputOptionError",
     "URLRefusedError",
-    "WeightURLError",
     "WorkflowSourceError",
 ]
 
@@ -118,20 +117,6 @@ class InputArchiveError(InputError, ValueError):
         super().__init__(
             f"Refused to unpack input_file {archive}: {which}{problem}. Nothing from it was put in the "
             "input folder. Make an archive of plain files and folders with relative names inside it."
-        )
-
-
-class WeightURLError(InputError, ValueError):
-    """A weight given by URL did not turn out to be the kind of file its name says."""
-
-    def __init__(self, url: str, name: str, problem: str) -> None:
-        self.url = url
-        self.name = name
-        self.problem = problem
-        super().__init__(
-            f"The weight file downloaded from {display_url(url)} (saved as {name}) {problem}. Give a URL "
-            "whose path ends with the file's real extension (.safetensors, .ckpt, .pt, ...), or a direct "
-            "link to the file rather than to a web page."
         )
 
 

@@ -25,7 +25,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from prediction.input_errors import InputDownloadError, URLRefusedError
 from prediction.settings import InputSettings
 from prediction.special_addresses import IPAddress, address_problem
-from weightkit.download.urls import display_url
+from weightkit.urlforms import display_url
 
 __all__ = ["CheckedURL", "GuardedResponse", "check_url", "open_url"]
 

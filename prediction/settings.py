@@ -90,7 +90,7 @@ class PredictorSettings:
     | --- | --- | --- |
     | `BASE_MODEL_KIT` | (none) | kit(s) to preload in setup, comma-separated (`python -m weightkit kits`) |
     | `PRELOAD_WORKFLOW` | (none) | workflow files or folders whose weights setup preloads, comma-separated |
-    | `PRELOAD_WEIGHTS` | (none) | weight names (or `folder/name`) setup preloads, comma-separated |
+    | `PRELOAD_WEIGHTS` | (none) | weights to preload: `name`, `folder/name`, a listed URL, `folder=URL` |
     | `PRELOAD_BEST_EFFORT` | `false` | `true`: a failed preload is logged and setup goes on |
     | `WEIGHTS_STRICT` | `false` | `true`: predict never downloads; a missing weight fails at once |
     | `DEFAULT_WORKFLOW` | `examples/sd15_txt2img.json` | run when `workflow_json` is empty |

@@ -3,7 +3,7 @@
 Any input whose whole value is an http(s) URL (e.g. `LoadImage.image`) is downloaded into the input
 folder, and the value becomes the file's name there, which is what `LoadImage` and similar nodes take.
 A URL that appears several times is downloaded once. Loader inputs (weights) are left alone: they go to
-model folders through weightkit's downloader (see `weight_urls`).
+model folders through weightkit's store (`weightkit.url_weights`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 from prediction.settings import InputSettings
 from prediction.url_download import download_to_folder
 from prediction.workflow_urls import url_values
-from weightkit.download.urls import display_url
 from weightkit.loaders import LoaderMap
+from weightkit.urlforms import display_url
 
 __all__ = ["DownloadedInput", "download_url_inputs"]
 

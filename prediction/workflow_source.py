@@ -18,7 +18,7 @@ from prediction.input_errors import WorkflowSourceError
 from prediction.settings import InputSettings
 from prediction.url_download import fetch_bytes
 from prediction.workflow_urls import is_url
-from weightkit.download.urls import display_url
+from weightkit.urlforms import display_url
 
 __all__ = ["decode_data_uri", "workflow_text"]
 

@@ -11,7 +11,8 @@ import pytest
 from weightkit.errors import ManifestError, UnsafeWeightNameError, WorkflowError
 from weightkit.extract import required_weights
 from weightkit.loaders import builtin_loader_map
-from weightkit.manifest import Manifest, load_manifest, parse_manifest
+from weightkit.manifest import Manifest
+from weightkit.manifest_file import load_manifest, parse_manifest
 from weightkit.settings import BUILTIN_MANIFEST
 
 RECORDINGS = Path(__file__).resolve().parent / "reference" / "comfyui"

@@ -13,7 +13,7 @@ import pytest
 from weightkit.errors import ExtraModelPathsError
 from weightkit.folders import COMFYUI_FOLDERS
 from weightkit.loaders import builtin_loader_map
-from weightkit.manifest import load_manifest
+from weightkit.manifest_file import load_manifest
 from weightkit.modelpaths import ModelPaths, read_extra_model_paths, weight_folders, write_extra_model_paths
 from weightkit.settings import BUILTIN_MANIFEST, WeightSettings
 

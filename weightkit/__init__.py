@@ -25,7 +25,8 @@ from weightkit.errors import (
 )
 from weightkit.extract import WeightRef, required_weights
 from weightkit.loaders import LoaderMap, builtin_loader_map
-from weightkit.manifest import Kit, Manifest, WeightEntry, load_manifest
+from weightkit.manifest import Kit, Manifest, WeightEntry
+from weightkit.manifest_file import load_manifest
 from weightkit.modelpaths import ModelPaths, read_extra_model_paths, weight_folders, write_extra_model_paths
 from weightkit.settings import DownloadSettings, WeightSettings
 from weightkit.store import EnsureResult, WeightStore, apply_renames

@@ -42,7 +42,8 @@ from weightkit.folders import canonical_folder
 from weightkit.manifest import WeightEntry
 from weightkit.settings import WeightSettings
 from weightkit.store import WeightStore
-from weightkit.units import format_bytes
+from weightkit.units import format_bytes, format_total
+from weightkit.urlforms import display_url, normalise_weight_url
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -97,9 +98,13 @@ def _run_list(args: argparse.Namespace, context: Context) -> int:
         for entry in entries
     ]
     _print_table(rows, right_aligned={1})
-    total = sum(entry.size for entry in entries)
-    print(f"{len(entries)} weight{'s' if len(entries) != 1 else ''}, {format_bytes(total)} in all.")
+    total = format_total(entry.size for entry in entries)
+    print(f"{len(entries)} weight{'s' if len(entries) != 1 else ''}, {total} in all.")
     return EXIT_OK
+
+
+def _left_to_host(ref: WeightRef) -> bool:
+    return ref.entry is not None and ref.entry.left_to_host
 
 
 def _flags(entry: WeightEntry) -> str:
@@ -121,12 +126,17 @@ def _run_kits(args: argparse.Namespace, context: Context) -> int:
     kits = []
     for kit in manifest.kits.values():
         entries = manifest.kit_entries(kit.name)
-        kits.append((kit, sum(entry.size for entry in entries)))
+        kits.append((kit, [entry.size for entry in entries]))
     if args.json:
         _print_json(
             [
-                {"name": kit.name, "description": kit.description, "weights": list(kit.weights), "size": size}
-                for kit, size in kits
+                {
+                    "name": kit.name,
+                    "description": kit.description,
+                    "weights": list(kit.weights),
+                    "size": None if None in sizes else sum(s for s in sizes if s is not None),
+                }
+                for kit, sizes in kits
             ]
         )
         return EXIT_OK
@@ -135,10 +145,10 @@ def _run_kits(args: argparse.Namespace, context: Context) -> int:
             (
                 kit.name,
                 f"{len(kit.weights)} file{'s' if len(kit.weights) != 1 else ''}",
-                format_bytes(size),
+                format_total(sizes),
                 kit.description,
             )
-            for kit, size in kits
+            for kit, sizes in kits
         ],
         right_aligned={1, 2},
     )
@@ -159,19 +169,21 @@ def _run_plan(args: argparse.Namespace, context: Context) -> int:
     nodes = context.nodes(text)
     refs = store.required(text)
     report = store.check_refs(refs, verified=True)
-    fetch_bytes = sum(ref.entry.size for ref in report.to_fetch if ref.entry is not None)
+    fetch = (*report.to_fetch, *report.from_urls)
+    fetch_sizes = [ref.entry.size if ref.entry is not None else None for ref in fetch]
+    fetch_bytes = sum(size for size in fetch_sizes if size is not None)
     status = _statuses(report)
     unknowable = cannot_know_weights(nodes)
     if args.json:
         plan = {
             "weights": [_plan_json(ref, *status[ref]) for ref in refs],
-            "fetch_count": len(report.to_fetch),
+            "fetch_count": len(fetch),
         }
         plan |= {"fetch_bytes": fetch_bytes, "weights_known": nodes.weights_known, "nodes": nodes.to_json()}
         _print_json({**plan, "ok": not report.unfetchable and nodes.weights_known})
     else:
-        _print_plan(refs, report, status, nodes)
-        print(fetch_sentence(len(report.to_fetch), format_bytes(fetch_bytes), nodes))
+        _print_plan(refs, report, status, nodes, fetch_count=len(fetch))
+        print(fetch_sentence(len(fetch), format_total(fetch_sizes), nodes))
     if report.unfetchable:
         cannot = CheckReport(missing=report.unfetchable)
         print(missing_weights_error(cannot, store.paths, store.manifest), file=sys.stderr)
@@ -185,11 +197,13 @@ def _print_plan(
     report: CheckReport,
     status: dict[WeightRef, tuple[str, str, str]],
     nodes: NodesReport,
+    *,
+    fetch_count: int,
 ) -> None:
     print(
         f"The workflow needs {len(refs)} weight file{'s' if len(refs) != 1 else ''}"
         f"{'' if nodes.weights_known else ' that can be known'}: {len(report.present)} present, "
-        f"{len(report.to_fetch)} to fetch, {len(report.unfetchable)} missing that cannot be fetched, "
+        f"{fetch_count} to fetch, {len(report.unfetchable)} missing that cannot be fetched, "
         f"{len(report.unplaced)} in an unknown folder."
     )
     rows = []
@@ -219,6 +233,8 @@ def _statuses(report: CheckReport) -> dict[WeightRef, tuple[str, str, str]]:
     for ref in report.missing:
         if ref.entry is not None:
             status[ref] = ("fetch", "", _entry_note(ref.entry))
+        elif ref.url is not None:
+            status[ref] = ("fetch", "", f"from {display_url(normalise_weight_url(ref.url))} (not verifiable)")
         else:
             status[ref] = ("missing", "", "not in the manifest: cannot be fetched")
     for ref in report.unplaced:
@@ -320,8 +336,10 @@ def _run_verify(args: argparse.Namespace, context: Context) -> int:
     named = bool(args.names or args.kit)
     entries = store.entries_for(kits=args.kit, names=args.names) if named else store.manifest.entries.values()
     refs = [WeightRef.of_entry(entry) for entry in entries]
-    report = verify_present(store.check_refs(refs), store.records, rehash=True)
-    found = {f.ref: ("ok", f) for f in report.present}
+    report = verify_present(store.check_refs(refs, verified=True), store.records, rehash=True)
+    found = {
+        f.ref: ("ok" if f.verified or not _left_to_host(f.ref) else "unverified", f) for f in report.present
+    }
     found |= {f.ref: ("wrong sha256", f) for f in report.wrong_hash}
     found |= {f.ref: ("wrong size", f) for f in report.wrong_size}
     rows = []

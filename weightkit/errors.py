@@ -9,6 +9,8 @@ import errno
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from weightkit.urlforms import display_url
+
 if TYPE_CHECKING:
     from weightkit.check import FoundWeight
     from weightkit.extract import WeightRef
@@ -248,13 +250,15 @@ class UnsafeArchiveError(WeightkitError, ValueError):
 class UnknownWeightError(WeightkitError, LookupError):
     """A weight asked for by name that the manifest does not describe, so it cannot be fetched."""
 
-    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+    def __init__(self, name: str, suggestions: Sequence[str] = (), *, hint: str = "") -> None:
         self.name = name
-        hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        near = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        hint = hint or (
+            "Use `python -m weightkit list` to see known weights (write 'folder/name' when a name is in "
+            "two folders), or describe it in your own manifest named by WEIGHTS_MANIFEST_EXTRA."
+        )
         super().__init__(
-            f"'{name}' is not a weight of the manifest, so it cannot be fetched.{hint} Use "
-            "`python -m weightkit list` to see known weights (write 'folder/name' when a name is in two "
-            "folders), or describe it in your own manifest named by WEIGHTS_MANIFEST_EXTRA."
+            f"'{display_url(name)}' is not a weight of the manifest, so it cannot be fetched.{near} {hint}"
         )
 
     def __str__(self) -> str:  # LookupError would otherwise repr() the message
@@ -268,6 +272,20 @@ class RepairError(WeightkitError, OSError):
         self.folder = folder
         self.name = name
         super().__init__(f"Could not repair {folder}/{name}: {reason}")
+
+
+class WeightURLError(WeightkitError, ValueError):
+    """A weight fetched from a URL a workflow gave is not the kind of file its name says."""
+
+    def __init__(self, url: str, name: str, problem: str) -> None:
+        self.url = url
+        self.name = name
+        self.problem = problem
+        super().__init__(
+            f"The weight file downloaded from {display_url(url)} (saved as {name}) {problem}. Give a URL "
+            "whose path ends with the file's real extension (.safetensors, .ckpt, .pt, ...), or a direct "
+            "link to the file rather than to a web page."
+        )
 
 
 class ArchiveTooLargeError(WeightkitError, ValueError):

@@ -25,6 +25,7 @@ from weightkit.errors import UnsafeWeightNameError
 from weightkit.folders import EMBEDDING_EXTENSIONS, EMBEDDINGS, MODEL_EXTENSIONS
 from weightkit.loaders import builtin_loader_map
 from weightkit.manifest import Manifest, WeightEntry, name_is_safe
+from weightkit.urlforms import is_weight_url, stable_weight_name
 from weightkit.workflow import parse_workflow
 
 __all__ = ["RUNTIME_INPUT", "WeightRef", "required_weights"]
@@ -56,6 +57,7 @@ class WeightRef:
     class_type: str
     input_name: str
     entry: WeightEntry | None = None
+    url: str | None = None  # the URL the workflow gave instead of a name, as written
 
     @classmethod
     def of_entry(cls, entry: WeightEntry) -> WeightRef:
@@ -82,57 +84,80 @@ def required_weights(
 
     Ordered by node id as ComfyUI numbers nodes (numeric ids numerically, `10:5` subgraph ids part by
     part), then by input order within a node; the first node asking for a file is the one reported.
-    `workflow` is anything `parse_workflow` accepts. Raises `WorkflowError` for a malformed workflow and
-    `UnsafeWeightNameError` for a name that is absolute, contains `..` or a backslash.
+    A loader input holding a URL is a weight fetched from it (`url`), under the manifest's name when the
+    manifest lists that URL and else under its stable name (`urlforms.stable_weight_name`), one ref per
+    URL as written. `workflow` is anything `parse_workflow` accepts. Raises `WorkflowError` for a
+    malformed workflow and `UnsafeWeightNameError` for a name that is absolute, contains `..` or a
+    backslash.
     """
     nodes = parse_workflow(workflow)
-    loaders = manifest.loader_map if manifest is not None else builtin_loader_map()
-    needs = manifest.needs if manifest is not None else {}
-    found: dict[tuple[str | None, str], WeightRef] = {}
+    found = _Found(manifest)
+    for node_id in _in_node_order(nodes):
+        found.node(node_id, nodes[node_id])
+    return list(found.refs.values())
 
-    def add(name: str, folder: str | None, node_id: str, class_type: str, input_name: str) -> None:
-        key = (folder, name)
-        if key in found:
+
+class _Found:
+    """The refs of one workflow as its nodes are read, keyed by (folder, name or URL as written)."""
+
+    def __init__(self, manifest: Manifest | None) -> None:
+        self.manifest = manifest
+        self.loaders = manifest.loader_map if manifest is not None else builtin_loader_map()
+        self.needs = manifest.needs if manifest is not None else {}
+        self.refs: dict[tuple[str | None, str], WeightRef] = {}
+
+    def node(self, node_id: str, node: Mapping[str, Any]) -> None:
+        class_type = node["class_type"]
+        loader = self.loaders.folders.get(class_type)
+        for key in self.needs.get(class_type, ()):
+            if self.manifest is not None:
+                needed = self.manifest.entries[key]
+                self.add(needed.name, needed.folder, node_id, class_type, RUNTIME_INPUT)
+        for input_name, value in node["inputs"].items():
+            if type(value) is not str:  # links [node_id, slot], numbers, booleans, null
+                continue
+            folder = loader.get(input_name) if loader else None
+            if folder is not None:
+                not_files = self.loaders.not_files.get(class_type, {}).get(input_name, ())
+                if is_weight_url(value):
+                    self.add_url(value, folder, node_id, class_type, input_name)
+                elif _names_a_file(value, not_files):
+                    self.add(value, folder, node_id, class_type, input_name)
+            elif "embedding:" in value:
+                for name in _embedding_names(value):
+                    self.add(name, EMBEDDINGS, node_id, class_type, input_name)
+            elif _looks_like_model_file(value):
+                self.add(value, None, node_id, class_type, input_name)
+
+    def add(self, name: str, folder: str | None, node_id: str, class_type: str, input_name: str) -> None:
+        if (folder, name) in self.refs:
             return
         if not name_is_safe(name):
             raise UnsafeWeightNameError(
                 node_id=node_id, class_type=class_type, input_name=input_name, value=name
             )
         entry: WeightEntry | None = None
+        manifest = self.manifest
         if manifest is not None:
             if folder is None:
                 entry = manifest.find(name)
                 folder = entry.folder if entry else None
-                key = (folder, name)
-                if key in found:
+                if (folder, name) in self.refs:
                     return
             elif folder == EMBEDDINGS:
                 entry = _find_embedding(manifest, name)
             else:
                 entry = manifest.find(name, folder)
-        found[key] = WeightRef(name, folder, node_id, class_type, input_name, entry)
+        self.refs[(folder, name)] = WeightRef(name, folder, node_id, class_type, input_name, entry)
 
-    for node_id in _in_node_order(nodes):
-        node = nodes[node_id]
-        class_type = node["class_type"]
-        loader = loaders.folders.get(class_type)
-        for key in needs.get(class_type, ()):
-            needed = manifest.entries[key] if manifest is not None else None
-            if needed is not None:
-                add(needed.name, needed.folder, node_id, class_type, RUNTIME_INPUT)
-        for input_name, value in node["inputs"].items():
-            if type(value) is not str:  # links [node_id, slot], numbers, booleans, null
-                continue
-            folder = loader.get(input_name) if loader else None
-            if folder is not None:
-                if _names_a_file(value, loaders.not_files.get(class_type, {}).get(input_name, ())):
-                    add(value, folder, node_id, class_type, input_name)
-            elif "embedding:" in value:
-                for name in _embedding_names(value):
-                    add(name, EMBEDDINGS, node_id, class_type, input_name)
-            elif _looks_like_model_file(value):
-                add(value, None, node_id, class_type, input_name)
-    return list(found.values())
+    def add_url(self, url: str, folder: str, node_id: str, class_type: str, input_name: str) -> None:
+        if (folder, url) in self.refs:
+            return
+        entry = self.manifest.find_url(url) if self.manifest is not None else None
+        if entry is not None and entry.folder != folder:
+            entry = None  # the manifest knows the file, but not as this loader's: fetch it as a URL
+        name = entry.name if entry is not None else stable_weight_name(url)
+        self.refs[(folder, url)] = WeightRef(name, folder, node_id, class_type, input_name, entry, url=url)
 
 
 def _in_node_order(node_ids: Iterable[str]) -> list[str]:

@@ -22,8 +22,6 @@ import difflib
 import logging
 import os
 import shutil
-import tarfile
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,24 +29,26 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from weightkit.archive_install import install_archive
 from weightkit.check import CheckReport, check_weights, missing_weights_error
 from weightkit.download import (
-    ArchiveLimits,
     Downloader,
     FetchRequest,
     FetchResult,
     FetchSummary,
     ProgressReporter,
-    safe_extract_tar,
 )
-from weightkit.download.urls import display_url
 from weightkit.errors import RepairError, UnknownWeightError
 from weightkit.extract import WeightRef, required_weights
+from weightkit.folders import canonical_folder
 from weightkit.layout import StateDir
-from weightkit.manifest import Manifest, WeightEntry, load_manifest
+from weightkit.manifest import Manifest, WeightEntry
+from weightkit.manifest_file import load_manifest
 from weightkit.modelpaths import ModelPaths, weight_folders, write_extra_model_paths
 from weightkit.settings import WeightSettings
-from weightkit.units import format_bytes
+from weightkit.units import format_total
+from weightkit.url_weights import fetch_url_weights
+from weightkit.urlforms import is_weight_url, stable_weight_name
 from weightkit.verified import VerifiedRecords
 from weightkit.workflow import parse_workflow
 
@@ -152,11 +152,20 @@ class WeightStore:
             raise missing_weights_error(report, self.paths, self.manifest)
         return report
 
-    def ensure(self, workflow: Workflow | str | bytes, *, fetch_missing: bool = True) -> EnsureResult:
-        """Make every weight of `workflow` present: check, fetch what the manifest can provide, check again.
+    def ensure(
+        self,
+        workflow: Workflow | str | bytes,
+        *,
+        fetch_missing: bool = True,
+        url_guard: Callable[[str], object] | None = None,
+    ) -> EnsureResult:
+        """Make every weight of `workflow` present: check, fetch what the manifest or the workflow's URLs
+        provide, check again.
 
-        With `fetch_missing=False` (strict mode) nothing is fetched. Raises `MissingWeightsError` when a
-        weight is still not here (naming what can and cannot be fetched and how to preload it), or the
+        With `fetch_missing=False` (strict mode) no manifest weight is fetched; a weight the workflow
+        gives as a URL is fetched all the same (the caller asked for that file), vetted by `url_guard`.
+        Raises `MissingWeightsError` when a weight is still not here (naming what can and cannot be
+        fetched and how to preload it), `WeightURLError` for a URL that served something else, or the
         downloader's errors when a fetch fails.
         """
         started = time.perf_counter()
@@ -165,16 +174,20 @@ class WeightStore:
         check_seconds = time.perf_counter() - started
         if report.ok:
             return EnsureResult(refs, report, renames=report.renames, check_seconds=check_seconds)
-        if not fetch_missing or report.unfetchable:
+        if report.unfetchable or (report.to_fetch and not fetch_missing):
             raise missing_weights_error(report, self.paths, self.manifest)
+        fetch_started = time.monotonic()
         entries = _unique(ref.entry for ref in report.to_fetch if ref.entry is not None)
-        logger.info(
-            "fetching %d missing weight(s), %s: %s",
-            len(entries),
-            format_bytes(sum(e.size for e in entries)),
-            ", ".join(e.key for e in entries),
-        )
-        fetched = self.fetch_entries(entries)
+        if entries:
+            logger.info(
+                "fetching %d missing weight(s), %s: %s",
+                len(entries),
+                format_total(e.size for e in entries),
+                ", ".join(e.key for e in entries),
+            )
+        results = [*self.fetch_entries(entries).results] if entries else []
+        results += fetch_url_weights(self, report.from_urls, url_guard=url_guard).results
+        fetched = FetchSummary(results=tuple(results), seconds=time.monotonic() - fetch_started)
         report = self.check_refs(refs)
         if not report.ok:
             raise missing_weights_error(report, self.paths, self.manifest)
@@ -227,26 +240,39 @@ class WeightStore:
         already finds elsewhere at the manifest size (its `models/` folder, an extra path) is counted as
         present rather than fetched again."""
         started = time.monotonic()
-        entries = self.entries_for(kits=kits, workflows=workflows, names=names)
-        refs = {WeightRef.of_entry(entry): entry for entry in entries}
+        names = list(names)
+        url_refs = [self._url_ref(spec) for spec in names if _is_url_spec(spec)]
+        named = [spec for spec in names if not _is_url_spec(spec)]
+        entries = self.entries_for(kits=kits, workflows=workflows, names=named)
+        entries += [ref.entry for ref in url_refs if ref.entry is not None]
+        refs = {WeightRef.of_entry(entry): entry for entry in _unique(entries)}
         report = self.check_refs(list(refs))
         elsewhere = {f.ref: f for f in report.present if f.path != self.destination(refs[f.ref])}
         to_fetch = [entry for ref, entry in refs.items() if ref not in elsewhere]
         fetched = self.fetch_entries(to_fetch) if to_fetch else FetchSummary(results=(), seconds=0.0)
+        from_urls = self.check_refs([ref for ref in url_refs if ref.entry is None]).from_urls
+        by_url = fetch_url_weights(self, from_urls, url_guard=None)  # the operator's own URLs
         present = tuple(
             FetchResult(name=f.ref.label, path=f.path, size=f.size, sha256=None, seconds=0.0, present=True)
             for f in elsewhere.values()
         )
-        return FetchSummary(results=(*present, *fetched.results), seconds=time.monotonic() - started)
+        results = (*present, *fetched.results, *by_url.results)
+        return FetchSummary(results=results, seconds=time.monotonic() - started)
 
-    def fetch_url(
-        self, url: str, folder: str, name: str, *, url_guard: Callable[[str], object] | None = None
-    ) -> FetchResult:
-        """Fetch a weight known only by its URL (a user's LoRA) to `<WEIGHTS_DIR>/<folder>/<name>`;
-        its sha256 is computed and recorded. Present already (same URL, same stable name): a stat.
-        `url_guard` vets the URL and every redirect hop (see `FetchRequest`)."""
-        dest = self.settings.weights_dir / folder / name
-        return self.downloader.fetch(FetchRequest.for_url(url, dest, url_guard=url_guard))
+    def _url_ref(self, spec: str) -> WeightRef:
+        """A `PRELOAD_WEIGHTS` item given as a URL: `URL` when the manifest lists it, else `folder=URL`."""
+        folder, _, url = spec.partition("=") if not is_weight_url(spec) else ("", "", spec)
+        entry = self.manifest.find_url(url)
+        if entry is not None and folder in ("", entry.folder):
+            return WeightRef.of_entry(entry)
+        if not folder:
+            raise UnknownWeightError(
+                spec,
+                hint="The manifest does not list this URL, so say which model folder the file goes in: "
+                f"write it as folder=URL, such as loras={url}.",
+            )
+        folder = canonical_folder(folder.strip())
+        return WeightRef(stable_weight_name(url), folder, "-", "PRELOAD_WEIGHTS", "url", url=url.strip())
 
     def _entry_named(self, name: str) -> WeightEntry:
         folder, _, bare = name.partition("/")
@@ -256,6 +282,11 @@ class WeightStore:
             known = [text for e in self.manifest.entries.values() for text in (e.key, e.name)]
             raise UnknownWeightError(name, difflib.get_close_matches(name, known, n=3, cutoff=0.6))
         return entry
+
+    def install_archive(self, source: str, *, url_guard: Callable[[str], object] | None = None) -> list[Path]:
+        """Unpack Cog's `weights` tar of model folders into the weights directory (see
+        `weightkit.archive_install`); `url_guard` vets a URL source and every redirect hop."""
+        return install_archive(self, source, url_guard=url_guard)
 
     # -- repair --------------------------------------------------------------------------------------------
 
@@ -287,49 +318,6 @@ class WeightStore:
         logger.warning("quarantined %s as %s", path, target)
         return target
 
-    # -- Cog's weights archive -------------------------------------------------------------------------
-
-    def install_archive(self, source: str, *, url_guard: Callable[[str], object] | None = None) -> list[Path]:
-        """Unpack a `.tar` of model folders (Cog's `weights`, as Replicate passes trained weights) into the
-        weights directory: `loras/x.safetensors` (or `models/loras/x.safetensors`) lands in
-        `<WEIGHTS_DIR>/loras/`. A URL is fetched through the downloader (vetted by `url_guard`, no
-        tokens) and kept under a name of its URL, so the next cold start does not fetch it again; a path
-        (or `file://`) is read in place. Members are checked and counted against the weight archive limits
-        before anything is written; each file is moved into place by a rename.
-
-        Raises `UnsafeArchiveError`, `ArchiveTooLargeError`, `DiskSpaceError`, the downloader's errors, or
-        `OSError` for an archive that is not a readable tar.
-        """
-        if source.startswith(("http://", "https://")):
-            archive = self.state.user_weights_archive(source)
-            request = FetchRequest.for_url(source, archive, unpack=False, url_guard=url_guard)
-            self.downloader.fetch(request)
-        else:
-            archive = Path(source.removeprefix("file://"))
-        self.state.staging.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self.state.staging, prefix="weights-"))
-        try:
-            limits = ArchiveLimits.for_weights(self.settings.download)
-            installed = [
-                self._install_member(path, staging)
-                for path in safe_extract_tar(archive, staging, limits=limits)
-            ]
-        except tarfile.TarError as exc:
-            raise OSError(f"the weights archive {display_url(source)} is not a readable tar ({exc})") from exc
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        logger.info("installed %d weight file(s) from %s", len(installed), display_url(source))
-        return installed
-
-    def _install_member(self, path: Path, staging: Path) -> Path:
-        relative = path.relative_to(staging)
-        if relative.parts[0] == "models" and len(relative.parts) > 2:
-            relative = relative.relative_to("models")
-        target = self.settings.weights_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        path.replace(target)
-        return target
-
 
 def apply_renames(workflow: Workflow, renames: Renames) -> dict[str, Any]:
     """`workflow` with every input naming a renamed weight rewritten to the name on disk (a new dict)."""
@@ -341,6 +329,11 @@ def apply_renames(workflow: Workflow, renames: Renames) -> dict[str, Any]:
         inputs = {k: by_name.get(v, v) if isinstance(v, str) else v for k, v in node["inputs"].items()}
         out[node_id] = {**node, "inputs": inputs}
     return out
+
+
+def _is_url_spec(spec: str) -> bool:
+    """`URL` or `folder=URL`: a weight to fetch from where the operator says."""
+    return is_weight_url(spec) or is_weight_url(spec.partition("=")[2])
 
 
 def _unique(entries: Iterable[WeightEntry]) -> list[WeightEntry]:
