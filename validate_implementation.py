@@ -129,6 +129,37 @@ def check_examples(manifest_path: Path, examples: Path) -> str:
     return f"{len(files)} examples, every weight in the manifest"
 
 
+def check_custom_nodes(path: Path, manifest_path: Path) -> str:
+    from nodekit.lock import load_lock
+    from weightkit.folders import COMFYUI_FOLDERS
+    from weightkit.loaders import builtin_loader_map
+    from weightkit.manifest_file import load_manifest
+
+    lock = load_lock(path)  # raises LockError naming pack and field
+    require(
+        lock.dumps() == path.read_text(encoding="utf-8"),
+        f"{path.name} is not in canonical form (sorted, stable): run python -m nodekit format",
+    )
+    manifest = load_manifest(manifest_path)
+    manifest.merged(lock.as_manifest())  # pack weights must not clash with the manifest's
+    require(bool(lock.default_selection()), "the lock selects no pack to install by default")
+    core = set(COMFYUI_FOLDERS) | builtin_loader_map().all_folders()
+    read_by = {
+        folder: [
+            p for p in lock.packs if folder in {f for i in p.loader_inputs().values() for f in i.values()}
+        ]
+        for folder in {f for kit in manifest.kits.values() for f in (k.split("/", 1)[0] for k in kit.weights)}
+        - core
+    }
+    for folder, readers in read_by.items():  # a kit in a pack's own folder (ipadapter) needs that pack
+        require(bool(readers), f"no pack of the lock reads folder {folder}, which a kit fills")
+        require(
+            any(p.install for p in readers),
+            f"{readers[0].name} reads {folder} but is not installed by default",
+        )
+    return f"{len(lock.packs)} packs ({len(lock.default_selection())} by default), canonical form"
+
+
 def check_cog_yaml(path: Path) -> str:
     import jsonschema
     import yaml
@@ -151,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=ROOT / "weights_manifest.json")
     parser.add_argument("--cog-yaml", type=Path, default=ROOT / "cog.yaml")
     parser.add_argument("--examples", type=Path, default=ROOT / "examples")
+    parser.add_argument("--custom-nodes", type=Path, default=ROOT / "custom_nodes.json")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     checks: list[tuple[str, Callable[[], str]]] = [
@@ -158,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         ("ComfyUI wrapper", check_comfyui_wrapper),
         ("weights manifest", lambda: check_manifest(args.manifest)),
         ("examples", lambda: check_examples(args.manifest, args.examples)),
+        ("custom nodes", lambda: check_custom_nodes(args.custom_nodes, args.manifest)),
         ("cog.yaml", lambda: check_cog_yaml(args.cog_yaml)),
     ]
     failed = 0

@@ -15,6 +15,7 @@ hint = missing_class_hint(class_type, PackIndex(lock), import_failures)  # a cla
 
 from nodekit.classes import PackHint, PackIndex, core_classes, index_info
 from nodekit.errors import (
+    ComfyUINotFoundError,
     InstallBlockedError,
     LockError,
     NodekitError,
@@ -33,6 +34,7 @@ from nodekit.weights import link_pack_weights, manifest_with_lock, write_pack_mo
 __all__ = [
     "ClassNeed",
     "Clone",
+    "ComfyUINotFoundError",
     "GitSource",
     "InstallBlockedError",
     "InstallResult",

@@ -81,6 +81,20 @@ class RequirementsError(NodekitError, OSError):
         )
 
 
+class ComfyUINotFoundError(NodekitError, FileNotFoundError):
+    """Packs were to be installed into a ComfyUI that is not there."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"There is no ComfyUI at {path} to install custom node packs into: install it first "
+            "(scripts/install_comfyui.sh), or set COMFYUI_PATH (or --comfyui) to its checkout."
+        )
+
+    def __str__(self) -> str:  # FileNotFoundError would otherwise format its errno fields
+        return self.args[0]
+
+
 class InstallBlockedError(NodekitError, OSError):
     """Something already sits where a pack goes and it is not a checkout the installer may replace."""
 

@@ -28,10 +28,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
-from nodekit.errors import InstallBlockedError, NodekitError, PackFetchError
+from nodekit.errors import ComfyUINotFoundError, InstallBlockedError, NodekitError, PackFetchError
 from nodekit.gitrepo import GitError, GitSource, head_commit, is_dirty
 from nodekit.lock import Pack
 from nodekit.pip import TargetPython
@@ -65,10 +64,13 @@ class Installer:
         self.custom_nodes_dir = Path(custom_nodes_dir)
         self.python = python
         self.source = source or GitSource()
+        self._target_python: TargetPython | None = None
 
-    @cached_property
-    def target_python(self) -> TargetPython:
-        found = TargetPython.probe(self.python)
+    def target_python(self, pack: str) -> TargetPython:
+        """ComfyUI's Python as pip sees it, asked once (for the first pack with requirements)."""
+        if self._target_python is not None:
+            return self._target_python
+        found = self._target_python = TargetPython.probe(self.python, pack=pack)
         if found.externally_managed:
             logger.info(
                 "custom nodes: %s is externally managed (PEP 668): pip runs with --break-system-packages, "
@@ -81,9 +83,7 @@ class Installer:
         """Install every pack it can; returns what was done and, by pack name, what failed."""
         comfyui = self.custom_nodes_dir.parent
         if not comfyui.is_dir():
-            raise InstallBlockedError(
-                "(all)", path=str(comfyui), reason="there is no ComfyUI there (set COMFYUI_PATH)"
-            )
+            raise ComfyUINotFoundError(str(comfyui))
         self.custom_nodes_dir.mkdir(exist_ok=True)
         results: list[InstallResult] = []
         failures: dict[str, NodekitError] = {}
@@ -167,7 +167,7 @@ class Installer:
         lines = self._requirement_lines(pack, checkout)
         if not lines:
             return
-        python = self.target_python
+        python = self.target_python(pack.name)
         constraints = python.constraints(self.custom_nodes_dir.parent / "requirements.txt")
         with tempfile.TemporaryDirectory(prefix="nodekit-pip-") as scratch:
             requirements = Path(scratch) / "requirements.txt"

@@ -69,8 +69,8 @@ class TargetPython:
     distributions: Mapping[str, str]  # normalised name -> installed version
 
     @classmethod
-    def probe(cls, executable: str) -> TargetPython:
-        """Raises `RequirementsError` when the interpreter cannot be run."""
+    def probe(cls, executable: str, *, pack: str) -> TargetPython:
+        """Raises `RequirementsError` (for `pack`) when the interpreter cannot be run."""
         try:
             done = subprocess.run(
                 [executable, "-c", _PROBE], capture_output=True, text=True, timeout=120, check=True
@@ -78,7 +78,7 @@ class TargetPython:
             facts = json.loads(done.stdout)
         except (OSError, subprocess.SubprocessError, json.JSONDecodeError) as exc:
             raise RequirementsError(
-                "(any)",
+                pack,
                 python=executable,
                 reason=f"the interpreter could not be run ({exc}); set COMFYUI_PYTHON to ComfyUI's Python",
             ) from exc

@@ -60,7 +60,9 @@ class ClassNeed:
         if self.installed is None:
             return "not installed"
         return (
-            "installed" if self.installed == self.hint.pack.commit else f"at {self.installed[:7]}, not lock's"
+            "installed"
+            if self.installed == self.hint.pack.commit
+            else f"at {self.installed[:7]}, not the lock's"
         )
 
 

@@ -98,12 +98,21 @@ def unlisted_packs(lock: Lock, custom_nodes_dir: Path) -> list[str]:
     ]
 
 
-def status_line(states: Iterable[PackState], unlisted: Iterable[str] = ()) -> str:
-    """One line for a cold start's log: `custom nodes: 3 of 4 ok: a 9d076a3 ok; b missing; ...`."""
+def status_line(
+    states: Iterable[PackState],
+    unlisted: Iterable[str] = (),
+    *,
+    import_failures: Mapping[str, str] | None = None,
+) -> str:
+    """One line for a cold start's log: `custom nodes: 3 of 4 ok: a 9d076a3 ok; b missing; ...`; packs
+    not in the lock are listed last, with ComfyUI's import error when it reported one."""
     states = list(states)
     good = sum(state.ok for state in states)
     parts = [state.describe() for state in states]
-    extra = list(unlisted)
+    failures = import_failures or {}
+    extra = [
+        f"{name} (failed to import: {failures[name]})" if name in failures else name for name in unlisted
+    ]
     if extra:
         parts.append("unlisted: " + ", ".join(extra))
     return f"custom nodes: {good} of {len(states)} ok" + (": " + "; ".join(parts) if parts else "")
@@ -119,6 +128,6 @@ def log_status(
     """At setup: compare `packs` (the selection that should be installed) with `custom_nodes/` and log
     one line, as a warning when a pack is not ok; returns the states."""
     states = pack_states(packs, custom_nodes_dir, import_failures=import_failures)
-    line = status_line(states, unlisted_packs(lock, custom_nodes_dir))
+    line = status_line(states, unlisted_packs(lock, custom_nodes_dir), import_failures=import_failures)
     logger.log(logging.INFO if all(state.ok for state in states) else logging.WARNING, "%s", line)
     return states

@@ -88,7 +88,7 @@ def test_kits_show_count_size_and_description(run):
     assert "3 files" in sdxl and "13.3 GB" in sdxl and "SDXL 1.0" in sdxl
 
 
-def test_plan_shows_present_and_fetchable_with_total_bytes(run, tmp_path):
+def test_plan_shows_present_and_fetchable_and_never_a_clean_count_past_an_unknown_node(run, tmp_path):
     present = tmp_path / "weights" / "upscale_models" / "RealESRGAN_x2plus.pth"
     present.parent.mkdir(parents=True)
     with open(present, "wb") as handle:
@@ -102,16 +102,18 @@ def test_plan_shows_present_and_fetchable_with_total_bytes(run, tmp_path):
         },
     )
     result = run("plan", workflow)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # CustomThing may load anything: the plan cannot be sure
     lines = result.stdout.splitlines()
     assert lines[0] == (
-        "The workflow needs 3 weight files: 1 present, 1 to fetch, 0 missing that cannot be fetched, "
-        "1 in an unknown folder."
+        "The workflow needs 3 weight files that can be known: 1 present, 1 to fetch, 0 missing that cannot "
+        "be fetched, 1 in an unknown folder."
     )
     assert lines[1].startswith("present  upscale_models/RealESRGAN_x2plus.pth") and str(present) in lines[1]
     assert lines[2].startswith("fetch    loras/lcm_lora_sdxl.safetensors") and "394 MB" in lines[2]
     assert lines[3].startswith("unknown  mystery.gguf") and "node 3 CustomThing.model" in lines[3]
-    assert lines[4] == "Would fetch 1 file, 394 MB."
+    assert lines[4].startswith("Custom nodes: 1 node class that ComfyUI lacks, from 0 known packs")
+    assert "CustomThing (node 3) from no known pack" in result.stdout
+    assert lines[-1] == "Would fetch at least 1 file, 394 MB."
 
 
 def test_plan_exits_1_when_a_weight_cannot_be_fetched(run, tmp_path):

@@ -212,7 +212,8 @@ def _print_plan(
         where = f"node {ref.node_id} {ref.class_type}.{ref.input_name}"
         rows.append((state, _label(ref), _size(ref), where, " ".join(filter(None, (path, note)))))
     _print_table(rows, right_aligned={2})
-    _print_nodes(nodes)
+    if nodes.needs:
+        _print_nodes(nodes)
     for line in filter(None, (cannot_know_weights(nodes), *hidden_weight_lines(nodes))):
         print(line)
 
