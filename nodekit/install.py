@@ -6,7 +6,7 @@ For each pack, in order:
 2. otherwise the repository is fetched at the commit into a staging directory beside the target
    (`custom_nodes/.nodekit-NAME-*.disabled`, a name ComfyUI's loader skips), submodules recursively,
    then the lock's `clones` inside it;
-3. its requirements (the lock's `requirements`, else its `requirements.txt`, plus each clone's) are
+3. its requirements (the lock's `requirements`, else its `requirements.txt` and each clone's) are
    installed into ComfyUI's Python with every protected distribution as a pip constraint
    (`nodekit.pip`), with `--break-system-packages` where that Python is externally managed;
 4. the staging directory is renamed into place; a previous checkout is first renamed aside and then
@@ -156,12 +156,15 @@ class Installer:
             ) from exc
 
     def _requirement_lines(self, pack: Pack, checkout: Path) -> list[str]:
-        """What pip is given: the lock's list, else `-r` of the pack's requirements.txt, and the clones'."""
-        lines = list(pack.requirements) if pack.requirements is not None else []
-        files = [] if pack.requirements is not None else [checkout / "requirements.txt"]
-        files += [checkout / clone.path / "requirements.txt" for clone in pack.clones]
-        lines += [f"-r {path}" for path in files if path.is_file() and _has_requirements(path)]
-        return lines
+        """What pip is given: the lock's `requirements` (which replace everything else), else `-r` of the
+        pack's requirements.txt and of each clone's."""
+        if pack.requirements is not None:
+            return list(pack.requirements)
+        files = [
+            checkout / "requirements.txt",
+            *(checkout / clone.path / "requirements.txt" for clone in pack.clones),
+        ]
+        return [f"-r {path}" for path in files if path.is_file() and _has_requirements(path)]
 
     def _install_requirements(self, pack: Pack, checkout: Path) -> None:
         lines = self._requirement_lines(pack, checkout)

@@ -212,16 +212,21 @@ def test_protected_distributions_are_pip_constraints_never_upgraded(setup, kept,
     assert not (setup.custom_nodes / "tiny-greedy").exists() and setup.leftovers() == []
 
 
-def test_requirements_from_the_lock_replace_the_packs_own(setup):
+def test_requirements_from_the_lock_replace_the_packs_own_and_its_clones(setup):
     commit = setup.repos.commit("tiny-greedy", {"requirements.txt": "torch>=2\n"})
-    setup.pip_install("torch==1.0")
-    write_lock(setup.lock, [pack_entry(setup.repos, "tiny-greedy", commit, requirements=["tinydep"])])
+    helper = setup.repos.commit("tiny-helper", {"requirements.txt": "tinybase>=2\n"})
+    clone = {"path": "helper", "repository": setup.repos.url("tiny-helper"), "commit": helper}
+    setup.pip_install("torch==1.0", "tinybase==1.0")
+    entry = pack_entry(setup.repos, "tiny-greedy", commit, requirements=["tinydep"], clones=[clone])
+    write_lock(setup.lock, [entry])
     result = setup.nodekit("install")
     assert result.returncode == 0, result.stderr
-    assert (
-        installed_version(setup.python, "tinydep") == "1.0"
-        and installed_version(setup.python, "torch") == "1.0"
-    )
+    assert installed_version(setup.python, "tinydep") == "1.0"
+    assert installed_version(setup.python, "torch") == installed_version(setup.python, "tinybase") == "1.0"
+    entry["requirements"] = []
+    entry["commit"] = setup.repos.commit("tiny-greedy", {"requirements.txt": "tinyabsent\n"})
+    write_lock(setup.lock, [entry])
+    assert setup.nodekit("install").returncode == 0  # nothing handed to pip at all
 
 
 def test_an_externally_managed_python_is_installed_into_as_cog_does(setup, tmp_path):
