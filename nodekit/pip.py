@@ -15,6 +15,7 @@ import logging
 import re
 import subprocess
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,8 @@ class TargetPython:
     def install(self, pack: str, requirements: Path, constraints: Path, *, cwd: Path) -> float:
         """`pip install -r requirements -c constraints` for `pack`; returns the seconds it took.
 
-        pip's output goes to the debug log; on failure its last lines are in the `RequirementsError`.
+        pip's output goes to the debug log as it comes; on failure its last lines are in the
+        `RequirementsError`.
         """
         if self.pip_version is None:
             raise RequirementsError(
@@ -142,12 +144,17 @@ class TargetPython:
             str(constraints),
         ]
         started = time.monotonic()
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-        for line in done.stdout.splitlines():
-            logger.debug("[pip %s] %s", pack, line)
-        if done.returncode != 0:
-            lines = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-            tail = " | ".join(lines[-_TAIL_LINES:])
+        last: deque[str] = deque(maxlen=_TAIL_LINES)
+        with subprocess.Popen(
+            command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:  # as pip writes it: a long install is visible with -v
+                if line.strip():
+                    last.append(line.strip())
+                    logger.debug("[pip %s] %s", pack, line.rstrip())
+        if process.returncode != 0:
+            tail = " | ".join(last)
             raise RequirementsError(pack, python=self.executable, reason=_why(tail), output_tail=tail)
         return time.monotonic() - started
 
