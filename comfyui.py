@@ -326,13 +326,18 @@ class ComfyUI:
         """Drop every pending prompt (the running one continues; interrupt it)."""
         self._api().clear_queue()
 
+    def free_memory(self, *, unload_models: bool = True, free_memory: bool = True) -> None:
+        """Ask ComfyUI to unload models and drop cached node outputs once its worker is next idle (it
+        may run a prompt queued meanwhile first: `reset_cache` waits for that)."""
+        self._api().free(unload_models=unload_models, free_memory=free_memory)
+
     def reset_cache(self) -> None:
         """Unload models and drop every cached node output before the next prompt runs, for certain.
 
         `POST /free` only sets flags that ComfyUI's worker reads after its next wait for work; a tiny
         prompt (`CACHE_BARRIER`) followed to its end makes sure that wait is over: the worker applies the
         flags after finishing it and before taking the prompt queued next."""
-        self._api().free(unload_models=True, free_memory=True)
+        self.free_memory()
         barrier = self.submit(CACHE_BARRIER)
         self.wait(barrier, workflow=CACHE_BARRIER)
         logger.info("ComfyUI's models are unloaded and its cache of node results is cleared")

@@ -99,6 +99,7 @@ def test_cache_lru_is_refused_rather_than_silently_ignored() -> None:
 
 @standin_only
 def test_step_delay_that_is_not_a_number_stops_startup_with_its_name(tmp_path: Path) -> None:
+    (tmp_path / "custom_nodes").mkdir()
     env = {"COMFYUI_STANDIN_STEP_DELAY": "slow", "PATH": ""}
     result = standin("--base-directory", str(tmp_path), "--quick-test-for-ci", env=env)
     assert result.returncode == 2
@@ -107,6 +108,7 @@ def test_step_delay_that_is_not_a_number_stops_startup_with_its_name(tmp_path: P
 
 @standin_only
 def test_quick_test_for_ci_sets_up_then_exits_0_without_listening(tmp_path: Path) -> None:
+    (tmp_path / "custom_nodes").mkdir()  # ComfyUI fails to start without it, with a base directory
     result = standin("--base-directory", str(tmp_path), "--quick-test-for-ci")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "input").is_dir()

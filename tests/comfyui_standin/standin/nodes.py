@@ -102,6 +102,8 @@ class NodeLibrary:
         """The implementation, or None when the class exists in ComfyUI but not in the stand-in."""
         if class_type in self._defs and class_type in self._catalog:
             return self._defs[class_type]
+        if class_type in self._catalog.custom.classes:
+            return NodeDef(_custom_node(self._catalog.custom.classes[class_type]))
         folder_inputs = self._catalog.folder_inputs(class_type)
         if folder_inputs and class_type != "TrainLoraNode":
             return NodeDef(_generic_loader(class_type, folder_inputs, self._catalog.return_types(class_type)))
@@ -414,6 +416,20 @@ def _generic_loader(
                 continue
             files.append(_check_model_file(ctx.folders.full_path_or_raise(folder, value)))
         return NodeOutput(tuple(LoadedModel(kind, class_type, tuple(files)) for kind in return_types))
+
+    return run
+
+
+def _custom_node(node_class: Any) -> Callable[..., NodeOutput]:
+    """A pack's class, run as ComfyUI runs a classic node: one object per node id, kept between prompts,
+    its `FUNCTION` called; a dict answer holds `result` and `ui`."""
+
+    def run(ctx: NodeContext, **inputs: Any) -> NodeOutput:
+        node = ctx.state.setdefault("object", node_class())
+        answer = getattr(node, node_class.FUNCTION)(**inputs)
+        if isinstance(answer, dict):
+            return NodeOutput(tuple(answer.get("result") or ()), answer.get("ui"))
+        return NodeOutput(tuple(answer or ()))
 
     return run
 
