@@ -213,8 +213,6 @@ class ComfyUI:
 
     def submit(self, workflow: Workflow) -> str:
         """Queue `workflow`; its prompt id. Raises `PromptRejectedError` with ComfyUI's node errors."""
-        if self._supervisor is not None:
-            self._supervisor.wait_ready()  # ComfyUI may be starting again after it died
         http, connection = self._api(), self._ws()
         if not connection.is_open:
             connection.open()  # before queueing, so that no message of the prompt is missed
@@ -396,7 +394,7 @@ class ComfyUI:
             return self._attached
         if self._supervisor is None:
             raise RuntimeError("ComfyUI is not started: call start() first")
-        return self._supervisor.http()
+        return ComfyHTTP(self._supervisor.wait_ready().url)  # it may be starting again after it died
 
     def _ws(self) -> Connection:
         """The websocket to the ComfyUI running now (a new one if it came back on another port)."""

@@ -113,5 +113,6 @@ def _hint(
     if near:
         return f"did you mean '{near[0]}'?"
     if import_failures:
-        return "it may come from a pack that failed to import: " + ", ".join(sorted(import_failures))
+        failed = "; ".join(f"{pack} ({why})" for pack, why in sorted(import_failures.items()))
+        return f"it may come from a pack that failed to import: {failed}"
     return ""

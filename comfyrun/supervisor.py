@@ -91,12 +91,6 @@ class Supervisor:
         with self._changed:
             return self._generation
 
-    def http(self) -> ComfyHTTP:
-        process = self.process
-        if process is None:
-            raise RuntimeError("ComfyUI is not started: call start() first")
-        return ComfyHTTP(process.url)
-
     def wait_ready(self) -> ComfyProcess:
         """The running ComfyUI; waits while one is being started again. Raises `ComfyUIDownError`."""
         with self._changed:
