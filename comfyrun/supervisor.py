@@ -13,6 +13,7 @@ even if another one already answers on the same port.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import socket
 import threading
@@ -120,11 +121,13 @@ class Supervisor:
             self._set("stopped")
             raise
         self._set("ready", process)
+        atexit.register(self.stop)  # before the process's own handler: no restart while exiting
         self._watcher = threading.Thread(target=self._watch, name="comfyui-supervisor", daemon=True)
         self._watcher.start()
 
     def stop(self) -> None:
         """Stop ComfyUI and its watcher; it is not started again."""
+        atexit.unregister(self.stop)
         with self._changed:
             self._state = "stopped"
             process, self._process = self._process, None

@@ -180,9 +180,11 @@ def comfyui_processes(marker: str) -> list[int]:
 
 
 def process_exists(pid: int) -> bool:
-    """Running, not a zombie waiting to be reaped (a container's init may never reap it)."""
+    """Running, not a zombie waiting to be reaped (a container's init may never reap it). The main thread
+    of a process shows `Z` while its other threads still exit, holding its sockets: those count."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
     except OSError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" or threads > 1

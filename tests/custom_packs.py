@@ -8,7 +8,7 @@ import hashlib
 import textwrap
 from pathlib import Path
 
-TINY_PACK = '''
+TINY_PACK = """
 import hashlib
 import folder_paths
 
@@ -46,18 +46,18 @@ class TinyShowText:
 NODE_CLASS_MAPPINGS = {{"TinyWeightLoader": TinyWeightLoader, "TinyShowText": TinyShowText}}
 NODE_DISPLAY_NAME_MAPPINGS = {{"TinyWeightLoader": "Load Tiny Weight"}}
 WEB_DIRECTORY = "./web"
-'''
+"""
 
 BROKEN_PACK = "import tiny_dependency_that_is_not_installed\nNODE_CLASS_MAPPINGS = {}\n"
 NO_MAPPINGS_PACK = "VALUE = 1\n"
-DISABLED_PACK = '''
+DISABLED_PACK = """
 class OffNode:
     RETURN_TYPES = ()
     OUTPUT_NODE = True
     FUNCTION = "run"
     INPUT_TYPES = classmethod(lambda cls: {"required": {}})
 NODE_CLASS_MAPPINGS = {"OffNode": OffNode}
-'''
+"""
 
 
 def write_packs(custom_nodes: Path, tiny_models: Path) -> None:

@@ -16,9 +16,7 @@ __all__ = ["weights_server"]
 
 
 def test_force_reset_cache_back_to_back_runs_every_node_again_each_time(tmp_path, weights_server):
-    env = deployment(
-        tmp_path, weights_server, BASE_MODEL_KIT="test-upscale", COMFYUI_STANDIN_GC_DELAY="1.0"
-    )
+    env = deployment(tmp_path, weights_server, BASE_MODEL_KIT="test-upscale", COMFYUI_STANDIN_GC_DELAY="1.0")
     workflow = json.dumps(upscale("tiny_compact_x2.safetensors", "fresh"))
     with CogServer(env, log_path=tmp_path / "cog.log") as cog:
         runs = [cog.predict({"workflow_json": workflow, "force_reset_cache": True}) for _ in range(3)]

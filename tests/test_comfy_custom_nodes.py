@@ -66,8 +66,9 @@ def test_an_unknown_class_fails_before_any_download_naming_the_nearest_class(cog
     assert prediction["status"] == "failed"
     assert weights_server.seen("/w/preloaded-by-workflow.safetensors") == []
     assert not (cog.base / "weights" / "upscale_models" / "by_workflow.safetensors").exists()
-    assert "no node class 'ImageUpscaleWithModle' (node 3): did you mean 'ImageUpscaleWithModel'?" in (
-        prediction["error"]
+    assert (
+        "no node class 'ImageUpscaleWithModle' (node 3): did you mean 'ImageUpscaleWithModel'?"
+        in (prediction["error"])
     )
     assert "nothing was downloaded" in prediction["error"]
 
@@ -76,8 +77,9 @@ def test_a_class_from_a_pack_that_failed_to_import_names_the_pack_and_its_error(
     workflow = {"1": {"class_type": "BrokenNode", "inputs": {}}}
     prediction = cog.predict({"workflow_json": json.dumps(workflow)})
     assert prediction["status"] == "failed"
-    assert "no node class 'BrokenNode' (node 1): it may come from a pack that failed to import: " in (
-        prediction["error"]
+    assert (
+        "no node class 'BrokenNode' (node 1): it may come from a pack that failed to import: "
+        in (prediction["error"])
     )
     assert "brokenpack (No module named 'tiny_dependency_that_is_not_installed')" in prediction["error"]
 

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 @pytest.fixture
 def supervised(tmp_path, weights_server) -> Iterator[CogServer]:
-    env = deployment(tmp_path, weights_server, BASE_MODEL_KIT="test-upscale", COMFYUI_STANDIN_STEP_DELAY="0.2")
+    env = deployment(
+        tmp_path, weights_server, BASE_MODEL_KIT="test-upscale", COMFYUI_STANDIN_STEP_DELAY="0.2"
+    )
     with CogServer(env, log_path=tmp_path / "cog.log") as server:
         server.base = tmp_path
         yield server

@@ -277,7 +277,7 @@ def test_stopping_the_cog_server_stops_comfyui_too(tmp_path, weights_server):
     with CogServer(deployment(tmp_path, weights_server), log_path=tmp_path / "cog.log") as server:
         assert server.health()["status"] == "READY"
         assert len(comfyui_pids()) == 1
-    wait_for(lambda: not comfyui_pids(), timeout=20)
+    wait_for(lambda: not comfyui_pids(), timeout=120)  # a backstop: it ends with the worker
 
 
 # -- predict ----------------------------------------------------------------------------------------------
@@ -404,6 +404,20 @@ def test_corrupt_weight_is_repaired_during_predict(cog, weights_server):
     assert (cog.base / "weights" / "upscale_models" / "fixme.safetensors").read_bytes() == TINY
     assert len(list((cog.base / "weights" / ".weightkit" / "quarantine" / "upscale_models").iterdir())) == 1
     assert "looks corrupt" in prediction["logs"] or "quarantined" in cog.log()
+
+
+def test_an_image_wider_than_webp_allows_is_returned_as_png_not_lost(cog):
+    wide = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 16384, "height": 64, "batch_size": 1, "color": 7},
+        },
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "wide"}},
+    }
+    prediction = cog.predict({"workflow_json": json.dumps(wide), "output_format": "webp"})
+    (image,) = images(prediction)
+    assert (image.format, image.size) == ("PNG", (16384, 64))
+    assert "cannot be written as webp" in prediction["logs"]
 
 
 def test_temp_files_are_returned_only_when_asked(cog):

@@ -20,7 +20,6 @@ from aiohttp import web
 
 from .catalog import REFERENCE_DIR
 from .files import upload_image, view
-from .middlewares import middlewares
 from .server import PromptServer
 from .validation import validate_prompt
 
@@ -40,9 +39,7 @@ _INDEX_HTML = (
 def build_app(server: PromptServer) -> web.Application:
     """The aiohttp application with every route; the routes are also served under `/api`."""
     args = server.args
-    app = web.Application(
-        client_max_size=round(args.max_upload_size * 1024 * 1024), middlewares=middlewares(args)
-    )
+    app = web.Application(client_max_size=round(args.max_upload_size * 1024 * 1024))
     routes = web.RouteTableDef()
     folders = server.folders
     queue = server.prompt_queue
