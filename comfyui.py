@@ -36,10 +36,10 @@ from comfyrun.http import ComfyHTTP
 from comfyrun.nodeclasses import PackLookup, unknown_class_error, unknown_classes
 from comfyrun.outputs import Output, collect_outputs
 from comfyrun.process import ComfyProcess
+from comfyrun.repair import fetch_again
 from comfyrun.settings import RuntimeSettings
 from comfyrun.supervisor import Supervisor
 from comfyrun.weightfaults import WeightRefLike, execution_error
-from weightkit.errors import WeightkitError
 from weightkit.modelpaths import weight_folders, write_extra_model_paths
 
 __all__ = ["ComfyUI", "WeightStore"]
@@ -343,25 +343,7 @@ class ComfyUI:
     # -- internals ------------------------------------------------------------------------------------
 
     def _repair_and_rerun(self, workflow: Workflow, corrupt: WeightCorruptError) -> dict[str, Any]:
-        store = self._weights()
-        paths = []
-        for folder, name in corrupt.files:
-            if folder is None:
-                raise WeightCorruptError(
-                    corrupt.data,
-                    files=corrupt.files,
-                    tried=f"The model folder node {corrupt.node_id} reads '{name}' from is unknown, so it "
-                    "was not fetched again; replace the file by hand, or add its loader to the manifest.",
-                ) from corrupt
-            logger.warning(
-                "%s/%s looks corrupt (%s); fetching it again", folder, name, corrupt.exception_type
-            )
-            try:
-                paths.append(store.repair(name, folder))
-            except WeightkitError as exc:
-                raise WeightCorruptError(
-                    corrupt.data, files=corrupt.files, tried=f"Fetching it again failed: {exc}"
-                ) from exc
+        paths = fetch_again(self._weights(), corrupt)
         self.reset_cache()  # or ComfyUI might keep a loader's cached output from the old file
         try:
             return self.wait(self.submit(workflow), workflow=workflow)
