@@ -4,18 +4,15 @@ setup: preload the weights of `BASE_MODEL_KIT`, `PRELOAD_WORKFLOW` and `PRELOAD_
 Cog's `weights` tar) while ComfyUI starts, so setup takes about the longer of the two, then summarise.
 
 predict, in order: empty the folders of the last prediction → workflow text → parse → every node class
-known to ComfyUI → input file → weights given by URL → other URL inputs → seeds → required weights, local
-check, fetch what is missing (or fail fast in strict mode) → run on ComfyUI → outputs in the requested
-format.
+known to ComfyUI → input file → URL inputs → seeds → required weights, local check, fetch what is missing
+(or fail fast in strict mode; weights given as URLs are fetched either way) → run on ComfyUI → outputs in
+the requested format.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
-import shutil
-import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -25,16 +22,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from comfyui import ComfyUI
-from prediction.input_errors import InputError, WeightURLError
+from prediction.input_errors import InputError
 from prediction.input_files import place_input_file
 from prediction.netguard import check_url
 from prediction.output_files import check_output_options, empty_folders, export_outputs, in_run_folder
 from prediction.seeds import randomise_seeds, seed_ranges
 from prediction.settings import PredictorSettings
 from prediction.url_inputs import download_url_inputs
-from prediction.weight_urls import check_weight_file, find_weight_urls, loader_folders, use_weight_names
 from prediction.workflow_source import workflow_text
-from weightkit.download import FetchRequest, FetchSummary, safe_extract_tar
+from weightkit.download import FetchSummary
 from weightkit.errors import WeightkitError
 from weightkit.store import WeightStore, apply_renames
 from weightkit.units import format_bytes
@@ -163,37 +159,10 @@ class App:
         return self.store.preload(workflows=[workflow_json])
 
     def install_user_weights(self, source: str) -> list[Path]:
-        """Unpack Cog's `weights` (a .tar of model folders, as Replicate passes trained weights) into the
-        weights directory: `loras/x.safetensors` (or `models/loras/x.safetensors`) lands in
-        `<WEIGHTS_DIR>/loras/`. Members that would leave it are refused before anything is written. The
-        downloaded archive is kept, named by its URL, so the next cold start with the same URL does not
-        fetch it again. Raises `UnsafeArchiveError`, the downloader's errors, or `OSError`."""
-        weights_dir = self.store.settings.weights_dir
-        if source.startswith(("http://", "https://")):
-            key = hashlib.sha256(source.encode()).hexdigest()[:16]
-            archive = weights_dir / ".weightkit" / f"user-weights-{key}.tar"
-            self.store.downloader.fetch(FetchRequest.for_url(source, archive, unpack=False))
-        else:
-            archive = Path(source.removeprefix("file://"))
-        staging = weights_dir / ".weightkit" / "user-weights"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            files = safe_extract_tar(archive, staging)
-            installed = []
-            for path in files:
-                relative = path.relative_to(staging)
-                if relative.parts[0] == "models" and len(relative.parts) > 2:
-                    relative = relative.relative_to("models")
-                target = weights_dir / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                path.replace(target)
-                installed.append(target)
-        except tarfile.TarError as exc:
-            raise OSError(f"the weights archive {source} is not a readable tar ({exc})") from exc
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        logger.info("installed %d user weight file(s) from %s", len(installed), source)
-        return installed
+        """Unpack Cog's `weights` (a .tar of model folders) into the weights directory; its URL is vetted
+        like every URL a prediction brings (see `WeightStore.install_archive`)."""
+        guard = functools.partial(check_url, settings=self.settings.inputs)
+        return self.store.install_archive(source, url_guard=guard)
 
     # -- predict ---------------------------------------------------------------------------------------
 
@@ -214,16 +183,15 @@ class App:
             placed = place_input_file(Path(request.input_file), s.comfyui.input_dir, settings=s.inputs)
             logger.info("input file placed in the input folder as %s", ", ".join(placed))
 
-        loaders = loader_folders(self.store.manifest.loaders)
-        workflow = self._fetch_weight_urls(workflow, loaders)
         workflow, downloaded = download_url_inputs(
-            workflow, s.comfyui.input_dir, settings=s.inputs, loaders=loaders
+            workflow, s.comfyui.input_dir, settings=s.inputs, loaders=self.store.manifest.loader_map
         )
         self.comfy.upload_inputs(s.comfyui.input_dir)  # only when attached to a ComfyUI elsewhere
         if request.randomise_seeds:
             workflow, _ = randomise_seeds(workflow, ranges=self._ranges())
 
-        ensured = self.store.ensure(workflow, fetch_missing=not s.strict_weights)
+        guard = functools.partial(check_url, settings=s.inputs)  # for weights the workflow gives as URLs
+        ensured = self.store.ensure(workflow, fetch_missing=not s.strict_weights, url_guard=guard)
         workflow = in_run_folder(apply_renames(workflow, ensured.renames), uuid.uuid4().hex[:12])
         fetched = ensured.fetched
         _log_weights(ensured.refs, ensured.already_present, fetched)
@@ -262,25 +230,6 @@ class App:
         """Nothing of the last prediction may leak into this one: inputs, outputs, previews, returns."""
         c = self.settings.comfyui
         empty_folders(c.input_dir, c.output_dir, c.temp_dir / "temp", self.settings.returned_dir)
-
-    def _fetch_weight_urls(
-        self, workflow: dict[str, Any], loaders: dict[str, dict[str, str]]
-    ) -> dict[str, Any]:
-        """Loader inputs given as URLs (a user's LoRA): fetched to `<WEIGHTS_DIR>/<folder>/<stable name>`
-        through the downloader, checked, and the workflow rewritten to that name."""
-        weights = find_weight_urls(workflow, loaders)
-        guard = functools.partial(check_url, settings=self.settings.inputs)
-        for weight in weights:
-            logger.info(
-                "node %s (%s) loads %s from %s", weight.node_id, weight.class_type, weight.name, weight.url
-            )
-            result = self.store.fetch_url(weight.url, weight.folder, weight.name, url_guard=guard)
-            try:
-                check_weight_file(weight, result.path)
-            except WeightURLError:
-                self.store.quarantine(result.path, folder=weight.folder)  # not left to be loaded
-                raise
-        return use_weight_names(workflow, weights) if weights else workflow
 
     def _ranges(self) -> dict[tuple[str, str], tuple[int, int]]:
         if self._seed_ranges is None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from weightkit.urlforms import stable_weight_name
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "tests" / "reference" / "comfyui"
 
@@ -169,3 +171,26 @@ def test_plan_counts_an_alias_present_when_the_manifest_file_is_here(run, tmp_pa
     result = run("plan", workflow)
     assert result.returncode == 0, result.stderr
     assert "1 present, 0 to fetch" in result.stdout
+
+
+PASTED = "https://huggingface.co/user/repo/blob/main/my_style.safetensors?download=true"
+
+
+def test_plan_says_a_pasted_lora_url_would_be_fetched_and_under_which_name(run, tmp_path):
+    workflow = write_workflow(tmp_path, {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": PASTED}}})
+    done = run("plan", workflow)
+    assert done.returncode == 0, done.stderr
+    name = stable_weight_name(PASTED)
+    assert f"loras/{name}" in done.stdout and "fetch" in done.stdout
+    assert "https://huggingface.co/user/repo/resolve/main/my_style.safetensors" in done.stdout
+    assert "Would fetch 1 file" in done.stdout
+
+
+def test_plan_json_of_a_url_weight_already_on_disk_is_present(run, tmp_path):
+    name = stable_weight_name(PASTED)
+    (tmp_path / "weights" / "loras").mkdir(parents=True)
+    (tmp_path / "weights" / "loras" / name).write_bytes(b"x")
+    workflow = write_workflow(tmp_path, {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": PASTED}}})
+    answer = json.loads(run("plan", "--json", workflow).stdout)
+    assert answer["fetch_count"] == 0 and answer["ok"]
+    assert [(w["status"], w["name"]) for w in answer["weights"]] == [("present", name)]

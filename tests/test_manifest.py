@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from weightkit.errors import ManifestError, UnknownKitError
-from weightkit.manifest import load_manifest, name_is_safe, parse_manifest
+from weightkit.manifest import name_is_safe
+from weightkit.manifest_file import load_manifest, parse_manifest
 from weightkit.settings import BUILTIN_MANIFEST
 
 FACTS = Path(__file__).resolve().parent / "reference" / "weights-facts" / "weights_facts.json"
@@ -208,3 +209,41 @@ def test_safe_names(name):
 )
 def test_unsafe_names(name):
     assert not name_is_safe(name)
+
+
+HF_URL = "https://huggingface.co/org/repo/resolve/main/model.safetensors"
+
+
+@pytest.mark.parametrize("left_out", [{"size": None, "sha256": None}, {"sha256": None}, {"size": None}])
+def test_a_hugging_face_entry_may_leave_size_and_sha256_to_the_host(left_out):
+    doc = minimal(urls=[HF_URL, HF_URL.replace("huggingface.co", "hf.co")], **left_out)
+    (entry,) = parse_manifest(doc).entries.values()
+    assert entry.left_to_host and (entry.size, entry.sha256) == (
+        doc["weights"][0]["size"],
+        doc["weights"][0]["sha256"],
+    )
+    written = json.loads(parse_manifest(doc).dumps())["weights"][0]
+    assert written["size"] == doc["weights"][0]["size"] and written["sha256"] == doc["weights"][0]["sha256"]
+
+
+def test_absent_size_and_sha256_mean_the_host_states_them():
+    doc = minimal(urls=[HF_URL])
+    del doc["weights"][0]["size"], doc["weights"][0]["sha256"]
+    (entry,) = parse_manifest(doc).entries.values()
+    assert (entry.size, entry.sha256) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        ["https://example.com/model.safetensors"],
+        [HF_URL, "https://example.com/model.safetensors"],  # one source that states nothing is enough
+        ["https://huggingface.co/org/repo/blob/main/model.safetensors"],  # a web page, not the file
+        ["http://huggingface.co/org/repo/resolve/main/model.safetensors"],
+        ["https://huggingface.co.evil.example/org/repo/resolve/main/model.safetensors"],
+    ],
+)
+def test_only_hugging_face_resolve_urls_may_leave_the_hash_to_the_host(urls):
+    with pytest.raises(ManifestError, match="Hugging Face resolve URL") as info:
+        parse_manifest(minimal(urls=urls, sha256=None, size=None))
+    assert info.value.field == "size"

@@ -337,6 +337,14 @@ def test_ui_format_workflow_is_refused_saying_how_to_export_the_api_format(cog):
     assert "API" in prediction["error"] and "Export" in prediction["error"]
 
 
+def test_a_failed_prediction_carries_cogs_prefix_then_our_message_once(cog):
+    prediction = cog.predict({"workflow_json": '{"1": {"class_type": "SaveImage",, }'})
+    prefix = "Prediction failed: Prediction failed: "  # coglet 0.23.1 adds both, to any exception
+    assert prediction["error"].startswith(prefix)
+    type_name, _, message = prediction["error"].removeprefix(prefix).partition(": ")
+    assert type_name.isidentifier() and "Prediction failed" not in message
+
+
 def test_broken_json_says_where(cog):
     prediction = cog.predict({"workflow_json": '{"1": {"class_type": "SaveImage",, }'})
     assert prediction["status"] == "failed"

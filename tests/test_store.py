@@ -12,10 +12,16 @@ import pytest
 
 from tests.downloadkit import fast_settings, payload, safetensors_bytes, sha256
 from tests.faultserver import FaultServer
-from weightkit.errors import DownloadError, MissingWeightsError, UnknownKitError
-from weightkit.manifest import parse_manifest
+from weightkit.errors import (
+    DownloadError,
+    MissingWeightsError,
+    RepairError,
+    UnknownKitError,
+    UnknownWeightError,
+)
+from weightkit.manifest_file import parse_manifest
 from weightkit.settings import WeightSettings
-from weightkit.store import RepairError, UnknownWeightError, WeightStore, apply_renames
+from weightkit.store import WeightStore, apply_renames
 
 LORA = safetensors_bytes(40_000, seed=1)
 VAE = safetensors_bytes(30_000, seed=2)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from weightkit.check import CheckReport, missing_weights_error
+from weightkit.check import CheckReport, missing_weights_error, verify_present
 from weightkit.download import progress_for
 from weightkit.errors import DiskSpaceError, DownloadError, DownloadsFailedError, WeightkitError
 from weightkit.extract import WeightRef
@@ -26,7 +26,8 @@ from weightkit.folders import canonical_folder
 from weightkit.manifest import WeightEntry
 from weightkit.settings import WeightSettings
 from weightkit.store import WeightStore
-from weightkit.units import format_bytes
+from weightkit.units import format_bytes, format_total
+from weightkit.urlforms import display_url, normalise_weight_url
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -65,9 +66,13 @@ def _run_list(args: argparse.Namespace, store: WeightStore) -> int:
         for entry in entries
     ]
     _print_table(rows, right_aligned={1})
-    total = sum(entry.size for entry in entries)
-    print(f"{len(entries)} weight{'s' if len(entries) != 1 else ''}, {format_bytes(total)} in all.")
+    total = format_total(entry.size for entry in entries)
+    print(f"{len(entries)} weight{'s' if len(entries) != 1 else ''}, {total} in all.")
     return EXIT_OK
+
+
+def _left_to_host(ref: WeightRef) -> bool:
+    return ref.entry is not None and ref.entry.left_to_host
 
 
 def _flags(entry: WeightEntry) -> str:
@@ -88,12 +93,17 @@ def _run_kits(args: argparse.Namespace, store: WeightStore) -> int:
     kits = []
     for kit in manifest.kits.values():
         entries = manifest.kit_entries(kit.name)
-        kits.append((kit, sum(entry.size for entry in entries)))
+        kits.append((kit, [entry.size for entry in entries]))
     if args.json:
         _print_json(
             [
-                {"name": kit.name, "description": kit.description, "weights": list(kit.weights), "size": size}
-                for kit, size in kits
+                {
+                    "name": kit.name,
+                    "description": kit.description,
+                    "weights": list(kit.weights),
+                    "size": None if None in sizes else sum(s for s in sizes if s is not None),
+                }
+                for kit, sizes in kits
             ]
         )
         return EXIT_OK
@@ -102,10 +112,10 @@ def _run_kits(args: argparse.Namespace, store: WeightStore) -> int:
             (
                 kit.name,
                 f"{len(kit.weights)} file{'s' if len(kit.weights) != 1 else ''}",
-                format_bytes(size),
+                format_total(sizes),
                 kit.description,
             )
-            for kit, size in kits
+            for kit, sizes in kits
         ],
         right_aligned={1, 2},
     )
@@ -125,8 +135,9 @@ def _run_plan(args: argparse.Namespace, store: WeightStore) -> int:
     manifest = store.manifest
     refs = store.required(text)
     report = store.check_refs(refs, verified=True)
-    fetch = report.to_fetch
-    fetch_bytes = sum(ref.entry.size for ref in fetch if ref.entry is not None)
+    fetch = (*report.to_fetch, *report.from_urls)
+    fetch_sizes = [ref.entry.size if ref.entry is not None else None for ref in fetch]
+    fetch_bytes = sum(size for size in fetch_sizes if size is not None)
     status = _statuses(report)
     if args.json:
         _print_json(
@@ -149,7 +160,7 @@ def _run_plan(args: argparse.Namespace, store: WeightStore) -> int:
             where = f"node {ref.node_id} {ref.class_type}.{ref.input_name}"
             rows.append((state, _label(ref), _size(ref), where, " ".join(filter(None, (path, note)))))
         _print_table(rows, right_aligned={2})
-        print(f"Would fetch {len(fetch)} file{'s' if len(fetch) != 1 else ''}, {format_bytes(fetch_bytes)}.")
+        print(f"Would fetch {len(fetch)} file{'s' if len(fetch) != 1 else ''}, {format_total(fetch_sizes)}.")
     if report.unfetchable:
         cannot = CheckReport(missing=report.unfetchable)
         print(missing_weights_error(cannot, store.paths, manifest), file=sys.stderr)
@@ -169,6 +180,8 @@ def _statuses(report: CheckReport) -> dict[WeightRef, tuple[str, str, str]]:
     for ref in report.missing:
         if ref.entry is not None:
             status[ref] = ("fetch", "", _entry_note(ref.entry))
+        elif ref.url is not None:
+            status[ref] = ("fetch", "", f"from {display_url(normalise_weight_url(ref.url))} (not verifiable)")
         else:
             status[ref] = ("missing", "", "not in the manifest: cannot be fetched")
     for ref in report.unplaced:
@@ -239,28 +252,23 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
 
 def _run_verify(args: argparse.Namespace, store: WeightStore) -> int:
     """Re-hash every manifest weight found on disk, ignoring earlier records, and record the answers."""
-    if args.names or args.kit:
-        entries = store.entries_for(kits=args.kit, names=args.names)
-    else:
-        entries = list(store.manifest.entries.values())
-    rows, bad = [], 0
-    for entry in entries:
-        hit = store.paths.locate(entry.folder, entry.name)
-        if hit is None:
-            if args.names or args.kit:
-                rows.append(("missing", entry.key, format_bytes(entry.size), ""))
-                bad += 1
-            continue
-        path, stat = hit
-        if stat.st_size != entry.size:
-            rows.append(("wrong size", entry.key, format_bytes(stat.st_size), str(path)))
-            bad += 1
-            continue
-        store.records.forget(path)
-        digest = store.records.sha256(path)
-        ok = digest == entry.sha256
-        bad += not ok
-        rows.append(("ok" if ok else "wrong sha256", entry.key, format_bytes(stat.st_size), str(path)))
+    named = bool(args.names or args.kit)
+    entries = store.entries_for(kits=args.kit, names=args.names) if named else store.manifest.entries.values()
+    refs = [WeightRef.of_entry(entry) for entry in entries]
+    report = verify_present(store.check_refs(refs, verified=True), store.records, rehash=True)
+    found = {
+        f.ref: ("ok" if f.verified or not _left_to_host(f.ref) else "unverified", f) for f in report.present
+    }
+    found |= {f.ref: ("wrong sha256", f) for f in report.wrong_hash}
+    found |= {f.ref: ("wrong size", f) for f in report.wrong_size}
+    rows = []
+    for ref in refs:
+        if ref in found:
+            status, weight = found[ref]
+            rows.append((status, ref.label, format_bytes(weight.size), str(weight.path)))
+        elif named:
+            rows.append(("missing", ref.label, _size(ref), ""))
+    bad = sum(row[0] != "ok" for row in rows)
     _print_table(rows, right_aligned={2})
     print(f"{len(rows) - bad} of {len(rows)} verified" + (f", {bad} bad" if bad else "") + ".")
     return EXIT_NO if bad else EXIT_OK

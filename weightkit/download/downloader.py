@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from weightkit.download.archive import member_path, safe_extract_tar
+from weightkit.download.archive import ArchiveLimits, member_path, safe_extract_tar
 from weightkit.download.httprange import AuthError, SourceError
 from weightkit.download.lock import DownloadLock
 from weightkit.download.partfile import PartFile, fsync_dir, new_tag
@@ -31,7 +31,13 @@ from weightkit.download.space import ensure_space, existing_ancestor
 from weightkit.download.transfer import Outcome, Transfer
 from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url
 from weightkit.download.verify import is_safetensors, mismatch, safetensors_problem
-from weightkit.errors import DownloadError, DownloadsFailedError, GatedWeightError, UnsafeArchiveError
+from weightkit.errors import (
+    ArchiveTooLargeError,
+    DownloadError,
+    DownloadsFailedError,
+    GatedWeightError,
+    UnsafeArchiveError,
+)
 from weightkit.settings import DownloadSettings
 from weightkit.verified import VerifiedRecords, sha256_file
 
@@ -326,8 +332,8 @@ class Downloader:
         part.close()
         try:
             try:
-                files = safe_extract_tar(part.path, staging)
-            except (UnsafeArchiveError, tarfile.TarError) as exc:
+                files = safe_extract_tar(part.path, staging, limits=ArchiveLimits.for_weights(self.settings))
+            except (UnsafeArchiveError, ArchiveTooLargeError, tarfile.TarError) as exc:
                 raise SourceError(f"bad archive: {exc}") from exc
             member = _pick_member(files, staging, request)
             if member is None:
