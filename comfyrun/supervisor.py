@@ -7,8 +7,8 @@ the watcher logs why (exit code or signal, last log lines) and starts it again a
 seconds: 1, 2, 4... up to 30. Once it has died `limit` times within `window` seconds, or a restart itself
 fails that often, the supervisor gives up: `state` becomes `failed`, `wait_ready()` raises
 `ComfyUIDownError`, and the predictor's healthcheck reports it unhealthy so the platform replaces the
-replica. Each launch gets a new `generation`, so a prompt can tell that the ComfyUI it was queued on died
-even if another one already answers on the same port.
+replica. A prompt keeps the `process` it was queued on, so it can tell that one died even if another
+already answers on the same port.
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ class Supervisor:
         self._changed = threading.Condition()
         self._state: State = "stopped"
         self._process: ComfyProcess | None = None
-        self._generation = 0
         self._starts: list[float] = []  # when each restart began, for the window
         self._down_reason = ""
         self._down_tail: tuple[str, ...] = ()
@@ -86,11 +85,6 @@ class Supervisor:
     def process(self) -> ComfyProcess | None:
         with self._changed:
             return self._process
-
-    @property
-    def generation(self) -> int:
-        with self._changed:
-            return self._generation
 
     def wait_ready(self) -> ComfyProcess:
         """The running ComfyUI; waits while one is being started again. Raises `ComfyUIDownError`."""
@@ -153,7 +147,6 @@ class Supervisor:
             self._state = state
             if process is not None:
                 self._process = process
-                self._generation += 1
             self._changed.notify_all()
 
     # -- the watcher ---------------------------------------------------------------------------------
