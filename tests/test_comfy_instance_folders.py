@@ -25,6 +25,11 @@ def coloured(rgb: tuple[int, int, int]) -> bytes:
     return out.getvalue()
 
 
+def strongest(rgb) -> int:
+    """The channel that dominates (a real ComfyUI's random-weight upscaler shifts colours somewhat)."""
+    return max(range(3), key=lambda channel: rgb[channel])
+
+
 def upscaled_input(prefix: str) -> str:
     return json.dumps(
         {
@@ -71,6 +76,7 @@ def test_two_predictors_with_default_folders_never_touch_each_others_files(tmp_p
         assert len(predictions) == 6
         for prediction in predictions:
             (image,) = images(prediction)
-            assert image.convert("RGB").getpixel((16, 16)) == pytest.approx(colours[name], abs=3)
+            pixel = image.convert("RGB").getpixel((16, 16))
+            assert strongest(pixel) == strongest(colours[name]), (name, pixel)  # its own input, upscaled
     assert len(own) == 2, own  # a folder each, in the host's temp folder
     assert not list(shared_tmp.glob("comfyui-[0-9]*"))  # each removed its own at exit
