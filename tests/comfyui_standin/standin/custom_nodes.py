@@ -102,6 +102,18 @@ def _load_pack(path: str, builtin: set[str], loaded: CustomNodes) -> bool:
         return False
 
 
+def run_pack_node(
+    node_class: Any, state: dict[str, Any], inputs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, list[Any]] | None]:
+    """Run a pack's class as ComfyUI runs a classic node: one object per node id, kept between prompts
+    (`state`), its `FUNCTION` called; a dict answer holds `result` and `ui`. Returns (result, ui)."""
+    node = state.setdefault("object", node_class())
+    answer = getattr(node, node_class.FUNCTION)(**inputs)
+    if isinstance(answer, dict):
+        return tuple(answer.get("result") or ()), answer.get("ui")
+    return tuple(answer or ()), None
+
+
 def node_info(class_type: str, node_class: Any, display_name: str | None) -> dict[str, Any]:
     """`/object_info`'s entry for a classic node class, built as ComfyUI's server.node_info builds it."""
     inputs = node_class.INPUT_TYPES()

@@ -24,6 +24,7 @@ from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageErro
 from PIL.PngImagePlugin import PngInfo
 
 from .catalog import Catalog
+from .custom_nodes import run_pack_node
 from .folders import Folders
 from .images import ImageBatch, MaskBatch, empty_mask, solid_batch
 from .upscalers import UpscaleModel, detect_upscaler
@@ -103,7 +104,8 @@ class NodeLibrary:
         if class_type in self._defs and class_type in self._catalog:
             return self._defs[class_type]
         if class_type in self._catalog.custom.classes:
-            return NodeDef(_custom_node(self._catalog.custom.classes[class_type]))
+            pack_class = self._catalog.custom.classes[class_type]
+            return NodeDef(lambda ctx, **inputs: NodeOutput(*run_pack_node(pack_class, ctx.state, inputs)))
         folder_inputs = self._catalog.folder_inputs(class_type)
         if folder_inputs and class_type != "TrainLoraNode":
             return NodeDef(_generic_loader(class_type, folder_inputs, self._catalog.return_types(class_type)))
@@ -416,20 +418,6 @@ def _generic_loader(
                 continue
             files.append(_check_model_file(ctx.folders.full_path_or_raise(folder, value)))
         return NodeOutput(tuple(LoadedModel(kind, class_type, tuple(files)) for kind in return_types))
-
-    return run
-
-
-def _custom_node(node_class: Any) -> Callable[..., NodeOutput]:
-    """A pack's class, run as ComfyUI runs a classic node: one object per node id, kept between prompts,
-    its `FUNCTION` called; a dict answer holds `result` and `ui`."""
-
-    def run(ctx: NodeContext, **inputs: Any) -> NodeOutput:
-        node = ctx.state.setdefault("object", node_class())
-        answer = getattr(node, node_class.FUNCTION)(**inputs)
-        if isinstance(answer, dict):
-            return NodeOutput(tuple(answer.get("result") or ()), answer.get("ui"))
-        return NodeOutput(tuple(answer or ()))
 
     return run
 
