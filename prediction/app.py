@@ -3,9 +3,10 @@
 setup: preload the weights of `BASE_MODEL_KIT`, `PRELOAD_WORKFLOW` and `PRELOAD_WEIGHTS` (and unpack
 Cog's `weights` tar) while ComfyUI starts, so setup takes about the longer of the two, then summarise.
 
-predict, in order: empty the folders of the last prediction → workflow text → parse → input file →
-URL inputs → seeds → required weights, local check, fetch what is missing (or fail fast in strict
-mode; weights given as URLs are fetched either way) → run on ComfyUI → outputs in the requested format.
+predict, in order: empty the folders of the last prediction → workflow text → parse → every node class
+known to ComfyUI → input file → URL inputs → seeds → required weights, local check, fetch what is missing
+(or fail fast in strict mode; weights given as URLs are fetched either way) → run on ComfyUI → outputs in
+the requested format.
 """
 
 from __future__ import annotations
@@ -173,10 +174,11 @@ class App:
         check_output_options(request.output_format, request.output_quality)
         self._reset_folders()
         if request.force_reset_cache:
-            self.comfy.free_memory()
+            self.comfy.reset_cache()
 
         text = workflow_text(request.workflow_json, default_path=s.default_workflow, settings=s.inputs)
         workflow: dict[str, Any] = parse_workflow(text)
+        self.comfy.check_node_classes(workflow)  # a misspelt class must not cost a download
         if request.input_file is not None:
             placed = place_input_file(Path(request.input_file), s.comfyui.input_dir, settings=s.inputs)
             logger.info("input file placed in the input folder as %s", ", ".join(placed))
@@ -234,12 +236,18 @@ class App:
             self._seed_ranges = seed_ranges(self.comfy.object_info())
         return self._seed_ranges
 
+    def healthcheck(self) -> None:
+        """Raise when this deployment cannot predict: ComfyUI died and cannot be brought back."""
+        self.comfy.check_health()
+
     def _write_texts(self, texts: Iterable[Any]) -> list[Path]:
+        """Each text output as `text_<n>.txt`: numbered, never named after anything in the workflow (a
+        node id such as `../../x` would otherwise lead the file out of the folder)."""
         paths = []
         folder = self.settings.comfyui.output_dir / "text"
-        for index, output in enumerate(texts):
+        for number, output in enumerate(texts, start=1):
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{output.node_id}_{index}.txt"
+            path = folder / f"text_{number}.txt"
             path.write_text(output.text, encoding="utf-8")
             paths.append(path)
         return paths

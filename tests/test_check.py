@@ -243,3 +243,22 @@ def test_a_weight_whose_host_states_its_hash_is_present_at_any_size_and_verified
     (found,) = check_weights(refs, paths, records).present
     assert found.verified
     assert verify_present(check_weights(refs, paths, records), records, rehash=True).present == (found,)
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("sd_xl_base_1.0.ckpt", "sd_xl_base_1.0.safetensors"),  # another extension
+        ("sd_xl_base_1_0.safetensors", "sd_xl_base_1.0.safetensors"),  # a typo
+    ],
+)
+def test_an_unknown_name_gets_near_names_from_the_catalog_and_the_add_command(paths, written, meant):
+    from weightkit.manifest_file import load_manifest
+    from weightkit.settings import BUILTIN_MANIFEST
+
+    catalog = load_manifest(BUILTIN_MANIFEST)
+    workflow = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": written}}}
+    report = check_weights(required_weights(workflow, catalog), paths)
+    message = str(missing_weights_error(report, paths, catalog))
+    assert f"Did you mean '{meant}' (in the manifest)" in message
+    assert f"python -m weightkit add <its URL> --folder checkpoints --name {written}" in message

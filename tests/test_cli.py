@@ -53,14 +53,19 @@ def test_help_lists_the_commands(run):
 
 
 def test_list_by_folder_with_human_sizes(run):
-    result = run("list", "--folder", "vae")
+    result = run("list", "--folder", "upscale_models", "--kit", "upscale")
     assert result.returncode == 0
     assert result.stdout.splitlines() == [
-        "vae/ae.safetensors                            335 MB  apache-2.0",
-        "vae/sdxl_vae.safetensors                      335 MB  mit",
-        "vae/vae-ft-mse-840000-ema-pruned.safetensors  335 MB  mit",
-        "3 weights, 1.0 GB in all.",
+        "upscale_models/RealESRGAN_x4plus.pth  67.0 MB  bsd-3-clause",
+        "upscale_models/RealESRGAN_x2plus.pth  67.1 MB  bsd-3-clause",
+        "2 weights, 134 MB in all.",
     ]
+
+
+def test_list_says_when_the_host_states_the_size(run):
+    result = run("list", "--kit", "wan")
+    assert result.returncode == 0
+    assert "size unknown" in result.stdout and "6 weights, 6 of unknown size in all." in result.stdout
 
 
 def test_list_by_kit_as_json(run):

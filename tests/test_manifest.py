@@ -45,7 +45,41 @@ def test_builtin_manifest_holds_every_weights_fact():
         entry = manifest.entries[f"{fact['folder']}/{fact['name']}"]
         assert (entry.size, entry.sha256, entry.urls[0]) == (fact["size_bytes"], fact["sha256"], fact["url"])
         assert entry.gated == fact["gated"]
-    assert len(manifest.entries) == len(facts)
+
+
+def test_every_hash_in_the_catalog_is_a_verified_fact_and_the_rest_are_left_to_hugging_face():
+    """A hash is in the manifest only when two independent public places confirm it (the weights facts);
+    every other entry is served by Hugging Face, which states the size and sha256 itself."""
+    manifest = load_manifest(BUILTIN_MANIFEST)
+    facts = {(f["folder"], f["name"]): f["sha256"] for f in json.loads(FACTS.read_text())}
+    assert len(manifest.entries) >= 300
+    for entry in manifest.entries.values():
+        if entry.sha256 is not None:
+            assert facts[(entry.folder, entry.name)] == entry.sha256, entry.key
+        else:
+            assert all(url.startswith("https://huggingface.co/") and "/resolve/" in url for url in entry.urls)
+        assert entry.size is not None or entry.sha256 is None or entry.key in facts
+
+
+def test_one_name_in_two_folders_only_where_told_apart():
+    manifest = load_manifest(BUILTIN_MANIFEST)
+    folders: dict[str, set[str]] = {}
+    for entry in manifest.entries.values():
+        folders.setdefault(entry.name, set()).add(entry.folder)
+    shared = {name: sorted(where) for name, where in folders.items() if len(where) > 1}
+    # flux1-dev-fp8: Comfy-Org's checkpoint and Kijai's diffusion model; ip-adapter.bin: InstantID's and
+    # the FLUX IP-Adapter, each loaded by its own node from its own folder.
+    assert shared == {
+        "flux1-dev-fp8.safetensors": ["checkpoints", "diffusion_models"],
+        "ip-adapter.bin": ["instantid", "ipadapter-flux"],
+    }
+
+
+def test_kits_of_the_current_families_say_licence_gating_and_size():
+    manifest = load_manifest(BUILTIN_MANIFEST)
+    for name in ("wan", "hunyuan-video", "qwen-image", "qwen-image-edit", "ltxv", "flux-kontext", "svd"):
+        description = manifest.kits[name].description
+        assert "Licence:" in description and "gated" in description.lower() and "Size:" in description
 
 
 def test_one_name_two_files_are_told_apart_by_folder():

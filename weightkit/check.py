@@ -277,8 +277,9 @@ def _describe_missing(ref: WeightRef, paths: ModelPaths, manifest: Manifest | No
         if ref.folder == EMBEDDINGS and not name.lower().endswith(MODEL_EXTENSIONS):
             name += ".safetensors"
         sentences.append(
-            f"Put the file at {Path(paths.dirs(ref.folder)[0]) / name}, or describe it (URLs, size, sha256) "
-            "in a manifest named by WEIGHTS_MANIFEST_EXTRA."
+            f"Put the file at {Path(paths.dirs(ref.folder)[0]) / name}, give its URL in the workflow instead "
+            "of its name, or add it to your manifest (WEIGHTS_MANIFEST_EXTRA) in one command: "
+            f"python -m weightkit add <its URL> --folder {ref.folder} --name {name}."
         )
     sentences.append(f"Searched: {', '.join(paths.dirs(ref.folder))}.")
     return " ".join(sentences)

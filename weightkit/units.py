@@ -26,5 +26,8 @@ def format_total(sizes: Iterable[int | None]) -> str:
     """The sum of the known sizes, saying how many more are of a size only their host states."""
     sizes = list(sizes)
     unknown = sum(size is None for size in sizes)
-    known = format_bytes(sum(size for size in sizes if size is not None))
-    return f"{known} + {unknown} of unknown size" if unknown else known
+    known = [size for size in sizes if size is not None]
+    if not unknown:
+        return format_bytes(sum(known))
+    of_unknown = f"{unknown} of unknown size"
+    return f"{format_bytes(sum(known))} + {of_unknown}" if known else of_unknown
