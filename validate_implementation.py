@@ -131,8 +131,6 @@ def check_examples(manifest_path: Path, examples: Path) -> str:
 
 def check_custom_nodes(path: Path, manifest_path: Path) -> str:
     from nodekit.lock import load_lock
-    from weightkit.folders import COMFYUI_FOLDERS
-    from weightkit.loaders import builtin_loader_map
     from weightkit.manifest_file import load_manifest
 
     lock = load_lock(path)  # raises LockError naming pack and field
@@ -143,20 +141,13 @@ def check_custom_nodes(path: Path, manifest_path: Path) -> str:
     manifest = load_manifest(manifest_path)
     manifest.merged(lock.as_manifest())  # pack weights must not clash with the manifest's
     require(bool(lock.default_selection()), "the lock selects no pack to install by default")
-    core = set(COMFYUI_FOLDERS) | builtin_loader_map().all_folders()
-    read_by = {
-        folder: [
-            p for p in lock.packs if folder in {f for i in p.loader_inputs().values() for f in i.values()}
-        ]
-        for folder in {f for kit in manifest.kits.values() for f in (k.split("/", 1)[0] for k in kit.weights)}
-        - core
-    }
-    for folder, readers in read_by.items():  # a kit in a pack's own folder (ipadapter) needs that pack
-        require(bool(readers), f"no pack of the lock reads folder {folder}, which a kit fills")
-        require(
-            any(p.install for p in readers),
-            f"{readers[0].name} reads {folder} but is not installed by default",
-        )
+    for (
+        kit
+    ) in manifest.kits.values():  # "needs the ComfyUI_IPAdapter_plus custom nodes": installed by default
+        for pack in (p for p in lock.packs if p.name in kit.description):
+            require(
+                pack.install, f"kit {kit.name} needs {pack.name}, which the lock does not install by default"
+            )
     return f"{len(lock.packs)} packs ({len(lock.default_selection())} by default), canonical form"
 
 

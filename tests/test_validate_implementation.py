@@ -82,4 +82,6 @@ def test_a_lock_that_would_not_install_the_ipadapter_kits_pack_fails(tmp_path):
     path.write_text(json.dumps(lock, indent=2, ensure_ascii=False) + "\n")
     result = validate("--custom-nodes", str(path))
     assert result.returncode == 1
-    assert "ComfyUI_IPAdapter_plus reads ipadapter but is not installed by default" in result.stdout
+    assert "kit ipadapter-sd15 needs ComfyUI_IPAdapter_plus, which the lock does not install by default" in (
+        result.stdout
+    )
