@@ -33,7 +33,7 @@ from comfyrun.errors import (
 )
 from comfyrun.follow import Connection, PromptFollower, follow
 from comfyrun.http import ComfyHTTP
-from comfyrun.nodeclasses import PackLookup, unknown_class_error, unknown_classes
+from comfyrun.nodeclasses import ClassHint, unknown_class_error, unknown_classes
 from comfyrun.outputs import Output, collect_outputs
 from comfyrun.process import ComfyProcess
 from comfyrun.repair import fetch_again
@@ -76,9 +76,20 @@ class ComfyUI:
     The constructor only stores its arguments; `start()` launches or attaches.
     """
 
-    def __init__(self, settings: RuntimeSettings, *, store: WeightStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        *,
+        store: WeightStore | None = None,
+        env: Mapping[str, str] | None = None,
+        model_paths_files: Sequence[Path] = (),
+    ) -> None:
+        """`env` is added to ComfyUI's environment and `model_paths_files` are given to it after the
+        user's `extra_model_paths` and before the weights directory's (both for custom node packs)."""
         self.settings = settings
         self.store = store
+        self.env = dict(env or {})
+        self.model_paths_files = tuple(model_paths_files)
         self.client_id = uuid.uuid4().hex
         self._supervisor: Supervisor | None = None
         self._attached: ComfyHTTP | None = None
@@ -124,8 +135,14 @@ class ComfyUI:
         else:
             write_extra_model_paths(s.model_paths_file, s.weights.weights_dir, weight_folders())
         # Ours last: ComfyUI puts each `is_default` path first in turn, so the weights dir wins.
-        paths_files = [*filter(None, [s.weights.extra_model_paths]), s.model_paths_file]
-        supervisor = Supervisor(s, model_paths_files=paths_files, on_restart=self._forget_server)
+        paths_files = [
+            *filter(None, [s.weights.extra_model_paths]),
+            *self.model_paths_files,
+            s.model_paths_file,
+        ]
+        supervisor = Supervisor(
+            s, model_paths_files=paths_files, env=self.env, on_restart=self._forget_server
+        )
         supervisor.start()
         self._supervisor = supervisor
 
@@ -303,9 +320,9 @@ class ComfyUI:
             self._object_info = self._api().object_info()
         return self._object_info
 
-    def check_node_classes(self, workflow: Workflow, *, pack_for: PackLookup | None = None) -> None:
+    def check_node_classes(self, workflow: Workflow, *, hint_for: ClassHint | None = None) -> None:
         """Raise `UnknownNodeClassError` (one paragraph naming each class, its nodes, and where it comes
-        from if `pack_for` knows) when ComfyUI lacks a class the workflow uses. Asked of the cached
+        from if `hint_for` knows) when ComfyUI lacks a class the workflow uses. Asked of the cached
         `/object_info`, and of a fresh one before failing."""
         missing = unknown_classes(workflow, self.object_info())
         if missing:
@@ -313,7 +330,7 @@ class ComfyUI:
         if missing:
             known = self.object_info()
             raise unknown_class_error(
-                missing, known, import_failures=self.import_failures(), pack_for=pack_for
+                missing, known, import_failures=self.import_failures(), hint_for=hint_for
             )
 
     def interrupt(self, prompt_id: str | None = None) -> None:

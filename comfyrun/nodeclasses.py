@@ -3,9 +3,10 @@
 A workflow whose class name has a typo, or comes from a custom node pack that is not installed (or failed
 to import), would otherwise have its weights downloaded, only for ComfyUI to reject it afterwards.
 `unknown_classes` lists the classes `/object_info` lacks; `unknown_class_error` explains them in one
-paragraph, with a hint per class: the pack that provides it (from a `pack_for` lookup the caller may pass,
-`pack_for(class_type) -> (pack name, repository URL) | None`), whether that pack failed to import when
-ComfyUI started, or the known class whose name is nearest.
+paragraph, with a hint per class: what the caller's custom node knowledge says about it (a `hint_for`
+callable, `hint_for(class_type, import_failures) -> sentence | None`: the pack that provides it, whether
+that pack failed to import when ComfyUI started, what to add), or else the known class whose name is
+nearest.
 
 `ImportFailures` reads ComfyUI's start-up log for custom node packs that failed to import, in the words
 of ComfyUI 0.3.64's `nodes.py`:
@@ -25,9 +26,9 @@ from typing import Any
 
 from comfyrun.errors import UnknownNodeClassError
 
-__all__ = ["ImportFailures", "PackLookup", "unknown_class_error", "unknown_classes"]
+__all__ = ["ClassHint", "ImportFailures", "unknown_class_error", "unknown_classes"]
 
-PackLookup = Callable[[str], "tuple[str, str] | None"]
+ClassHint = Callable[[str, Mapping[str, str]], "str | None"]
 
 _CANNOT_IMPORT = re.compile(r"Cannot import (?P<path>.+?) module for custom nodes: (?P<why>.*)$")
 _SKIPPED = re.compile(r"Skip (?P<path>.+?) module for custom nodes due to (?P<why>.*?)\.?$")
@@ -84,12 +85,12 @@ def unknown_class_error(
     known: Collection[str],
     *,
     import_failures: Mapping[str, str],
-    pack_for: PackLookup | None = None,
+    hint_for: ClassHint | None = None,
 ) -> UnknownNodeClassError:
     """The error for `missing`, a hint per class where there is something to say."""
     hints = {}
     for class_type in missing:
-        hint = _hint(class_type, known, import_failures, pack_for)
+        hint = _hint(class_type, known, import_failures, hint_for)
         if hint:
             hints[class_type] = hint
     return UnknownNodeClassError(missing, hints)
@@ -99,16 +100,11 @@ def _hint(
     class_type: str,
     known: Collection[str],
     import_failures: Mapping[str, str],
-    pack_for: PackLookup | None,
+    hint_for: ClassHint | None,
 ) -> str:
-    pack = pack_for(class_type) if pack_for is not None else None
-    if pack is not None:
-        name, url = pack
-        folder = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
-        failure = import_failures.get(name) or import_failures.get(folder)
-        if failure is not None:
-            return f"it comes from the pack {name} ({url}), installed but failed to import: {failure}"
-        return f"it comes from the pack {name} ({url}), which is not installed"
+    told = hint_for(class_type, import_failures) if hint_for is not None else None
+    if told:
+        return told
     near = difflib.get_close_matches(class_type, list(known), n=1, cutoff=0.8)
     if near:
         return f"did you mean '{near[0]}'?"

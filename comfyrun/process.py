@@ -20,7 +20,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -48,10 +48,18 @@ def free_port(host: str = HOST) -> int:
 class ComfyProcess:
     """One ComfyUI server started from the checkout at `settings.comfyui_path`."""
 
-    def __init__(self, settings: RuntimeSettings, *, port: int, model_paths_files: Sequence[Path]) -> None:
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        *,
+        port: int,
+        model_paths_files: Sequence[Path],
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.port = port
         self.model_paths_files = tuple(model_paths_files)
+        self.env = dict(env or {})  # added to this process's environment (custom nodes' settings)
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
@@ -106,7 +114,7 @@ class ComfyProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
                 pass_fds=(watched,),
             )

@@ -18,7 +18,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -60,11 +60,13 @@ class Supervisor:
         settings: RuntimeSettings,
         *,
         model_paths_files: Sequence[Path],
+        env: Mapping[str, str] | None = None,
         on_restart: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.policy = RestartPolicy(limit=settings.restart_limit, window=settings.restart_window)
         self.model_paths_files = tuple(model_paths_files)
+        self.env = dict(env or {})
         self._on_restart = on_restart
         self._changed = threading.Condition()
         self._state: State = "stopped"
@@ -133,7 +135,9 @@ class Supervisor:
         self._watcher = None
 
     def _launch(self, port: int) -> ComfyProcess:
-        process = ComfyProcess(self.settings, port=port, model_paths_files=self.model_paths_files)
+        process = ComfyProcess(
+            self.settings, port=port, model_paths_files=self.model_paths_files, env=self.env
+        )
         process.start()
         try:
             process.wait_ready(ComfyHTTP(process.url), self.settings.start_timeout)

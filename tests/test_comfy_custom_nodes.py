@@ -101,6 +101,14 @@ def test_a_pack_lookup_says_which_pack_provides_a_class_and_whether_it_failed(tm
         "BrokenNode": ("brokenpack", "https://github.com/example/brokenpack"),
         "FancyNode": ("ComfyUI-Fancy", "https://github.com/example/ComfyUI-Fancy.git"),
     }
+
+    def hint_for(class_type: str, failures: dict[str, str]) -> str | None:
+        """What the caller's custom node knowledge says (nodekit's sentence, in the product)."""
+        name, url = packs[class_type]
+        if name in failures:
+            return f"it comes from the pack {name} ({url}), installed but failed to import: {failures[name]}"
+        return f"it comes from the pack {name} ({url}), which is not installed"
+
     workflow = {"1": {"class_type": "BrokenNode", "inputs": {}}, "2": {"class_type": "FancyNode"}}
     with ComfyUI(settings) as comfy:
         assert comfy.import_failures() == {
@@ -108,7 +116,7 @@ def test_a_pack_lookup_says_which_pack_provides_a_class_and_whether_it_failed(tm
             "nomappack.py": "the lack of NODE_CLASS_MAPPINGS or NODES_LIST (need one)",
         }
         with pytest.raises(UnknownNodeClassError) as info:
-            comfy.check_node_classes(workflow, pack_for=packs.get)
+            comfy.check_node_classes(workflow, hint_for=hint_for)
     assert info.value.missing == {"BrokenNode": ("1",), "FancyNode": ("2",)}
     assert str(info.value) == (
         "This ComfyUI has no node class 'BrokenNode' (node 1): it comes from the pack brokenpack "
