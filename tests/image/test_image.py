@@ -1,0 +1,146 @@
+"""The model image, built the way `cog build` builds it, run with no network, talked to as Cog is.
+
+For each base variant (`cog-base`: Python as on the CUDA 12 cog-base images; `externally-managed`: a
+Python marked externally managed, PEP 668, as on Cog's uv-installed bases) the images of
+`model_images.py` are built once; each test starts its own container (`--network none`) and posts to
+coglet from inside it. ComfyUI in the image is the project's stand-in, installed by
+scripts/install_comfyui.sh from a local mirror.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image
+
+from tests.image.bake_weights import KIT, LARGE, UPSCALER
+from tests.image.conftest import REPORT
+from tests.image.container import Container, data_uri_bytes
+from tests.image.dockerfile_local import BAKE_MANIFEST
+from tests.image.engine import DockerEngine
+from tests.image.model_images import ModelImages
+
+NO_PRELOAD = ("-e", "BASE_MODEL_KIT=")  # the image's default kit (sd15) cannot be fetched without a network
+STOP_GRACE = 10  # docker stop's default
+
+
+def invert(width: int, height: int, color: int) -> dict:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": width, "height": height, "batch_size": 1, "color": color}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "inverted"}},
+    }
+
+
+def upscale(model: str) -> dict:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 24, "height": 16, "batch_size": 1, "color": 0x204060}},
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": model}},
+        "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "up"}},
+    }
+
+
+def only_image(prediction: dict) -> Image.Image:
+    assert prediction["status"] == "succeeded", prediction.get("error") or prediction
+    (uri,) = prediction["output"]
+    return Image.open(io.BytesIO(data_uri_bytes(uri)))
+
+
+@pytest.fixture
+def container(engine: DockerEngine) -> Iterator[list[Container]]:
+    """Containers a test starts; each is removed afterwards, whatever happened."""
+    started: list[Container] = []
+    yield started
+    for each in started:
+        each.remove()
+
+
+def start(engine: DockerEngine, started: list[Container], image: str, *options: str) -> Container:
+    running = Container(engine, image, options)
+    started.append(running)
+    return running.start()
+
+
+def test_a_workflow_runs_and_returns_a_real_image(engine, images: ModelImages, container):
+    running = start(engine, container, images.exact, *NO_PRELOAD)
+    status, ready_s = running.wait_setup()
+    assert status == "READY", running.logs()[-4000:]
+    answer = running.predict({"workflow_json": json.dumps(invert(64, 48, 0x336699)), "output_format": "png"})
+    first_prediction_s = json.loads(answer.body).get("metrics", {}).get("predict_time")
+    image = only_image(answer.json())
+    assert image.format == "PNG" and image.size == (64, 48)
+    assert image.convert("RGB").getpixel((10, 10)) == (0xCC, 0x99, 0x66)  # 0x336699 inverted
+    REPORT[images.variant] |= {"docker_run_to_ready_s": round(ready_s, 2), "first_prediction_s": first_prediction_s}
+
+
+def test_the_installed_torch_set_is_the_pinned_one_and_imports_together(engine, images: ModelImages):
+    code = (
+        "import torch, torchvision, torchaudio; "
+        "boxes = torch.tensor([[0., 0., 2., 2.], [0., 0., 2., 2.1]]); "
+        "keep = torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8]), 0.5).tolist(); "
+        "print(torch.__version__, torchvision.__version__, torchaudio.__version__, keep)"
+    )
+    out = engine.text("run", "--rm", "--network", "none", "--entrypoint", "python", images.exact, "-c", code)
+    assert out == "2.9.1+cu128 0.24.1+cu128 2.9.1+cu128 [0]"
+    build_log = images.log.read_text(errors="replace")
+    assert "keeping torch==2.9.1+cu128 torchvision==0.24.1+cu128 torchaudio==2.9.1+cu128 (pip constraints)" in build_log
+
+
+def test_the_installer_passes_on_the_bases_python_without_blaming_the_network(images: ModelImages):
+    build_log = images.log.read_text(errors="replace")
+    assert "[install_comfyui] done: ComfyUI" in build_log and "network" not in build_log.lower().split("install_comfyui")[-1]
+    managed = "is marked externally managed (PEP 668): installing with --break-system-packages" in build_log
+    assert managed == (images.variant == "externally-managed")
+
+
+def test_an_invalid_input_is_refused_with_422_by_coglets_schema(engine, images: ModelImages, container):
+    running = start(engine, container, images.exact, *NO_PRELOAD)
+    assert running.wait_setup()[0] == "READY"
+    assert "Loaded OpenAPI schema from .cog/openapi_schema.json" in running.logs()
+    schema = json.loads(running.read("/src/.cog/openapi_schema.json"))
+    assert schema["components"]["schemas"]["Input"]["properties"]["output_quality"]["maximum"] == 100
+    for name, value in (("output_quality", 500), ("randomise_seeds", "yes")):
+        answer = running.predict({"workflow_json": json.dumps(invert(8, 8, 0)), name: value})
+        assert answer.status == 422, answer.body
+        (detail,) = answer.json()["detail"]
+        assert detail["loc"] == ["body", "input", name]
+    # predict() never saw them: the only prediction it logs is this valid one.
+    assert running.predict({"workflow_json": json.dumps(invert(8, 8, 0))}).json()["status"] == "succeeded"
+    assert running.logs().count("queued prompt") <= 1
+
+
+def test_docker_stop_stops_comfyui_within_the_grace_period(engine, images: ModelImages, container):
+    running = start(engine, container, images.exact, *NO_PRELOAD)
+    assert running.wait_setup()[0] == "READY"
+    assert re.search(r"main\.py --listen 127\.0\.0\.1", running.processes()), running.processes()
+    seconds = running.stop(STOP_GRACE)
+    assert seconds < STOP_GRACE and running.exit_code() != 137, (seconds, running.exit_code(), running.logs()[-3000:])
+    assert "Stopped server" in running.logs()  # ComfyUI (the stand-in) shut down on its SIGINT
+    REPORT[images.variant]["docker_stop_s"] = round(seconds, 2)
+
+
+def test_baked_weights_predict_with_the_weights_folder_read_only_and_no_network(engine, images, container):
+    build_log = images.log.read_text(errors="replace")
+    sent = re.search(r"bake_weights: the loopback server sent (\d+) bytes; the command exited with 0", build_log)
+    assert sent and int(sent.group(1)) > 8 << 20, "the weights were not downloaded at build time"
+    running = start(
+        engine, container, images.baked,
+        "--read-only", "--tmpfs", "/tmp",
+        "-e", f"BASE_MODEL_KIT={KIT}", "-e", f"WEIGHTS_MANIFEST_EXTRA={BAKE_MANIFEST}", "-e", "WEIGHTS_STRICT=true",
+    )  # fmt: skip
+    status, _ = running.wait_setup()
+    assert status == "READY", running.logs()[-4000:]
+    assert "Read-only file system" in running.engine.run(
+        "exec", running.name, "touch", "/src/weights/loras/x", check=False
+    ).stderr.decode()
+    answer = running.predict({"workflow_json": json.dumps(upscale(UPSCALER)), "output_format": "png"}).json()
+    image = only_image(answer)
+    assert image.size == (48, 32)  # the baked x2 upscaler ran
+    assert answer["metrics"]["weights_fetched"] == 0 and answer["metrics"]["weights_required"] == 1
+    listing = running.exec_python("import os; print(sorted(os.listdir('/src/weights/loras')))")
+    assert LARGE in listing
