@@ -1,8 +1,8 @@
 """`python -m cogbuild dockerfile | requirements | schema`: what `cog build` makes of this project.
 
-    python -m cogbuild dockerfile            the Dockerfile cog build generates (COG_CA_CERT honoured)
-    python -m cogbuild requirements          the requirements file it stages for the image
-    python -m cogbuild schema [--out PATH]   write the OpenAPI schema (default .cog/openapi_schema.json)
+python -m cogbuild dockerfile            the Dockerfile cog build generates (COG_CA_CERT honoured)
+python -m cogbuild requirements          the requirements file it stages for the image
+python -m cogbuild schema [--out PATH]   write the OpenAPI schema (default .cog/openapi_schema.json)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""cog.yaml and its requirements file, read as Cog reads them (replicate/cog `pkg/config`, `pkg/requirements`).
+"""cog.yaml and its requirements file, read as Cog reads them (replicate/cog pkg/config, pkg/requirements).
 
 Followed at replicate/cog commit 6110c912 (2026-08-21, v0.22.0-5): `requirements.ReadRequirements` (comments
 and blank lines dropped, `\\` continuations joined, `-e .` skipped), `Config.ParsedEnvironment`
@@ -78,10 +78,11 @@ class CogConfig:
             return None
         rows = [row for row in TORCH_WHEELS if row.torch == torch]
         if not rows:
+            known = " or ".join(sorted({row.torch for row in TORCH_WHEELS}))
             raise ConfigError(
                 f"torch=={torch} is not in cogbuild's copy of Cog's torch matrix "
                 f"(cogbuild/config.py TORCH_WHEELS); add its rows from replicate/cog "
-                f"pkg/config/torch_compatibility.json, or pin {', '.join(sorted({r.torch for r in TORCH_WHEELS}))}."
+                f"pkg/config/torch_compatibility.json, or pin {known}."
             )
         if not self.gpu:
             return next((row for row in rows if row.cuda is None), None)
@@ -125,7 +126,13 @@ def package_name(requirement: str) -> str:
 
 _KNOWN_TOP = {"build", "predict", "environment", "image"}
 _KNOWN_BUILD = {
-    "gpu", "cuda", "python_version", "system_packages", "python_requirements", "python_packages", "run",
+    "gpu",
+    "cuda",
+    "python_version",
+    "system_packages",
+    "python_requirements",
+    "python_packages",
+    "run",
     "sdk_version",
 }
 

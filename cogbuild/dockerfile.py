@@ -23,7 +23,14 @@ from pathlib import Path
 
 from cogbuild.config import CogConfig, ConfigError, package_name
 
-__all__ = ["BASE_IMAGE_SYSTEM_PACKAGES", "UV_VERSION", "Rendered", "read_ca_cert", "render", "requirements_txt"]
+__all__ = [
+    "BASE_IMAGE_SYSTEM_PACKAGES",
+    "UV_VERSION",
+    "Rendered",
+    "read_ca_cert",
+    "render",
+    "requirements_txt",
+]
 
 UV_VERSION = "0.9.26"
 CFLAGS = 'ENV CFLAGS="-O3 -funroll-loops -fno-strict-aliasing -flto -S"'
@@ -122,9 +129,8 @@ def _apt_line(config: CogConfig) -> list[str]:
         return []
     missing = [p for p in config.system_packages if p not in BASE_IMAGE_SYSTEM_PACKAGES]
     return [
-        "RUN --mount=type=cache,target=/var/cache/apt,sharing=locked apt-get update -qq && apt-get install -qqy "
-        + " ".join(missing)
-        + " && rm -rf /var/lib/apt/lists/*"
+        "RUN --mount=type=cache,target=/var/cache/apt,sharing=locked apt-get update -qq && "
+        "apt-get install -qqy " + " ".join(missing) + " && rm -rf /var/lib/apt/lists/*"
     ]
 
 
@@ -164,8 +170,10 @@ def render(
     """
     if not config.predict:
         raise ConfigError("cog.yaml has no predict: entry; cog build needs one to write the schema.")
-    managed = _version_at_least(config.cuda, "13.0") if externally_managed_python is None else bool(
-        externally_managed_python
+    managed = (
+        _version_at_least(config.cuda, "13.0")
+        if externally_managed_python is None
+        else bool(externally_managed_python)
     )
     flags = "--break-system-packages " if managed else ""
     files: dict[str, bytes] = {}

@@ -142,7 +142,9 @@ def _components(input_schema: dict[str, Any], output: dict[str, Any], enums: lis
         "properties": {"id": {"title": "Id", **string}, "input": {"$ref": "#/components/schemas/Input"}},
     }
     times = {key: {"title": title_case(key), **string, "format": "date-time"} for key in ("created_at",)}
-    times |= {k: {"title": title_case(k), **string, "format": "date-time"} for k in ("started_at", "completed_at")}
+    times |= {
+        k: {"title": title_case(k), **string, "format": "date-time"} for k in ("started_at", "completed_at")
+    }
     components["PredictionResponse"] = {
         "title": "PredictionResponse",
         "type": "object",
@@ -168,7 +170,7 @@ def _components(input_schema: dict[str, Any], output: dict[str, Any], enums: lis
 
 
 def _paths() -> dict[str, Any]:
-    any_json = {"application/json": {"schema": {}}}
+    any_json: dict[str, Any] = {"application/json": {"schema": {}}}
     ok = {"200": {"description": "Successful Response", "content": any_json}}
     invalid = {
         "422": {
@@ -245,7 +247,9 @@ def openapi_schema(predict: str, project: Path) -> dict[str, Any]:
     if str(project) not in sys.path:
         sys.path.insert(0, str(project))
     with warnings.catch_warnings():  # `predict:` is kept on purpose (README); Cog's deprecation says so
-        warnings.filterwarnings("ignore", message=r".*(predict\(\)|BasePredictor) is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*(predict\(\)|BasePredictor) is deprecated", category=DeprecationWarning
+        )
         info = _inspector.create_predictor(module_name, predictor_name)
         raw = _raw_defaults(module_name, predictor_name)
     properties: dict[str, Any] = {}

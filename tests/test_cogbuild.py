@@ -11,7 +11,13 @@ import pytest
 from cogbuild import read_config, render
 from cogbuild.config import ConfigError
 from cogbuild.dockerfile import read_ca_cert, requirements_txt
-from tests.image.dockerfile_local import BAKE_KIT, LocalImages, bake_config, local_build_files, local_dockerfile
+from tests.image.dockerfile_local import (
+    BAKE_KIT,
+    LocalImages,
+    bake_config,
+    local_build_files,
+    local_dockerfile,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -52,14 +58,18 @@ def test_the_dockerfile_is_cogs_for_this_cog_yaml():
 
 
 def test_requirements_take_the_cuda_index_of_the_pinned_torch_and_lose_cog():
-    text = requirements_txt(config(requirements=("cog==0.23.1", "torch==2.9.1", "Pillow>=10.1", "torchvision==0.24.1")))
+    text = requirements_txt(
+        config(requirements=("cog==0.23.1", "torch==2.9.1", "Pillow>=10.1", "torchvision==0.24.1"))
+    )
     assert text.split("\n") == [
         "--extra-index-url https://download.pytorch.org/whl/cu128/",
         "torch==2.9.1",
         "Pillow>=10.1",
         "torchvision==0.24.1",
     ]
-    assert requirements_txt(config(cuda="12.6")).startswith("--extra-index-url https://download.pytorch.org/whl/cu126/")
+    assert requirements_txt(config(cuda="12.6")).startswith(
+        "--extra-index-url https://download.pytorch.org/whl/cu126/"
+    )
 
 
 def test_a_python_uv_installed_gets_break_system_packages_on_every_install_and_a_python_alias():
@@ -79,14 +89,20 @@ def test_a_ca_certificate_is_installed_before_anything_reaches_the_network(tmp_p
     lines = rendered.dockerfile.splitlines()
     assert lines[2] == "COPY --from=cog_build cog-ca-cert.crt /tmp/cog-ca-cert.crt"
     assert lines[3].startswith("RUN cp /tmp/cog-ca-cert.crt /usr/local/share/ca-certificates/cog-ca-cert.crt")
-    assert lines[4:6] == ["ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", "ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt"]  # noqa: E501
+    assert lines[4:6] == [
+        "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+        "ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
+    ]
     assert rendered.build_files["cog-ca-cert.crt"] == CERT.encode()
     with pytest.raises(ConfigError, match="COG_CA_CERT"):
         read_ca_cert(str(tmp_path / "notes.txt"))
 
 
 def test_run_items_are_copied_after_run_as_written_with_only_secret_mounts_added():
-    items = ({"command": "echo a"}, {"command": "cat /run/s", "mounts": [{"type": "secret", "id": "s", "target": "/run/s"}]})
+    items = (
+        {"command": "echo a"},
+        {"command": "cat /run/s", "mounts": [{"type": "secret", "id": "s", "target": "/run/s"}]},
+    )
     dockerfile = render(config(run=items)).dockerfile
     assert "\nRUN echo a\nRUN --mount=type=secret,id=s,target=/run/s cat /run/s\n" in dockerfile
     with pytest.raises(ConfigError, match="new line"):
@@ -94,7 +110,9 @@ def test_run_items_are_copied_after_run_as_written_with_only_secret_mounts_added
 
 
 def test_cog_yaml_keys_cogbuild_does_not_follow_are_refused(tmp_path):
-    (tmp_path / "cog.yaml").write_text("build:\n  python_version: '3.11'\npredict: p.py:P\nconcurrency:\n  max: 2\n")
+    (tmp_path / "cog.yaml").write_text(
+        "build:\n  python_version: '3.11'\npredict: p.py:P\nconcurrency:\n  max: 2\n"
+    )
     with pytest.raises(ConfigError, match="concurrency"):
         read_config(tmp_path)
 

@@ -153,7 +153,11 @@ def test_comfyuis_unpinned_torch_requirements_keep_the_installed_torch_set(tmp_p
     assert result.returncode == 0, result.stdout + result.stderr
     assert "keeping torch==2.9.1 torchvision==0.24.1 (pip constraints)" in result.stdout
     versions = installed(python)
-    assert (versions["torch"], versions["torchvision"], versions["torchaudio"]) == ("2.9.1", "0.24.1", "2.9.1")
+    assert (versions["torch"], versions["torchvision"], versions["torchaudio"]) == (
+        "2.9.1",
+        "0.24.1",
+        "2.9.1",
+    )
 
 
 def test_without_torch_installed_it_says_how_to_keep_a_cpu_build(tmp_path, package_index):
@@ -170,7 +174,10 @@ def test_without_torch_installed_it_says_how_to_keep_a_cpu_build(tmp_path, packa
 @pytest.mark.parametrize(
     ("pip_env", "words"),
     [
-        ({"PIP_NO_INDEX": "0", "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "1"}, "could not reach"),
+        (
+            {"PIP_NO_INDEX": "0", "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "1"},
+            "could not reach",
+        ),
         ({}, "no version of a requirement fits"),
     ],
     ids=["index-unreachable", "no-such-version"],

@@ -28,14 +28,18 @@ def test_the_input_schema_is_predicts_inputs_laid_out_as_cog_build_does():
     assert [p["x-order"] for p in inputs.values()] == list(range(7))
     assert "required" not in schemas["Input"]  # every input has a default
     assert inputs["output_quality"] | {"description": ""} == {
-        "x-order": 4, "title": "Output Quality", "type": "integer", "default": 95, "minimum": 1, "maximum": 100,
-        "description": "",
+        "x-order": 4, "title": "Output Quality", "type": "integer", "default": 95,
+        "minimum": 1, "maximum": 100, "description": "",
     }  # fmt: skip
     assert inputs["output_format"]["allOf"] == [{"$ref": "#/components/schemas/output_format"}]
     assert schemas["output_format"]["enum"] == ["webp", "jpg", "png"]
     assert inputs["input_file"]["format"] == "uri" and inputs["input_file"]["nullable"] is True
     assert inputs["randomise_seeds"]["type"] == "boolean"
-    assert schemas["Output"] == {"title": "Output", "type": "array", "items": {"type": "string", "format": "uri"}}
+    assert schemas["Output"] == {
+        "title": "Output",
+        "type": "array",
+        "items": {"type": "string", "format": "uri"},
+    }
 
 
 def test_the_cli_writes_the_same_schema(tmp_path):

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_local_prediction_writes_the_returned_files_and_coglet_validates_with_the_schema(tmp_path):
-    (ROOT / ".cog" / "openapi_schema.json").unlink(missing_ok=True)  # predict_local.py writes it, as cog build
+    (ROOT / ".cog" / "openapi_schema.json").unlink(
+        missing_ok=True
+    )  # predict_local.py writes it, as cog build
     workflow = tmp_path / "workflow.json"
     workflow.write_text(json.dumps(upscale("tiny_compact_x2.safetensors", size=10)))
     with FaultServer() as server:

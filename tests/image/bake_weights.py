@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.faultserver import FaultServer  # noqa: E402
+from tests.faultserver import FaultServer
 
 KIT = "image-test"
 UPSCALER = "image_test_compact_x2.safetensors"
@@ -94,9 +94,13 @@ def main(argv: list[str]) -> int:
         args.manifest.parent.mkdir(parents=True, exist_ok=True)
         args.manifest.write_text(json.dumps(manifest, indent=2))
         print(f"bake_weights: serving kit {KIT} on {server.url('/')} for: {' '.join(command)}", flush=True)
-        status = subprocess.run(command, env={**os.environ, "WEIGHTS_MANIFEST_EXTRA": str(args.manifest)}).returncode
+        status = subprocess.run(
+            command, env={**os.environ, "WEIGHTS_MANIFEST_EXTRA": str(args.manifest)}
+        ).returncode
         sent = server.bytes_served()
-    print(f"bake_weights: the loopback server sent {sent} bytes; the command exited with {status}", flush=True)
+    print(
+        f"bake_weights: the loopback server sent {sent} bytes; the command exited with {status}", flush=True
+    )
     return status
 
 

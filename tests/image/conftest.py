@@ -17,12 +17,10 @@ from typing import Any
 import pytest
 
 from cogbuild.dockerfile import read_ca_cert
-
 from tests.image.engine import DockerEngine, docker_engine
 from tests.image.local_images import VARIANTS, image_size
 from tests.image.model_images import ModelImages, build_model_images
-
-REPORT: dict[str, dict[str, Any]] = {}
+from tests.image.report import REPORT
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -32,7 +30,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.image)
             if not enabled:
-                item.add_marker(pytest.mark.skip(reason="the image test runs with `make image-test` (Docker, root)"))
+                item.add_marker(
+                    pytest.mark.skip(reason="the image test runs with `make image-test` (Docker, root)")
+                )
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +54,9 @@ def ca_cert() -> bytes | None:
 
 
 @pytest.fixture(scope="session", params=VARIANTS)
-def images(request: pytest.FixtureRequest, engine: DockerEngine, work: Path, ca_cert: bytes | None) -> ModelImages:
+def images(
+    request: pytest.FixtureRequest, engine: DockerEngine, work: Path, ca_cert: bytes | None
+) -> ModelImages:
     built = build_model_images(engine, request.param, work, ca_cert)
     figures = REPORT.setdefault(request.param, {})
     figures["base_image_build_s"] = round(built.base.seconds, 1)

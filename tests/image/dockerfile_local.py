@@ -77,7 +77,9 @@ def local_build_files(rendered: Rendered) -> dict[str, bytes]:
     """The `cog_build` files with departure 5: no download.pytorch.org index in requirements.txt."""
     files = dict(rendered.build_files)
     if "requirements.txt" in files:
-        kept = [line for line in files["requirements.txt"].decode().split("\n") if not PYTORCH_INDEX.match(line)]
+        kept = [
+            line for line in files["requirements.txt"].decode().split("\n") if not PYTORCH_INDEX.match(line)
+        ]
         files["requirements.txt"] = "\n".join(kept).encode()
     return files
 

@@ -26,10 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cogbuild.dockerfile import UV_VERSION
-
 from tests.image.engine import DockerEngine
 
-__all__ = ["VARIANTS", "BaseImage", "base_image", "cog_build_image", "make_mirror", "rootfs_image", "uv_image"]
+__all__ = [
+    "VARIANTS",
+    "BaseImage",
+    "base_image",
+    "cog_build_image",
+    "make_mirror",
+    "rootfs_image",
+    "uv_image",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
@@ -37,7 +44,12 @@ DEBIAN = "http://deb.debian.org/debian"
 REPO = "cog-comfyui-local"
 VARIANTS = ("cog-base", "externally-managed")
 # The torch set of the cog-base image for torch 2.9.1 (base.go pythonPackages), as cog.yaml pins it.
-BASE_PYTHON_PACKAGES = ("torch==2.9.1", "opencv-python==4.12.0.88", "torchvision==0.24.1", "torchaudio==2.9.1")
+BASE_PYTHON_PACKAGES = (
+    "torch==2.9.1",
+    "opencv-python==4.12.0.88",
+    "torchvision==0.24.1",
+    "torchaudio==2.9.1",
+)
 # Of Cog's base system packages (base.go baseImageSystemPackages): those this cog.yaml relies on and the
 # small runtime ones; not the compilers and -dev libraries.
 BASE_SYSTEM_PACKAGES = (
@@ -121,8 +133,8 @@ def _ca_lines(ca_cert: bytes | None) -> list[str]:
         return []
     return [
         "COPY cog-ca-cert.crt /tmp/cog-ca-cert.crt",
-        "RUN cp /tmp/cog-ca-cert.crt /usr/local/share/ca-certificates/cog-ca-cert.crt && update-ca-certificates "
-        "&& cat /tmp/cog-ca-cert.crt >> /etc/ssl/certs/ca-certificates.crt",
+        "RUN cp /tmp/cog-ca-cert.crt /usr/local/share/ca-certificates/cog-ca-cert.crt && "
+        "update-ca-certificates && cat /tmp/cog-ca-cert.crt >> /etc/ssl/certs/ca-certificates.crt",
         "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
         "ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt",
     ]
@@ -135,7 +147,8 @@ def base_dockerfile(rootfs: str, variant: str, mirror_commit: str, ca_cert: byte
         *_ca_lines(ca_cert),
         "ENV DEBIAN_FRONTEND=noninteractive",
         "ENV PYTHONUNBUFFERED=1",
-        "ENV LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/usr/lib/x86_64-linux-gnu:/usr/local/nvidia/lib64:/usr/local/nvidia/bin",
+        "ENV LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/usr/lib/x86_64-linux-gnu:/usr/local/nvidia/lib64:"
+        "/usr/local/nvidia/bin",
         "ENV NVIDIA_DRIVER_CAPABILITIES=all",
         "RUN --mount=type=cache,target=/var/cache/apt,sharing=locked apt-get update -qq && "
         f"apt-get install -qqy --no-install-recommends {apt} && rm -rf /var/lib/apt/lists/* && "
@@ -161,7 +174,9 @@ def base_image(engine: DockerEngine, variant: str, work: Path, log: Path, ca_cer
     context.mkdir(parents=True)
     commit = make_mirror(context / "ComfyUI.git")
     dockerfile = base_dockerfile(rootfs, variant, commit, ca_cert)
-    tag = f"{REPO}/cog-base:cuda12.8-python3.11-torch2.9.1-{variant}-{content_tag(dockerfile, ca_cert or b'')}"
+    tag = (
+        f"{REPO}/cog-base:cuda12.8-python3.11-torch2.9.1-{variant}-{content_tag(dockerfile, ca_cert or b'')}"
+    )
     if engine.image_exists(tag):
         return BaseImage(tag, commit, 0.0)
     if ca_cert:
@@ -180,7 +195,17 @@ def uv_image(engine: DockerEngine, work: Path, log: Path) -> str:
     context.mkdir(parents=True)
     wheels = work / "uv-wheel"
     subprocess.run(
-        ["pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "-d", str(wheels), f"uv=={UV_VERSION}"],
+        [
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "-d",
+            str(wheels),
+            f"uv=={UV_VERSION}",
+        ],
         check=True,
         timeout=600,
     )
@@ -209,4 +234,3 @@ def cog_build_image(engine: DockerEngine, files: dict[str, bytes], work: Path, l
 
 def image_size(engine: DockerEngine, tag: str) -> int:
     return int(engine.text("image", "inspect", "--format", "{{.Size}}", tag))
-

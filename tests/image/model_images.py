@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cogbuild import read_config, render, write_schema
-
 from tests.image.dockerfile_local import LocalImages, bake_config, local_build_files, local_dockerfile
 from tests.image.engine import DockerEngine
 from tests.image.local_images import REPO, BaseImage, base_image, cog_build_image, uv_image
@@ -34,9 +33,7 @@ class ModelImages:
     log: Path
 
 
-def build_model_images(
-    engine: DockerEngine, variant: str, work: Path, ca_cert: bytes | None
-) -> ModelImages:
+def build_model_images(engine: DockerEngine, variant: str, work: Path, ca_cert: bytes | None) -> ModelImages:
     log = work / f"build-{variant}.log"
     config = read_config(ROOT)
     base = base_image(engine, variant, work, log, ca_cert)
