@@ -182,6 +182,7 @@ def base_image(engine: DockerEngine, variant: str, work: Path, log: Path, ca_cer
     if ca_cert:
         (context / "cog-ca-cert.crt").write_bytes(ca_cert)
     seconds = engine.build(context, dockerfile, tag, log=log)
+    prune(engine, f"{REPO}/cog-base", keep=tag, like=f"-{variant}-")
     return BaseImage(tag, commit, seconds)
 
 
@@ -218,10 +219,11 @@ def uv_image(engine: DockerEngine, work: Path, log: Path) -> str:
     return tag
 
 
-def cog_build_image(engine: DockerEngine, files: dict[str, bytes], work: Path, log: Path) -> str:
-    """The files Cog stages in `.cog/build/` (its `cog_build` build context), as a FROM-scratch image."""
+def cog_build_image(engine: DockerEngine, files: dict[str, bytes], label: str, work: Path, log: Path) -> str:
+    """The files Cog stages in `.cog/build/` (its `cog_build` build context), as a FROM-scratch image;
+    `label` names which model image it is for (older ones of that label are removed)."""
     names = sorted(files)
-    tag = f"{REPO}/cog-build:{content_tag(*names, *(files[n] for n in names))}"
+    tag = f"{REPO}/cog-build:{content_tag(*names, *(files[n] for n in names))}-{label}"
     if engine.image_exists(tag):
         return tag
     context = work / f"cog-build-{tag.rsplit(':', 1)[1]}"
@@ -229,7 +231,17 @@ def cog_build_image(engine: DockerEngine, files: dict[str, bytes], work: Path, l
     for name in names:
         (context / name).write_bytes(files[name])
     engine.build(context, "FROM scratch\nCOPY . /\n", tag, log=log, network="none")
+    prune(engine, f"{REPO}/cog-build", keep=tag, like=f"-{label}")
     return tag
+
+
+def prune(engine: DockerEngine, repository: str, *, keep: str, like: str = "") -> None:
+    """Remove the tags of `repository` containing `like`, except `keep`: images made from older inputs
+    (their layers stay while another image uses them)."""
+    listed = engine.text("images", "--format", "{{.Repository}}:{{.Tag}}", repository).split()
+    stale = [tag for tag in listed if tag != keep and like in tag]
+    if stale:
+        engine.run("rmi", *stale, check=False)
 
 
 def image_size(engine: DockerEngine, tag: str) -> int:

@@ -21,6 +21,11 @@ __all__ = ["ROOT", "ModelImages", "build_model_images"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def image_id(engine: DockerEngine, tag: str) -> str | None:
+    result = engine.run("image", "inspect", "--format", "{{.Id}}", tag, check=False)
+    return result.stdout.decode().strip() or None
+
+
 @dataclass(frozen=True)
 class ModelImages:
     variant: str
@@ -45,12 +50,15 @@ def build_model_images(engine: DockerEngine, variant: str, work: Path, ca_cert: 
     for name, cfg in (("exact", config), ("baked", bake_config(config, ROOT / "cog.yaml"))):
         rendered = render(cfg, ca_cert=ca_cert, externally_managed_python=variant == "externally-managed")
         files = local_build_files(rendered) | {"openapi_schema.json": schema}
-        cog_build = cog_build_image(engine, files, work, log)
+        cog_build = cog_build_image(engine, files, f"{variant}-{name}", work, log)
         dockerfile = local_dockerfile(rendered, LocalImages(base=base.tag, uv=uv, cog_build=cog_build))
         tags[name] = f"{REPO}/model:{variant}-{name}"
         (work / f"Dockerfile.{variant}.{name}").write_text(dockerfile)
         dockerfiles[name] = dockerfile
+        previous = image_id(engine, tags[name])
         seconds[name] = engine.build(ROOT, dockerfile, tags[name], log=log)
+        if previous and previous != image_id(engine, tags[name]):
+            engine.run("rmi", previous, check=False)  # the image this tag named before, now unused
     started = time.monotonic()
     engine.build(ROOT, dockerfiles["exact"], tags["exact"], log=log)
     warm = time.monotonic() - started
