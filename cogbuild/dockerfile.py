@@ -67,7 +67,8 @@ def _version_at_least(version: str | None, floor: str) -> bool:
 def requirements_txt(config: CogConfig) -> str:
     """The requirements Cog writes for the image (`PythonRequirementsForArch` + `filterManagedPackages`):
     pins of torch and torchvision resolved to the matrix row's index, index options first, cog and coglet
-    dropped (Cog installs the SDK itself)."""
+    dropped (Cog installs the SDK itself), other lines as written. (Cog also rewrites other `name==version`
+    lines that carry their own index options or markers; this project's requirements have none.)"""
     wheel = config.torch_wheel()
     indexes: list[str] = []
     packages: list[str] = []
@@ -78,8 +79,6 @@ def requirements_txt(config: CogConfig) -> str:
             line = f"{name}=={pinned.group(2)}"
             if wheel.extra_index_url not in indexes:
                 indexes.append(wheel.extra_index_url)
-        elif pinned and "--extra-index-url" not in line and "-f " not in line and "--find-links" not in line:
-            line = f"{pinned.group(1)}=={pinned.group(2)}"
         if name.lower().split("[")[0] in ("cog", "coglet") and not line.startswith("-"):
             continue
         packages.append(line)
@@ -149,6 +148,28 @@ def _run_lines(config: CogConfig) -> list[str]:
     return lines
 
 
+def _env_line(config: CogConfig) -> list[str]:
+    """`envLineFromConfig`: one ENV line, names sorted, values as written."""
+    if not config.environment:
+        return []
+    return ["ENV" + "".join(f" {name}={config.environment[name]}" for name in sorted(config.environment))]
+
+
+def _requirements_lines(config: CogConfig, flags: str, files: dict[str, bytes]) -> list[str]:
+    """`pipInstalls`: the staged requirements file, installed by pip under uv."""
+    requirements = requirements_txt(config)
+    if not requirements.strip():
+        return []
+    files["requirements.txt"] = requirements.encode()
+    return [
+        "COPY --from=cog_build requirements.txt /tmp/requirements.txt",
+        CFLAGS,
+        "RUN --mount=type=cache,target=/root/.cache/pip uv run pip install "
+        f"{flags}--cache-dir /root/.cache/pip -r /tmp/requirements.txt",
+        "ENV CFLAGS=",
+    ]
+
+
 def _cog_sdk(config: CogConfig, flags: str) -> str:
     version = config.sdk_version
     spec = f"cog=={version}" if version else "cog"
@@ -178,32 +199,16 @@ def render(
     flags = "--break-system-packages " if managed else ""
     files: dict[str, bytes] = {}
     base_image = config.cog_base_image()
-    environment = (
-        ["ENV" + "".join(f" {k}={config.environment[k]}" for k in sorted(config.environment))]
-        if config.environment
-        else []
-    )
-    requirements = requirements_txt(config)
-    pip_lines: list[str] = []
-    if requirements.strip():
-        files["requirements.txt"] = requirements.encode()
-        pip_lines = [
-            "COPY --from=cog_build requirements.txt /tmp/requirements.txt",
-            CFLAGS,
-            "RUN --mount=type=cache,target=/root/.cache/pip uv run pip install "
-            f"{flags}--cache-dir /root/.cache/pip -r /tmp/requirements.txt",
-            "ENV CFLAGS=",
-        ]
     lines = [
         "#syntax=docker/dockerfile:1.4",
         f"FROM {base_image}",
         *_ca_cert_lines(ca_cert, files),
-        *environment,
+        *_env_line(config),
         *_apt_line(config),
         f"COPY --from=ghcr.io/astral-sh/uv:{UV_VERSION} /uv /uvx /usr/local/bin/",
         "ENV UV_SYSTEM_PYTHON=true",
         *(["RUN ln -sf /usr/bin/python3 /usr/local/bin/python"] if managed else []),
-        *pip_lines,
+        *_requirements_lines(config, flags, files),
         CFLAGS,
         _cog_sdk(config, flags),
         "ENV CFLAGS=",
