@@ -2,7 +2,8 @@
 
 `pip install cog` brings coglet, the server inside every Cog image; this starts it exactly as an image
 does (`python -m cog.server.http`) with `COG_PREDICT_TYPE_STUB=predict.py:Predictor`, then talks to it
-over HTTP: `GET /health-check`, `POST /predictions`.
+over HTTP: `GET /health-check`, `POST /predictions`. Before it starts, `.cog/openapi_schema.json` is
+written from predict.py as `cog build` writes it, so coglet validates inputs here as in the image.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+from cogbuild import write_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,6 +62,7 @@ class CogServer:
         self.stop()
 
     def start(self) -> dict[str, Any]:
+        write_schema(self.env["COG_PREDICT_TYPE_STUB"], ROOT)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
