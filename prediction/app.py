@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from comfyui import ComfyUI
+from prediction.custom_nodes import CustomNodes
 from prediction.input_errors import InputError
 from prediction.input_files import place_input_file
 from prediction.netguard import check_url
@@ -87,10 +88,18 @@ class App:
     """One deployment: its weights, its ComfyUI, and the predictions run on them."""
 
     def __init__(self, settings: PredictorSettings) -> None:
+        """Reads the custom node lock and the weights manifest (raising `LockError`, `ManifestError`);
+        starts nothing."""
         self.settings = settings
-        comfy_settings = settings.comfyui
-        self.store = WeightStore(comfy_settings.weights, output_dir=comfy_settings.output_dir)
-        self.comfy = ComfyUI(comfy_settings, store=self.store)
+        c = settings.comfyui
+        self.nodes = CustomNodes(settings.nodes, c)
+        self.store = WeightStore(c.weights, manifest=self.nodes.manifest(), output_dir=c.output_dir)
+        self.comfy = ComfyUI(
+            c,
+            store=self.store,
+            env=self.nodes.comfyui_env(),
+            model_paths_files=self.nodes.model_paths_files(),
+        )
         self._seed_ranges: dict[tuple[str, str], tuple[int, int]] | None = None
 
     # -- setup ---------------------------------------------------------------------------------------------
@@ -100,6 +109,7 @@ class App:
         not come up, and `PreloadError` when a configured weight cannot be made present (unless
         `PRELOAD_BEST_EFFORT`); ComfyUI is stopped again then."""
         started = time.monotonic()
+        self.nodes.write_model_paths()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="comfyui-start") as pool:
             comfy_start = pool.submit(_timed, self.comfy.start)
             comfy_start.add_done_callback(_log_start_failure)
@@ -109,6 +119,7 @@ class App:
                 _stop_when_started(comfy_start, self.comfy)
                 raise
             comfy_seconds, _ = comfy_start.result()
+        self.nodes.log_status(self.comfy.import_failures())
         report = SetupReport(summary, preload_seconds, comfy_seconds, time.monotonic() - started)
         logger.info(
             "setup done in %.1f s: ComfyUI started in %.1f s, weights preloaded in %.1f s, side by side",
@@ -134,6 +145,7 @@ class App:
                 ", ".join(s.preload_weights) or "-",
             )
             summary = self.store.preload(kits=s.kits, workflows=workflows, names=s.preload_weights)
+            self.nodes.link_weights()
         except (WeightkitError, InputError, OSError) as exc:
             if not s.preload_best_effort:
                 raise PreloadError(exc) from exc
@@ -178,7 +190,8 @@ class App:
 
         text = workflow_text(request.workflow_json, default_path=s.default_workflow, settings=s.inputs)
         workflow: dict[str, Any] = parse_workflow(text)
-        self.comfy.check_node_classes(workflow)  # a misspelt class must not cost a download
+        # A misspelt class, or one from a pack that is not installed, must not cost a download.
+        self.comfy.check_node_classes(workflow, hint_for=self.nodes.hint)
         if request.input_file is not None:
             placed = place_input_file(Path(request.input_file), s.comfyui.input_dir, settings=s.inputs)
             logger.info("input file placed in the input folder as %s", ", ".join(placed))
@@ -192,6 +205,8 @@ class App:
 
         guard = functools.partial(check_url, settings=s.inputs)  # for weights the workflow gives as URLs
         ensured = self.store.ensure(workflow, fetch_missing=not s.strict_weights, url_guard=guard)
+        if ensured.fetched is not None:
+            self.nodes.link_weights()
         workflow = in_run_folder(apply_renames(workflow, ensured.renames), uuid.uuid4().hex[:12])
         fetched = ensured.fetched
         _log_weights(ensured.refs, ensured.already_present, fetched)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from comfyrun.settings import RuntimeSettings
+from nodekit.settings import NodeSettings
 from prediction.input_errors import ALLOW_PRIVATE_URLS
 from weightkit.env import FALSE, TRUE, Env
 from weightkit.errors import SettingsError
@@ -98,6 +99,7 @@ class PredictorSettings:
 
     comfyui: RuntimeSettings = field(default_factory=RuntimeSettings)
     inputs: InputSettings = field(default_factory=InputSettings)
+    nodes: NodeSettings = field(default_factory=NodeSettings)
     kits: tuple[str, ...] = ()
     preload_workflows: tuple[Path, ...] = ()
     preload_weights: tuple[str, ...] = ()
@@ -118,6 +120,7 @@ class PredictorSettings:
         return cls(
             comfyui=RuntimeSettings.from_env(env.environ),
             inputs=InputSettings.from_env(env.environ),
+            nodes=NodeSettings.from_env(env.environ),
             kits=env.items("BASE_MODEL_KIT"),
             preload_workflows=tuple(Path(p) for p in env.items("PRELOAD_WORKFLOW")),
             preload_weights=env.items("PRELOAD_WEIGHTS"),

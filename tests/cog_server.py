@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-T = TypeVar("T")
-
 from cogbuild import write_schema
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 
