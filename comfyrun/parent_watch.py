@@ -25,6 +25,9 @@ def _watch(fd: int) -> None:
 
 
 def main() -> None:
+    # A process started in the background by a non-interactive shell inherits SIGINT as ignored, and
+    # Python then leaves it ignored: ComfyUI would not stop when asked to (it stops on KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     fd, main_py = int(sys.argv[1]), os.path.abspath(sys.argv[2])
     threading.Thread(target=_watch, args=(fd,), name="parent-watch", daemon=True).start()
     sys.argv = [main_py, *sys.argv[3:]]

@@ -178,6 +178,9 @@ def _launch(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A suite run in the background by a non-interactive shell has SIGINT ignored, and a child would
+        # inherit that: ComfyUI's clean stop is SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: list[str] = []
     ready = threading.Event()
