@@ -13,7 +13,6 @@ weights are the business of a `weightkit` store handed in by the caller.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import shutil
 import time
@@ -33,6 +32,7 @@ from comfyrun.errors import (
 )
 from comfyrun.follow import Connection, PromptFollower, follow
 from comfyrun.http import ComfyHTTP
+from comfyrun.launch import CACHE_BARRIER, prepare_folders
 from comfyrun.nodeclasses import ClassHint, unknown_class_error, unknown_classes
 from comfyrun.outputs import Output, collect_outputs
 from comfyrun.process import ComfyProcess
@@ -40,22 +40,12 @@ from comfyrun.repair import fetch_again
 from comfyrun.settings import RuntimeSettings
 from comfyrun.supervisor import Supervisor
 from comfyrun.weightfaults import WeightRefLike, execution_error
-from weightkit.modelpaths import weight_folders, write_extra_model_paths
 
 __all__ = ["ComfyUI", "WeightStore"]
 
 logger = logging.getLogger(__name__)
 
 Workflow = Mapping[str, Any]
-
-# Queued after `POST /free` and followed to its end before the next prompt: ComfyUI's worker reads the
-# flags /free sets only after its next wait for work, so a prompt queued at once may run first, served
-# from the cache it was meant to clear. The worker applies them right after finishing this one, before it
-# takes the next prompt. Two core nodes, a 1x1 image: a few milliseconds.
-CACHE_BARRIER: dict[str, Any] = {
-    "1": {"class_type": "EmptyImage", "inputs": {"width": 1, "height": 1, "batch_size": 1, "color": 0}},
-    "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
-}
 
 
 class WeightStore(Protocol):
@@ -124,24 +114,10 @@ class ComfyUI:
             logger.info("attached to ComfyUI at %s", self.settings.url)
             self._attached = http
             return
-        s = self.settings
-        own = s.own_folder()
-        if own is not None:
-            atexit.register(shutil.rmtree, own, ignore_errors=True)
-        for directory in (s.input_dir, s.output_dir, s.temp_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        if self.store is not None:
-            self.store.write_extra_model_paths(s.model_paths_file)
-        else:
-            write_extra_model_paths(s.model_paths_file, s.weights.weights_dir, weight_folders())
-        # Ours last: ComfyUI puts each `is_default` path first in turn, so the weights dir wins.
-        paths_files = [
-            *filter(None, [s.weights.extra_model_paths]),
-            *self.model_paths_files,
-            s.model_paths_file,
-        ]
+        write_paths = self.store.write_extra_model_paths if self.store is not None else None
+        paths_files = prepare_folders(self.settings, write_paths, extra=self.model_paths_files)
         supervisor = Supervisor(
-            s, model_paths_files=paths_files, env=self.env, on_restart=self._forget_server
+            self.settings, model_paths_files=paths_files, env=self.env, on_restart=self._forget_server
         )
         supervisor.start()
         self._supervisor = supervisor

@@ -33,7 +33,7 @@ from prediction.url_inputs import download_url_inputs
 from prediction.workflow_source import workflow_text
 from weightkit.download import FetchSummary
 from weightkit.errors import WeightkitError
-from weightkit.store import WeightStore, apply_renames
+from weightkit.store import EnsureResult, WeightStore, apply_renames
 from weightkit.units import format_bytes
 from weightkit.workflow import parse_workflow
 
@@ -221,17 +221,7 @@ class App:
             files, s.returned_dir, output_format=request.output_format, output_quality=request.output_quality
         )
         total = time.monotonic() - started
-        metrics = {
-            "weights_required": float(len(ensured.refs)),
-            "weights_already_present": float(ensured.already_present),
-            "weights_fetched": float(fetched.files - fetched.present if fetched else 0),
-            "weights_fetched_bytes": float(fetched.bytes if fetched else 0),
-            "weights_fetch_seconds": round(fetched.seconds if fetched else 0.0, 3),
-            "weights_check_ms": round(ensured.check_seconds * 1000, 3),
-            "inputs_downloaded": float(len(downloaded)),
-            "comfyui_seconds": round(comfy_seconds, 3),
-            "total_seconds": round(total, 3),
-        }
+        metrics = _metrics(ensured, inputs=len(downloaded), comfy_seconds=comfy_seconds, total=total)
         logger.info(
             "prediction done in %.2f s: weights checked in %.2f ms, ComfyUI ran %.2f s, %d output file(s)",
             total,
@@ -266,6 +256,22 @@ class App:
             path.write_text(output.text, encoding="utf-8")
             paths.append(path)
         return paths
+
+
+def _metrics(ensured: EnsureResult, *, inputs: int, comfy_seconds: float, total: float) -> dict[str, float]:
+    """What a prediction reports to Cog: its weights, inputs and times."""
+    fetched = ensured.fetched
+    return {
+        "weights_required": float(len(ensured.refs)),
+        "weights_already_present": float(ensured.already_present),
+        "weights_fetched": float(fetched.files - fetched.present if fetched else 0),
+        "weights_fetched_bytes": float(fetched.bytes if fetched else 0),
+        "weights_fetch_seconds": round(fetched.seconds if fetched else 0.0, 3),
+        "weights_check_ms": round(ensured.check_seconds * 1000, 3),
+        "inputs_downloaded": float(inputs),
+        "comfyui_seconds": round(comfy_seconds, 3),
+        "total_seconds": round(total, 3),
+    }
 
 
 def _timed(function: Callable[[], T]) -> tuple[float, T]:

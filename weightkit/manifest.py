@@ -116,28 +116,9 @@ class Manifest:
         `check_kits=False` defers the check that kits (and needs) name real weights, for a user manifest
         whose kits name built-in weights: the merged manifest is checked instead.
         """
-        by_key: dict[str, WeightEntry] = {}
-        for entry in entries:
-            by_key[entry.key] = entry
+        by_key = {entry.key: entry for entry in entries}
         ordered = sorted(by_key.values(), key=lambda e: e.key)
-        explicit: dict[tuple[str, str], WeightEntry] = {}
-        for entry in ordered:
-            for spelling in (entry.name, *entry.aliases):
-                owner = explicit.setdefault((entry.folder, spelling), entry)
-                if owner is not entry:
-                    raise ManifestError(
-                        f"'{spelling}' names both {owner.key} and {entry.key}; a name or alias must "
-                        "mean one file in its folder",
-                        path=source,
-                        entry=entry.key,
-                        field="aliases",
-                    )
-        # Other spellings (.sft for .safetensors) resolve too, unless a name or alias claims them.
-        by_name: dict[tuple[str, str], WeightEntry] = {}
-        for (folder, spelling), entry in explicit.items():
-            for variant in _spellings(spelling):
-                by_name.setdefault((folder, variant), entry)
-        by_name.update(explicit)
+        by_name = _index_names(ordered, source)
         bare: dict[str, list[WeightEntry]] = {}
         for (_, variant), entry in by_name.items():
             owners = bare.setdefault(variant, [])
@@ -145,24 +126,11 @@ class Manifest:
                 owners.append(entry)
         kit_map = {kit.name: kit for kit in kits}
         needed = {class_type: tuple(keys) for class_type, keys in sorted((needs or {}).items())}
-        for class_type, keys in needed.items() if check_kits else ():
-            for key in keys:
-                if key not in by_key:
-                    raise ManifestError(
-                        f"needed weight '{key}' is not a weight of this manifest (write it as folder/name)",
-                        path=source,
-                        entry=f"node class {class_type}",
-                        field="needs",
-                    )
-        for kit in kit_map.values() if check_kits else ():
-            for ref in kit.weights:
-                if ref not in by_key:
-                    raise ManifestError(
-                        f"kit weight '{ref}' is not a weight of this manifest (write it as folder/name)",
-                        path=source,
-                        entry=f"kit {kit.name}",
-                        field="weights",
-                    )
+        if check_kits:
+            for class_type, keys in needed.items():
+                _check_keys(keys, by_key, source, entry=f"node class {class_type}", field_name="needs")
+            for kit in kit_map.values():
+                _check_keys(kit.weights, by_key, source, entry=f"kit {kit.name}", field_name="weights")
         custom = {k: dict(v) for k, v in sorted((loaders or {}).items())}
         return cls(
             entries=dict(sorted(by_key.items())),
@@ -234,6 +202,44 @@ class Manifest:
     def dumps(self) -> str:
         """Canonical, byte-stable JSON text of this manifest."""
         return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _index_names(ordered: Iterable[WeightEntry], source: str) -> dict[tuple[str, str], WeightEntry]:
+    """`(folder, spelling) → entry` for every name and alias, then the other `.sft`/`.safetensors`
+    spelling of each unless a name or alias claims it; raises `ManifestError` for a spelling two entries
+    claim."""
+    explicit: dict[tuple[str, str], WeightEntry] = {}
+    for entry in ordered:
+        for spelling in (entry.name, *entry.aliases):
+            owner = explicit.setdefault((entry.folder, spelling), entry)
+            if owner is not entry:
+                raise ManifestError(
+                    f"'{spelling}' names both {owner.key} and {entry.key}; a name or alias must "
+                    "mean one file in its folder",
+                    path=source,
+                    entry=entry.key,
+                    field="aliases",
+                )
+    by_name: dict[tuple[str, str], WeightEntry] = {}
+    for (folder, spelling), entry in explicit.items():
+        for variant in _spellings(spelling):
+            by_name.setdefault((folder, variant), entry)
+    by_name.update(explicit)
+    return by_name
+
+
+def _check_keys(
+    keys: Iterable[str], by_key: Mapping[str, WeightEntry], source: str, *, entry: str, field_name: str
+) -> None:
+    what = "kit weight" if field_name == "weights" else "needed weight"
+    for key in keys:
+        if key not in by_key:
+            raise ManifestError(
+                f"{what} '{key}' is not a weight of this manifest (write it as folder/name)",
+                path=source,
+                entry=entry,
+                field=field_name,
+            )
 
 
 def _spellings(name: str) -> tuple[str, ...]:
