@@ -14,6 +14,7 @@ weights are the business of a `weightkit` store handed in by the caller.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,22 +24,22 @@ from typing import Any, Protocol
 from comfyrun.errors import (
     ComfyRunError,
     ComfyUIDiedError,
-    ExecutionError,
     OutputFileMissingError,
     PromptInterruptedError,
     WeightCorruptError,
-    WeightMissingError,
     describe_node_errors,
     parse_node_errors,
 )
 from comfyrun.follow import Connection, PromptFollower, follow
 from comfyrun.http import ComfyHTTP
+from comfyrun.launch import CACHE_BARRIER, prepare_folders
+from comfyrun.nodeclasses import ClassHint, unknown_class_error, unknown_classes
 from comfyrun.outputs import Output, collect_outputs
-from comfyrun.process import ComfyProcess, free_port
+from comfyrun.process import ComfyProcess
+from comfyrun.repair import fetch_again
 from comfyrun.settings import RuntimeSettings
-from comfyrun.weightfaults import WeightRefLike, looks_corrupt, missing_weight, suspect_files
-from weightkit.errors import WeightkitError
-from weightkit.modelpaths import weight_folders, write_extra_model_paths
+from comfyrun.supervisor import Supervisor
+from comfyrun.weightfaults import WeightRefLike, execution_error
 
 __all__ = ["ComfyUI", "WeightStore"]
 
@@ -65,13 +66,25 @@ class ComfyUI:
     The constructor only stores its arguments; `start()` launches or attaches.
     """
 
-    def __init__(self, settings: RuntimeSettings, *, store: WeightStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        *,
+        store: WeightStore | None = None,
+        env: Mapping[str, str] | None = None,
+        model_paths_files: Sequence[Path] = (),
+    ) -> None:
+        """`env` is added to ComfyUI's environment and `model_paths_files` are given to it after the
+        user's `extra_model_paths` and before the weights directory's (both for custom node packs)."""
         self.settings = settings
         self.store = store
+        self.env = dict(env or {})
+        self.model_paths_files = tuple(model_paths_files)
         self.client_id = uuid.uuid4().hex
-        self._process: ComfyProcess | None = None
-        self._http: ComfyHTTP | None = None
+        self._supervisor: Supervisor | None = None
+        self._attached: ComfyHTTP | None = None
         self._connection: Connection | None = None
+        self._object_info: dict[str, Any] | None = None
 
     @classmethod
     def from_env(cls, *, store: WeightStore | None = None) -> ComfyUI:
@@ -85,11 +98,13 @@ class ComfyUI:
 
     @property
     def pid(self) -> int | None:
-        """The ComfyUI process started here; None when attached or stopped."""
-        return self._process.pid if self._process is not None else None
+        """The ComfyUI process started here (the current one, after a restart); None when attached."""
+        process = self._supervisor.process if self._supervisor is not None else None
+        return process.pid if process is not None else None
 
     def start(self) -> None:
-        """Start ComfyUI (or check that `COMFYUI_URL` answers) and wait until it serves requests.
+        """Start ComfyUI (or check that `COMFYUI_URL` answers) and wait until it serves requests; a
+        ComfyUI started here is started again if it dies (`comfyrun.supervisor`).
 
         Raises `ComfyUIStartError` with ComfyUI's last log lines, or `ComfyUIUnavailableError`.
         """
@@ -97,38 +112,47 @@ class ComfyUI:
             http = ComfyHTTP(self.settings.url)
             http.system_stats()
             logger.info("attached to ComfyUI at %s", self.settings.url)
-        else:
-            self._process, http = self._launch()
-        self._http = http
-        self._connection = Connection(http.ws_url(self.client_id))
-
-    def _launch(self) -> tuple[ComfyProcess, ComfyHTTP]:
-        s = self.settings
-        for directory in (s.input_dir, s.output_dir, s.temp_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        if self.store is not None:
-            self.store.write_extra_model_paths(s.model_paths_file)
-        else:
-            write_extra_model_paths(s.model_paths_file, s.weights.weights_dir, weight_folders())
-        # Ours last: ComfyUI puts each `is_default` path first in turn, so the weights dir wins.
-        paths_files = [*filter(None, [s.weights.extra_model_paths]), s.model_paths_file]
-        process = ComfyProcess(s, port=s.port or free_port(), model_paths_files=paths_files)
-        http = ComfyHTTP(process.url)
-        process.start()
-        try:
-            process.wait_ready(http, s.start_timeout)
-        except BaseException:
-            process.stop()
-            raise
-        return process, http
+            self._attached = http
+            return
+        write_paths = self.store.write_extra_model_paths if self.store is not None else None
+        paths_files = prepare_folders(self.settings, write_paths, extra=self.model_paths_files)
+        supervisor = Supervisor(
+            self.settings, model_paths_files=paths_files, env=self.env, on_restart=self._forget_server
+        )
+        supervisor.start()
+        self._supervisor = supervisor
 
     def stop(self) -> None:
-        """Close the websocket and stop the ComfyUI started here (an attached one keeps running)."""
+        """Close the websocket and stop the ComfyUI started here (an attached one keeps running); remove
+        the folders of this process's own (`RuntimeSettings.own_folder`)."""
         if self._connection is not None:
             self._connection.close()
-        if self._process is not None:
-            self._process.stop()
-        self._process = self._http = self._connection = None
+        if self._supervisor is not None:
+            self._supervisor.stop()
+        self._supervisor = self._attached = self._connection = None
+        own = self.settings.own_folder()
+        if own is not None and not self.settings.url:
+            shutil.rmtree(own, ignore_errors=True)
+
+    def check_health(self) -> None:
+        """Raise `ComfyUIDownError` when the ComfyUI started here died and cannot be brought back, or
+        `ComfyUIUnavailableError` when an attached one does not answer within 2 s."""
+        if self._supervisor is not None:
+            self._supervisor.check_health()
+        elif self._attached is not None:
+            self._attached.system_stats(timeout=2.0)
+
+    def import_failures(self) -> dict[str, str]:
+        """Custom node packs the running ComfyUI failed to import: `{pack folder name: why}` (from its
+        start-up log; empty when attached, whose log is not ours to read)."""
+        process = self._supervisor.process if self._supervisor is not None else None
+        return process.import_failures.as_dict() if process is not None else {}
+
+    def _forget_server(self) -> None:
+        """After a restart: what was learnt from the old ComfyUI no longer holds."""
+        self._object_info = None
+        if self._connection is not None:
+            self._connection.close()
 
     def __enter__(self) -> ComfyUI:
         self.start()
@@ -175,7 +199,7 @@ class ComfyUI:
             return self.outputs(entry, include_temp=include_temp)
         except OutputFileMissingError as gone:
             logger.warning("%s (a cached result); clearing ComfyUI's cache and running again", gone)
-            self.free_memory(unload_models=False, free_memory=True)
+            self.reset_cache()
             return self.outputs(
                 self.wait(self.submit(workflow), workflow=workflow), include_temp=include_temp
             )
@@ -209,6 +233,7 @@ class ComfyUI:
         and taken off the queue. Raises what `run` raises.
         """
         http, connection = self._api(), self._ws()
+        process = self._supervisor.process if self._supervisor is not None else None
         timeout = self.settings.run_timeout
         started = time.monotonic()
         try:
@@ -218,7 +243,7 @@ class ComfyUI:
                 http,
                 deadline=started + timeout if timeout else None,
                 timeout=timeout,
-                check_alive=lambda: self._check_alive(prompt_id),
+                check_alive=lambda: _check_alive(process, prompt_id),
             )
         except BaseException:
             connection.close()  # an exception may have landed mid-frame
@@ -230,7 +255,8 @@ class ComfyUI:
         if outcome.status == "interrupted":
             raise PromptInterruptedError(outcome.data)
         if outcome.status == "error":
-            raise self._execution_error(outcome.data, workflow)
+            refs = self.store.required(workflow) if self.store is not None and workflow is not None else None
+            raise execution_error(outcome.data, refs, have_store=self.store is not None)
         return entry
 
     def outputs(self, entry: Mapping[str, Any] | str, *, include_temp: bool = False) -> list[Output]:
@@ -243,7 +269,7 @@ class ComfyUI:
                 raise ComfyRunError(f"ComfyUI has no history for prompt {entry}; it has not finished")
             entry = found
         s = self.settings
-        if self._process is not None:
+        if self._supervisor is not None:
             local = {"output": s.output_dir, "input": s.input_dir, "temp": s.temp_dir / "temp"}
             return collect_outputs(entry, include_temp=include_temp, local_dirs=local)
         return collect_outputs(entry, include_temp=include_temp, http=http, download_dir=s.output_dir)
@@ -252,7 +278,7 @@ class ComfyUI:
         """Make the files of `folder` (the local input folder) ComfyUI's inputs. A ComfyUI started here
         reads that folder itself, so nothing is sent; an attached one (`COMFYUI_URL`) gets each file
         through `/upload/image`, keeping subfolders. Returns the names uploaded."""
-        if self._process is not None:
+        if self._supervisor is not None:
             return []
         http, uploaded = self._api(), []
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -263,9 +289,25 @@ class ComfyUI:
             logger.info("uploaded %d input file(s) to ComfyUI at %s", len(uploaded), http.base_url)
         return uploaded
 
-    def object_info(self) -> dict[str, Any]:
-        """ComfyUI's node classes and their inputs (types, ranges, options), as `/object_info` says."""
-        return self._api().object_info()
+    def object_info(self, *, refresh: bool = False) -> dict[str, Any]:
+        """ComfyUI's node classes and their inputs (types, ranges, options), as `/object_info` says;
+        asked once, then again only with `refresh` or after ComfyUI was started again."""
+        if self._object_info is None or refresh:
+            self._object_info = self._api().object_info()
+        return self._object_info
+
+    def check_node_classes(self, workflow: Workflow, *, hint_for: ClassHint | None = None) -> None:
+        """Raise `UnknownNodeClassError` (one paragraph naming each class, its nodes, and where it comes
+        from if `hint_for` knows) when ComfyUI lacks a class the workflow uses. Asked of the cached
+        `/object_info`, and of a fresh one before failing."""
+        missing = unknown_classes(workflow, self.object_info())
+        if missing:
+            missing = unknown_classes(workflow, self.object_info(refresh=True))
+        if missing:
+            known = self.object_info()
+            raise unknown_class_error(
+                missing, known, import_failures=self.import_failures(), hint_for=hint_for
+            )
 
     def interrupt(self, prompt_id: str | None = None) -> None:
         """Stop the running prompt (only `prompt_id`, if given) at its next step."""
@@ -276,35 +318,26 @@ class ComfyUI:
         self._api().clear_queue()
 
     def free_memory(self, *, unload_models: bool = True, free_memory: bool = True) -> None:
-        """Unload models and drop cached node outputs, so the next prompt reloads weights from disk."""
+        """Ask ComfyUI to unload models and drop cached node outputs once its worker is next idle (it
+        may run a prompt queued meanwhile first: `reset_cache` waits for that)."""
         self._api().free(unload_models=unload_models, free_memory=free_memory)
+
+    def reset_cache(self) -> None:
+        """Unload models and drop every cached node output before the next prompt runs, for certain.
+
+        `POST /free` only sets flags that ComfyUI's worker reads after its next wait for work; a tiny
+        prompt (`CACHE_BARRIER`) followed to its end makes sure that wait is over: the worker applies the
+        flags after finishing it and before taking the prompt queued next."""
+        self.free_memory()
+        barrier = self.submit(CACHE_BARRIER)
+        self.wait(barrier, workflow=CACHE_BARRIER)
+        logger.info("ComfyUI's models are unloaded and its cache of node results is cleared")
 
     # -- internals ------------------------------------------------------------------------------------
 
     def _repair_and_rerun(self, workflow: Workflow, corrupt: WeightCorruptError) -> dict[str, Any]:
-        store = self._weights()
-        paths = []
-        for folder, name in corrupt.files:
-            if folder is None:
-                raise WeightCorruptError(
-                    corrupt.data,
-                    files=corrupt.files,
-                    tried=f"The model folder node {corrupt.node_id} reads '{name}' from is unknown, so it "
-                    "was not fetched again; replace the file by hand, or add its loader to the manifest.",
-                ) from corrupt
-            logger.warning(
-                "%s/%s looks corrupt (%s); fetching it again", folder, name, corrupt.exception_type
-            )
-            try:
-                paths.append(store.repair(name, folder))
-            except WeightkitError as exc:
-                raise WeightCorruptError(
-                    corrupt.data, files=corrupt.files, tried=f"Fetching it again failed: {exc}"
-                ) from exc
-        # ComfyUI would otherwise keep a loader's cached output from the old file. It applies /free between
-        # prompts, and its worker may take a prompt queued right after first; the loader that failed has
-        # no cached output, so the re-run reads the new file either way.
-        self.free_memory()
+        paths = fetch_again(self._weights(), corrupt)
+        self.reset_cache()  # or ComfyUI might keep a loader's cached output from the old file
         try:
             return self.wait(self.submit(workflow), workflow=workflow)
         except WeightCorruptError as again:
@@ -316,27 +349,14 @@ class ComfyUI:
                 "published file may itself be broken, or this node needs a different file.",
             ) from again
 
-    def _execution_error(self, data: Mapping[str, Any], workflow: Workflow | None) -> ExecutionError:
-        missing = missing_weight(data)
-        if missing is not None:
-            return WeightMissingError(data, folder=missing[0], name=missing[1])
-        if looks_corrupt(data):
-            refs = self.store.required(workflow) if self.store is not None and workflow is not None else None
-            tried = (
-                "" if self.store is not None else "No weight store was given, so it was not fetched again."
-            )
-            return WeightCorruptError(data, files=suspect_files(data, refs), tried=tried)
-        return ExecutionError(data)
-
-    def _check_alive(self, prompt_id: str) -> None:
-        if self._process is not None and (code := self._process.exit_code()) is not None:
-            raise ComfyUIDiedError(exit_code=code, prompt_id=prompt_id, log_tail=self._process.log_tail())
-
     def _abandon(self, prompt_id: str) -> None:
         """Take `prompt_id` off ComfyUI's queue and interrupt it if it runs; never raises a ComfyRunError."""
-        if self._http is None or (self._process is not None and self._process.exit_code() is not None):
+        process = self._supervisor.process if self._supervisor is not None else None
+        if (self._supervisor is None and self._attached is None) or (
+            process is not None and process.exit_code() is not None
+        ):
             return
-        quick = ComfyHTTP(self._http.base_url, timeout=2.0)
+        quick = ComfyHTTP(self._api().base_url, timeout=2.0)
         try:
             quick.delete_from_queue([prompt_id])
             quick.interrupt(prompt_id)
@@ -345,16 +365,28 @@ class ComfyUI:
             logger.warning("could not interrupt prompt %s: %s", prompt_id, exc)
 
     def _api(self) -> ComfyHTTP:
-        if self._http is None:
+        if self._attached is not None:
+            return self._attached
+        if self._supervisor is None:
             raise RuntimeError("ComfyUI is not started: call start() first")
-        return self._http
+        return ComfyHTTP(self._supervisor.wait_ready().url)  # it may be starting again after it died
 
     def _ws(self) -> Connection:
-        self._api()
-        assert self._connection is not None
+        """The websocket to the ComfyUI running now (a new one if it came back on another port)."""
+        url = self._api().ws_url(self.client_id)
+        if self._connection is None or self._connection.url != url:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = Connection(url)
         return self._connection
 
     def _weights(self) -> WeightStore:
         if self.store is None:
             raise RuntimeError("this ComfyUI was created without a weight store")
         return self.store
+
+
+def _check_alive(process: ComfyProcess | None, prompt_id: str) -> None:
+    """Raise `ComfyUIDiedError` when the ComfyUI the prompt was queued on has exited."""
+    if process is not None and (code := process.exit_code()) is not None:
+        raise ComfyUIDiedError(exit_code=code, prompt_id=prompt_id, log_tail=process.log_tail())

@@ -27,6 +27,13 @@ class Predictor(BasePredictor):
         self.app = App(PredictorSettings.from_env())
         self.app.setup(weights)
 
+    def healthcheck(self) -> bool:
+        """Cog's user-defined healthcheck (coglet 0.23 calls it on `GET /health-check` after setup, within
+        5 s): an exception makes the status `UNHEALTHY`, its message the `user_healthcheck_error`. Raises
+        `ComfyUIDownError` once ComfyUI died and could not be started again."""
+        self.app.healthcheck()
+        return True
+
     def preload_base_kit(self, kit_name: str) -> FetchSummary:
         """Fetch every weight of a kit (`python -m weightkit kits` lists them)."""
         return self.app.preload_base_kit(kit_name)

@@ -94,7 +94,7 @@ def check_comfyui_wrapper() -> str:
 
 
 def check_manifest(path: Path) -> str:
-    from weightkit.manifest import load_manifest
+    from weightkit.manifest_file import load_manifest
 
     manifest = load_manifest(path)  # raises ManifestError naming entry and field
     text = path.read_text(encoding="utf-8")
@@ -103,8 +103,9 @@ def check_manifest(path: Path) -> str:
         f"{path.name} is not in canonical form (sorted, stable): rewrite it with dumps()",
     )
     for entry in manifest.entries.values():
-        require(re.fullmatch(r"[0-9a-f]{64}", entry.sha256) is not None, f"{entry.key}: sha256")
-        require(entry.size > 0, f"{entry.key}: size")
+        if not entry.left_to_host:  # else the manifest's own validation required Hugging Face URLs
+            require(re.fullmatch(r"[0-9a-f]{64}", entry.sha256 or "") is not None, f"{entry.key}: sha256")
+            require((entry.size or 0) > 0, f"{entry.key}: size")
     for name in ("sd15", "sdxl", "flux", "flux-dev", "sd35", "upscale"):
         require(name in manifest.kits, f"kit {name} is missing")
     for kit in manifest.kits.values():
@@ -115,7 +116,7 @@ def check_manifest(path: Path) -> str:
 
 def check_examples(manifest_path: Path, examples: Path) -> str:
     from weightkit.extract import required_weights
-    from weightkit.manifest import load_manifest
+    from weightkit.manifest_file import load_manifest
 
     manifest = load_manifest(manifest_path)
     files = sorted(examples.glob("*.json"))
@@ -126,6 +127,28 @@ def check_examples(manifest_path: Path, examples: Path) -> str:
         unknown = [ref.name for ref in refs if ref.entry is None]
         require(not unknown, f"{file.name} names weights the manifest lacks: {unknown}")
     return f"{len(files)} examples, every weight in the manifest"
+
+
+def check_custom_nodes(path: Path, manifest_path: Path) -> str:
+    from nodekit.lock import load_lock
+    from weightkit.manifest_file import load_manifest
+
+    lock = load_lock(path)  # raises LockError naming pack and field
+    require(
+        lock.dumps() == path.read_text(encoding="utf-8"),
+        f"{path.name} is not in canonical form (sorted, stable): run python -m nodekit format",
+    )
+    manifest = load_manifest(manifest_path)
+    manifest.merged(lock.as_manifest())  # pack weights must not clash with the manifest's
+    require(bool(lock.default_selection()), "the lock selects no pack to install by default")
+    for (
+        kit
+    ) in manifest.kits.values():  # "needs the ComfyUI_IPAdapter_plus custom nodes": installed by default
+        for pack in (p for p in lock.packs if p.name in kit.description):
+            require(
+                pack.install, f"kit {kit.name} needs {pack.name}, which the lock does not install by default"
+            )
+    return f"{len(lock.packs)} packs ({len(lock.default_selection())} by default), canonical form"
 
 
 def check_cog_yaml(path: Path) -> str:
@@ -150,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=ROOT / "weights_manifest.json")
     parser.add_argument("--cog-yaml", type=Path, default=ROOT / "cog.yaml")
     parser.add_argument("--examples", type=Path, default=ROOT / "examples")
+    parser.add_argument("--custom-nodes", type=Path, default=ROOT / "custom_nodes.json")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     checks: list[tuple[str, Callable[[], str]]] = [
@@ -157,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         ("ComfyUI wrapper", check_comfyui_wrapper),
         ("weights manifest", lambda: check_manifest(args.manifest)),
         ("examples", lambda: check_examples(args.manifest, args.examples)),
+        ("custom nodes", lambda: check_custom_nodes(args.custom_nodes, args.manifest)),
         ("cog.yaml", lambda: check_cog_yaml(args.cog_yaml)),
     ]
     failed = 0

@@ -21,7 +21,8 @@ from typing import Any
 
 from weightkit.check import check_weights
 from weightkit.extract import required_weights
-from weightkit.manifest import Manifest, parse_manifest
+from weightkit.manifest import Manifest
+from weightkit.manifest_file import parse_manifest
 from weightkit.modelpaths import ModelPaths
 from weightkit.verified import VerifiedRecords
 from weightkit.workflow import parse_workflow

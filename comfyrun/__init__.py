@@ -1,13 +1,16 @@
 """comfyrun: running workflows on ComfyUI over HTTP and its websocket, independent of Cog.
 
 `comfyui.ComfyUI` composes these modules; each has one job: `settings` (environment), `process` (the
-child process), `http` (the routes), `follow` (the websocket, one prompt to its end), `outputs`,
-`weightfaults` (which weight file an execution error blames), `errors`.
+child process, run under `parent_watch` so it dies with us), `supervisor` (restarts it when it dies),
+`http` (the routes), `follow` (the websocket, one prompt to its end), `nodeclasses` (classes ComfyUI
+lacks, packs that failed to import), `outputs`, `weightfaults` (which weight file an execution error
+blames), `repair`, `errors`.
 """
 
 from comfyrun.errors import (
     ComfyRunError,
     ComfyUIDiedError,
+    ComfyUIDownError,
     ComfyUIHTTPError,
     ComfyUIStartError,
     ComfyUIUnavailableError,
@@ -16,6 +19,7 @@ from comfyrun.errors import (
     PromptInterruptedError,
     PromptRejectedError,
     RunTimeoutError,
+    UnknownNodeClassError,
     WeightCorruptError,
     WeightMissingError,
 )
@@ -25,6 +29,7 @@ from comfyrun.settings import RuntimeSettings
 __all__ = [
     "ComfyRunError",
     "ComfyUIDiedError",
+    "ComfyUIDownError",
     "ComfyUIHTTPError",
     "ComfyUIStartError",
     "ComfyUIUnavailableError",
@@ -35,6 +40,7 @@ __all__ = [
     "PromptRejectedError",
     "RunTimeoutError",
     "RuntimeSettings",
+    "UnknownNodeClassError",
     "WeightCorruptError",
     "WeightMissingError",
 ]

@@ -6,6 +6,7 @@ Every error subclasses `ComfyRunError` and a stdlib category, so callers can cat
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 __all__ = [
     "ComfyRunError",
     "ComfyUIDiedError",
+    "ComfyUIDownError",
     "ComfyUIHTTPError",
     "ComfyUIStartError",
     "ComfyUIUnavailableError",
@@ -22,6 +24,7 @@ __all__ = [
     "PromptInterruptedError",
     "PromptRejectedError",
     "RunTimeoutError",
+    "UnknownNodeClassError",
     "WeightCorruptError",
     "WeightMissingError",
     "describe_node_errors",
@@ -68,8 +71,18 @@ class ComfyUIStartError(ComfyRunError, RuntimeError):
         )
 
 
+def describe_exit(exit_code: int | None) -> str:
+    """`exited with code 3`, or `was killed by SIGKILL` (how the out-of-memory killer ends a process)."""
+    if exit_code is not None and exit_code < 0:
+        try:
+            return f"was killed by {signal.Signals(-exit_code).name}"
+        except ValueError:
+            pass
+    return f"exited with code {exit_code}"
+
+
 class ComfyUIDiedError(ComfyRunError, RuntimeError):
-    """The ComfyUI process exited while a prompt was running."""
+    """The ComfyUI process exited while a prompt was running; it is started again for the next one."""
 
     def __init__(self, *, exit_code: int | None, prompt_id: str | None, log_tail: Sequence[str]) -> None:
         self.exit_code = exit_code
@@ -77,8 +90,22 @@ class ComfyUIDiedError(ComfyRunError, RuntimeError):
         self.log_tail = tuple(log_tail)
         during = f" while running prompt {prompt_id}" if prompt_id else ""
         super().__init__(
-            f"ComfyUI exited with code {exit_code}{during}; it may have run out of memory or crashed in a "
-            f"custom node.{_log_tail(self.log_tail)}"
+            f"ComfyUI {describe_exit(exit_code)} (exit code {exit_code}){during}; it may have run out of "
+            "memory or crashed in a custom node. It is being started again for the next prediction."
+            f"{_log_tail(self.log_tail)}"
+        )
+
+
+class ComfyUIDownError(ComfyRunError, RuntimeError):
+    """ComfyUI died too often to be started again (or could not be): the replica cannot predict."""
+
+    def __init__(self, reason: str, *, log_tail: Sequence[str] = ()) -> None:
+        self.reason = reason
+        self.log_tail = tuple(log_tail)
+        super().__init__(
+            f"ComfyUI is down and is not started again: {reason}. Restart the model; if this repeats, the "
+            "workflows need more memory than this machine has, or a custom node crashes ComfyUI "
+            f"(COMFYUI_RESTART_LIMIT, COMFYUI_RESTART_WINDOW).{_log_tail(self.log_tail)}"
         )
 
 
@@ -286,4 +313,27 @@ class RunTimeoutError(ComfyRunError, TimeoutError):
         super().__init__(
             f"The workflow did not finish within {timeout:g} s{at}; it was interrupted on ComfyUI. Raise "
             "COMFYUI_RUN_TIMEOUT if it needs longer."
+        )
+
+
+class UnknownNodeClassError(ComfyRunError, ValueError):
+    """The workflow names node classes this ComfyUI does not have; found before anything is fetched.
+
+    `missing` maps each unknown class to the ids of the nodes using it; `hints` to a sentence on where the
+    class comes from (its pack, whether that failed to import) or which known class is near its name.
+    """
+
+    def __init__(self, missing: Mapping[str, Sequence[str]], hints: Mapping[str, str]) -> None:
+        self.missing = {name: tuple(nodes) for name, nodes in missing.items()}
+        self.hints = dict(hints)
+        parts = []
+        for name, nodes in self.missing.items():
+            label = "node" if len(nodes) == 1 else "nodes"
+            hint = self.hints.get(name)
+            parts.append(f"'{name}' ({label} {', '.join(nodes)})" + (f": {hint}" if hint else ""))
+        super().__init__(
+            "This ComfyUI has no node class "
+            + "; no class ".join(parts)
+            + ". Fix the class name, or install the custom node pack that provides it; nothing was "
+            "downloaded for this workflow."
         )

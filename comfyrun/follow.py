@@ -28,7 +28,7 @@ import websocket
 from comfyrun.errors import ComfyRunError, ComfyUIUnavailableError, RunTimeoutError
 from comfyrun.http import ComfyHTTP
 
-__all__ = ["Connection", "Outcome", "PromptFollower", "follow", "outcome_from_history"]
+__all__ = ["Connection", "PromptFollower", "PromptOutcome", "follow", "outcome_from_history"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,24 +38,25 @@ _PREVIEW_IMAGE, _TEXT, _PREVIEW_WITH_METADATA = 1, 3, 4
 
 
 @dataclass(frozen=True)
-class Outcome:
+class PromptOutcome:
     """How a prompt ended: `data` is the `execution_error` or `execution_interrupted` message."""
 
     status: Literal["success", "error", "interrupted"]
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
-def outcome_from_history(entry: Mapping[str, Any]) -> Outcome:
+def outcome_from_history(entry: Mapping[str, Any]) -> PromptOutcome:
     """The outcome recorded in a `/history/<id>` entry (its `status.messages` hold the error, if any)."""
     status = entry.get("status") or {}
     for event, data in reversed(status.get("messages") or []):
         if event == "execution_error":
-            return Outcome("error", data)
+            return PromptOutcome("error", data)
         if event == "execution_interrupted":
-            return Outcome("interrupted", data)
+            return PromptOutcome("interrupted", data)
     if status.get("status_str", "success") == "success":
-        return Outcome("success")
-    return Outcome("error", {"exception_message": "ComfyUI recorded the prompt as failed without a reason"})
+        return PromptOutcome("success")
+    reason = "ComfyUI recorded the prompt as failed without a reason"
+    return PromptOutcome("error", {"exception_message": reason})
 
 
 class PromptFollower:
@@ -66,7 +67,6 @@ class PromptFollower:
         self._workflow = workflow or {}
         self.started = False
         self.finished = False  # `executing` with node null: the history entry is written
-        self.outcome: Outcome | None = None
         self.current_node: str | None = None
         self.cached_nodes: tuple[str, ...] = ()
         self.previews = 0
@@ -92,12 +92,6 @@ class PromptFollower:
             self._on_executing(data)
         elif kind == "progress":
             self._on_progress(data)
-        elif kind == "execution_success":
-            self.outcome = Outcome("success")
-        elif kind == "execution_error":
-            self.outcome = Outcome("error", data)
-        elif kind == "execution_interrupted":
-            self.outcome = Outcome("interrupted", data)
 
     def on_binary(self, frame: bytes) -> None:
         """Previews (type 1, or 4 with metadata naming the prompt) and progress text (type 3)."""
@@ -219,7 +213,7 @@ def follow(
     deadline: float | None,
     timeout: float | None,
     check_alive: Callable[[], None],
-) -> tuple[Outcome, dict[str, Any]]:
+) -> tuple[PromptOutcome, dict[str, Any]]:
     """Read messages until the prompt ends; its outcome and history entry.
 
     Raises `RunTimeoutError` past `deadline`, whatever `check_alive` raises when ComfyUI died,

@@ -60,9 +60,6 @@ class ComfyHTTP:
         entry = answer.get(prompt_id) if isinstance(answer, dict) else None
         return entry if isinstance(entry, dict) else None
 
-    def queue(self) -> dict[str, Any]:
-        return self._json("GET", "/queue")
-
     def object_info(self) -> dict[str, Any]:
         """Every node class ComfyUI knows, with its inputs' types, ranges and options."""
         return self._json("GET", "/object_info")

@@ -1,9 +1,11 @@
 """ComfyUI as a child process: its command line, its log lines forwarded with a prefix, readiness, stop.
 
 The last log lines are kept in a ring buffer so that a failure to start, or a death mid-run, can say
-what ComfyUI printed last. ComfyUI is started in its own session so that stopping it also ends the
-processes it started (custom nodes sometimes spawn helpers); it is asked to stop with SIGINT, which it
-handles by shutting down its server and cleaning its temp directory, then killed if it lingers.
+what ComfyUI printed last; custom node packs it says failed to import are kept too (`import_failures`).
+ComfyUI is started in its own session so that stopping it also ends the processes it started (custom
+nodes sometimes spawn helpers); it is asked to stop with SIGINT, which it handles by shutting down its
+server and cleaning its temp directory, then killed if it lingers. It runs under `parent_watch.py`, which
+kills it and its helpers when this process ends in any way, SIGKILL included.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
 from comfyrun.errors import ComfyUIHTTPError, ComfyUIStartError, ComfyUIUnavailableError
 from comfyrun.http import ComfyHTTP
+from comfyrun.nodeclasses import ImportFailures
 from comfyrun.settings import RuntimeSettings
 
 __all__ = ["HOST", "ComfyProcess", "free_port"]
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 LOG_TAIL_LINES = 40
+PARENT_WATCH = Path(__file__).resolve().parent / "parent_watch.py"
 
 
 def free_port(host: str = HOST) -> int:
@@ -44,13 +48,23 @@ def free_port(host: str = HOST) -> int:
 class ComfyProcess:
     """One ComfyUI server started from the checkout at `settings.comfyui_path`."""
 
-    def __init__(self, settings: RuntimeSettings, *, port: int, model_paths_files: Sequence[Path]) -> None:
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        *,
+        port: int,
+        model_paths_files: Sequence[Path],
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.port = port
         self.model_paths_files = tuple(model_paths_files)
+        self.env = dict(env or {})  # added to this process's environment (custom nodes' settings)
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self.import_failures = ImportFailures()
+        self._lifeline: int | None = None  # the write end of the pipe parent_watch.py reads
 
     @property
     def url(self) -> str:
@@ -92,18 +106,24 @@ class ComfyProcess:
                 log_tail=(),
             )
         logger.info("starting ComfyUI: %s", " ".join(command))
+        watched, self._lifeline = os.pipe()
         try:
             self._process = subprocess.Popen(
-                command,
+                [command[0], str(PARENT_WATCH), str(watched), *command[1:]],
                 cwd=self.settings.comfyui_path,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
+                pass_fds=(watched,),
             )
         except OSError as exc:
+            os.close(self._lifeline)
+            self._lifeline = None
             raise ComfyUIStartError(str(exc), command=command, exit_code=None, log_tail=()) from exc
+        finally:
+            os.close(watched)
         # ComfyUI runs in its own session, so a signal to our process group does not reach it: stop it
         # when this interpreter exits (Cog's server stopping its worker), or it would outlive us.
         atexit.register(self.stop)
@@ -119,11 +139,17 @@ class ComfyProcess:
             # A progress bar rewrites its line with \r: keep what it shows last.
             line = raw.decode(errors="replace").rstrip("\r\n").rsplit("\r", 1)[-1]
             self._tail.append(line)
+            self.import_failures.feed(line)
             logger.info("%s%s", prefix, line)
         stream.close()
 
     def exit_code(self) -> int | None:
         return self._process.poll() if self._process is not None else None
+
+    def wait(self) -> int:
+        """Block until ComfyUI exits; its exit code (negative: the signal that killed it)."""
+        assert self._process is not None, "start() first"
+        return self._process.wait()
 
     def log_tail(self) -> list[str]:
         """The last lines ComfyUI printed; after it exited, all of them up to its end."""
@@ -184,5 +210,8 @@ class ComfyProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
         if self._reader is not None:
             self._reader.join(timeout=2.0)

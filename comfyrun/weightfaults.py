@@ -15,9 +15,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from comfyrun.errors import ExecutionError, WeightCorruptError, WeightMissingError
 from weightkit.folders import has_model_extension
 
-__all__ = ["WeightRefLike", "looks_corrupt", "missing_weight", "suspect_files"]
+__all__ = ["WeightRefLike", "execution_error", "looks_corrupt", "missing_weight", "suspect_files"]
 
 _CORRUPT_TYPES = ("SafetensorError", "UnpicklingError")
 _CORRUPT_MESSAGES = (
@@ -100,3 +101,17 @@ def _current_values(raw: Any) -> dict[str, Sequence[str]]:
         items = items if isinstance(items, list) else [items]
         values[str(name)] = [item for item in items if isinstance(item, str)]
     return values
+
+
+def execution_error(
+    data: Mapping[str, Any], refs: Sequence[WeightRefLike] | None, *, have_store: bool
+) -> ExecutionError:
+    """The typed error for an `execution_error` message: a missing weight, a corrupt one (with the files
+    it may be, from the workflow's `refs`), or any other node failure."""
+    missing = missing_weight(data)
+    if missing is not None:
+        return WeightMissingError(data, folder=missing[0], name=missing[1])
+    if looks_corrupt(data):
+        tried = "" if have_store else "No weight store was given, so it was not fetched again."
+        return WeightCorruptError(data, files=suspect_files(data, refs), tried=tried)
+    return ExecutionError(data)

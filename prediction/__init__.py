@@ -1,6 +1,6 @@
 """prediction: what `predict.py` does between Cog and ComfyUI, without Cog's types.
 
 Cog inputs become a ready workflow and input folder (`workflow_source`, `input_files`, `url_inputs`,
-`weight_urls`, `seeds`, guarded by `netguard`); ComfyUI's output files become the returned files
+`seeds`, guarded by `netguard`); ComfyUI's output files become the returned files
 (`output_files`).
 """

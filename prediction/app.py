@@ -3,18 +3,16 @@
 setup: preload the weights of `BASE_MODEL_KIT`, `PRELOAD_WORKFLOW` and `PRELOAD_WEIGHTS` (and unpack
 Cog's `weights` tar) while ComfyUI starts, so setup takes about the longer of the two, then summarise.
 
-predict, in order: empty the folders of the last prediction → workflow text → parse → input file →
-weights given by URL → other URL inputs → seeds → required weights, local check, fetch what is
-missing (or fail fast in strict mode) → run on ComfyUI → outputs in the requested format.
+predict, in order: empty the folders of the last prediction → workflow text → parse → every node class
+known to ComfyUI → input file → URL inputs → seeds → required weights, local check, fetch what is missing
+(or fail fast in strict mode; weights given as URLs are fetched either way) → run on ComfyUI → outputs in
+the requested format.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
-import shutil
-import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,18 +22,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from comfyui import ComfyUI
-from prediction.input_errors import InputError, WeightURLError
+from prediction.custom_nodes import CustomNodes
+from prediction.input_errors import InputError
 from prediction.input_files import place_input_file
 from prediction.netguard import check_url
 from prediction.output_files import check_output_options, empty_folders, export_outputs, in_run_folder
 from prediction.seeds import randomise_seeds, seed_ranges
 from prediction.settings import PredictorSettings
 from prediction.url_inputs import download_url_inputs
-from prediction.weight_urls import check_weight_file, find_weight_urls, loader_folders, use_weight_names
 from prediction.workflow_source import workflow_text
-from weightkit.download import FetchRequest, FetchSummary, safe_extract_tar
+from weightkit.download import FetchSummary
 from weightkit.errors import WeightkitError
-from weightkit.store import WeightStore, apply_renames
+from weightkit.store import EnsureResult, WeightStore, apply_renames
 from weightkit.units import format_bytes
 from weightkit.workflow import parse_workflow
 
@@ -90,10 +88,18 @@ class App:
     """One deployment: its weights, its ComfyUI, and the predictions run on them."""
 
     def __init__(self, settings: PredictorSettings) -> None:
+        """Reads the custom node lock and the weights manifest (raising `LockError`, `ManifestError`);
+        starts nothing."""
         self.settings = settings
-        comfy_settings = settings.comfyui
-        self.store = WeightStore(comfy_settings.weights, output_dir=comfy_settings.output_dir)
-        self.comfy = ComfyUI(comfy_settings, store=self.store)
+        c = settings.comfyui
+        self.nodes = CustomNodes(settings.nodes, c)
+        self.store = WeightStore(c.weights, manifest=self.nodes.manifest(), output_dir=c.output_dir)
+        self.comfy = ComfyUI(
+            c,
+            store=self.store,
+            env=self.nodes.comfyui_env(),
+            model_paths_files=self.nodes.model_paths_files(),
+        )
         self._seed_ranges: dict[tuple[str, str], tuple[int, int]] | None = None
 
     # -- setup ---------------------------------------------------------------------------------------------
@@ -103,6 +109,7 @@ class App:
         not come up, and `PreloadError` when a configured weight cannot be made present (unless
         `PRELOAD_BEST_EFFORT`); ComfyUI is stopped again then."""
         started = time.monotonic()
+        self.nodes.write_model_paths()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="comfyui-start") as pool:
             comfy_start = pool.submit(_timed, self.comfy.start)
             comfy_start.add_done_callback(_log_start_failure)
@@ -112,6 +119,7 @@ class App:
                 _stop_when_started(comfy_start, self.comfy)
                 raise
             comfy_seconds, _ = comfy_start.result()
+        self.nodes.log_status(self.comfy.import_failures())
         report = SetupReport(summary, preload_seconds, comfy_seconds, time.monotonic() - started)
         logger.info(
             "setup done in %.1f s: ComfyUI started in %.1f s, weights preloaded in %.1f s, side by side",
@@ -137,6 +145,7 @@ class App:
                 ", ".join(s.preload_weights) or "-",
             )
             summary = self.store.preload(kits=s.kits, workflows=workflows, names=s.preload_weights)
+            self.nodes.link_weights()
         except (WeightkitError, InputError, OSError) as exc:
             if not s.preload_best_effort:
                 raise PreloadError(exc) from exc
@@ -162,37 +171,10 @@ class App:
         return self.store.preload(workflows=[workflow_json])
 
     def install_user_weights(self, source: str) -> list[Path]:
-        """Unpack Cog's `weights` (a .tar of model folders, as Replicate passes trained weights) into the
-        weights directory: `loras/x.safetensors` (or `models/loras/x.safetensors`) lands in
-        `<WEIGHTS_DIR>/loras/`. Members that would leave it are refused before anything is written. The
-        downloaded archive is kept, named by its URL, so the next cold start with the same URL does not
-        fetch it again. Raises `UnsafeArchiveError`, the downloader's errors, or `OSError`."""
-        weights_dir = self.store.settings.weights_dir
-        if source.startswith(("http://", "https://")):
-            key = hashlib.sha256(source.encode()).hexdigest()[:16]
-            archive = weights_dir / ".weightkit" / f"user-weights-{key}.tar"
-            self.store.downloader.fetch(FetchRequest.for_url(source, archive, unpack=False))
-        else:
-            archive = Path(source.removeprefix("file://"))
-        staging = weights_dir / ".weightkit" / "user-weights"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            files = safe_extract_tar(archive, staging)
-            installed = []
-            for path in files:
-                relative = path.relative_to(staging)
-                if relative.parts[0] == "models" and len(relative.parts) > 2:
-                    relative = relative.relative_to("models")
-                target = weights_dir / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                path.replace(target)
-                installed.append(target)
-        except tarfile.TarError as exc:
-            raise OSError(f"the weights archive {source} is not a readable tar ({exc})") from exc
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        logger.info("installed %d user weight file(s) from %s", len(installed), source)
-        return installed
+        """Unpack Cog's `weights` (a .tar of model folders) into the weights directory; its URL is vetted
+        like every URL a prediction brings (see `WeightStore.install_archive`)."""
+        guard = functools.partial(check_url, settings=self.settings.inputs)
+        return self.store.install_archive(source, url_guard=guard)
 
     # -- predict ---------------------------------------------------------------------------------------
 
@@ -204,24 +186,27 @@ class App:
         check_output_options(request.output_format, request.output_quality)
         self._reset_folders()
         if request.force_reset_cache:
-            self.comfy.free_memory()
+            self.comfy.reset_cache()
 
         text = workflow_text(request.workflow_json, default_path=s.default_workflow, settings=s.inputs)
         workflow: dict[str, Any] = parse_workflow(text)
+        # A misspelt class, or one from a pack that is not installed, must not cost a download.
+        self.comfy.check_node_classes(workflow, hint_for=self.nodes.hint)
         if request.input_file is not None:
             placed = place_input_file(Path(request.input_file), s.comfyui.input_dir, settings=s.inputs)
             logger.info("input file placed in the input folder as %s", ", ".join(placed))
 
-        loaders = loader_folders(self.store.manifest.loaders)
-        workflow = self._fetch_weight_urls(workflow, loaders)
         workflow, downloaded = download_url_inputs(
-            workflow, s.comfyui.input_dir, settings=s.inputs, loaders=loaders
+            workflow, s.comfyui.input_dir, settings=s.inputs, loaders=self.store.manifest.loader_map
         )
         self.comfy.upload_inputs(s.comfyui.input_dir)  # only when attached to a ComfyUI elsewhere
         if request.randomise_seeds:
             workflow, _ = randomise_seeds(workflow, ranges=self._ranges())
 
-        ensured = self.store.ensure(workflow, fetch_missing=not s.strict_weights)
+        guard = functools.partial(check_url, settings=s.inputs)  # for weights the workflow gives as URLs
+        ensured = self.store.ensure(workflow, fetch_missing=not s.strict_weights, url_guard=guard)
+        if ensured.fetched is not None:
+            self.nodes.link_weights()
         workflow = in_run_folder(apply_renames(workflow, ensured.renames), uuid.uuid4().hex[:12])
         fetched = ensured.fetched
         _log_weights(ensured.refs, ensured.already_present, fetched)
@@ -236,17 +221,7 @@ class App:
             files, s.returned_dir, output_format=request.output_format, output_quality=request.output_quality
         )
         total = time.monotonic() - started
-        metrics = {
-            "weights_required": float(len(ensured.refs)),
-            "weights_already_present": float(ensured.already_present),
-            "weights_fetched": float(fetched.files - fetched.present if fetched else 0),
-            "weights_fetched_bytes": float(fetched.bytes if fetched else 0),
-            "weights_fetch_seconds": round(fetched.seconds if fetched else 0.0, 3),
-            "weights_check_ms": round(ensured.check_seconds * 1000, 3),
-            "inputs_downloaded": float(len(downloaded)),
-            "comfyui_seconds": round(comfy_seconds, 3),
-            "total_seconds": round(total, 3),
-        }
+        metrics = _metrics(ensured, inputs=len(downloaded), comfy_seconds=comfy_seconds, total=total)
         logger.info(
             "prediction done in %.2f s: weights checked in %.2f ms, ComfyUI ran %.2f s, %d output file(s)",
             total,
@@ -261,39 +236,42 @@ class App:
         c = self.settings.comfyui
         empty_folders(c.input_dir, c.output_dir, c.temp_dir / "temp", self.settings.returned_dir)
 
-    def _fetch_weight_urls(
-        self, workflow: dict[str, Any], loaders: dict[str, dict[str, str]]
-    ) -> dict[str, Any]:
-        """Loader inputs given as URLs (a user's LoRA): fetched to `<WEIGHTS_DIR>/<folder>/<stable name>`
-        through the downloader, checked, and the workflow rewritten to that name."""
-        weights = find_weight_urls(workflow, loaders)
-        guard = functools.partial(check_url, settings=self.settings.inputs)
-        for weight in weights:
-            logger.info(
-                "node %s (%s) loads %s from %s", weight.node_id, weight.class_type, weight.name, weight.url
-            )
-            result = self.store.fetch_url(weight.url, weight.folder, weight.name, url_guard=guard)
-            try:
-                check_weight_file(weight, result.path)
-            except WeightURLError:
-                self.store.quarantine(result.path, folder=weight.folder)  # not left to be loaded
-                raise
-        return use_weight_names(workflow, weights) if weights else workflow
-
     def _ranges(self) -> dict[tuple[str, str], tuple[int, int]]:
         if self._seed_ranges is None:
             self._seed_ranges = seed_ranges(self.comfy.object_info())
         return self._seed_ranges
 
+    def healthcheck(self) -> None:
+        """Raise when this deployment cannot predict: ComfyUI died and cannot be brought back."""
+        self.comfy.check_health()
+
     def _write_texts(self, texts: Iterable[Any]) -> list[Path]:
+        """Each text output as `text_<n>.txt`: numbered, never named after anything in the workflow (a
+        node id such as `../../x` would otherwise lead the file out of the folder)."""
         paths = []
         folder = self.settings.comfyui.output_dir / "text"
-        for index, output in enumerate(texts):
+        for number, output in enumerate(texts, start=1):
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{output.node_id}_{index}.txt"
+            path = folder / f"text_{number}.txt"
             path.write_text(output.text, encoding="utf-8")
             paths.append(path)
         return paths
+
+
+def _metrics(ensured: EnsureResult, *, inputs: int, comfy_seconds: float, total: float) -> dict[str, float]:
+    """What a prediction reports to Cog: its weights, inputs and times."""
+    fetched = ensured.fetched
+    return {
+        "weights_required": float(len(ensured.refs)),
+        "weights_already_present": float(ensured.already_present),
+        "weights_fetched": float(fetched.files - fetched.present if fetched else 0),
+        "weights_fetched_bytes": float(fetched.bytes if fetched else 0),
+        "weights_fetch_seconds": round(fetched.seconds if fetched else 0.0, 3),
+        "weights_check_ms": round(ensured.check_seconds * 1000, 3),
+        "inputs_downloaded": float(inputs),
+        "comfyui_seconds": round(comfy_seconds, 3),
+        "total_seconds": round(total, 3),
+    }
 
 
 def _timed(function: Callable[[], T]) -> tuple[float, T]:

@@ -2,9 +2,13 @@
 paragraph a user can act on.
 
 Every error subclasses `InputError`; those caused by what the user gave also subclass `ValueError`.
+URLs are printed without user name, password, query or fragment (`display_url`): a user's URL may carry
+a token there, and messages reach logs.
 """
 
 from __future__ import annotations
+
+from weightkit.urlforms import display_url
 
 __all__ = [
     "ALLOW_PRIVATE_URLS",
@@ -15,7 +19,6 @@ __all__ = [
     "InputTooLargeError",
     "OutputOptionError",
     "URLRefusedError",
-    "WeightURLError",
     "WorkflowSourceError",
 ]
 
@@ -44,10 +47,10 @@ class URLRefusedError(InputError, ValueError):
         elif address or host:
             where = f" ({address or host})"
         super().__init__(
-            f"Refused to fetch {url}{where}: {reason}. Inputs given as URLs are fetched only from public "
-            f"internet addresses over http or https. If this deployment should reach such addresses, set "
-            f"{ALLOW_PRIVATE_URLS}=true (everything) or {ALLOW_PRIVATE_URLS} to a comma-separated list of "
-            "networks such as 10.1.0.0/16."
+            f"Refused to fetch {display_url(url)}{where}: {reason}. Inputs given as URLs are fetched only "
+            "from public internet addresses over http or https. If this deployment should reach such "
+            f"addresses, set {ALLOW_PRIVATE_URLS}=true (everything) or {ALLOW_PRIVATE_URLS} to a "
+            "comma-separated list of networks such as 10.1.0.0/16."
         )
 
 
@@ -59,8 +62,8 @@ class InputDownloadError(InputError, ValueError):
         self.problem = problem
         self.status = status
         super().__init__(
-            f"Could not download {url}: {problem}. Check that the URL is right and publicly reachable "
-            "(open it in a browser), or upload the file instead."
+            f"Could not download {display_url(url)}: {problem}. Check that the URL is right and publicly "
+            "reachable (open it in a browser), or upload the file instead."
         )
 
 
@@ -74,8 +77,8 @@ class InputTooLargeError(InputError, ValueError):
         self.setting = setting
         told = f"it is {size:,} bytes" if size is not None else "it sent more than that"
         super().__init__(
-            f"Refused to download {url}: the limit is {limit:,} bytes and {told}. Use a smaller file, "
-            f"or raise the limit with the setting {setting}."
+            f"Refused to download {display_url(url)}: the limit is {limit:,} bytes and {told}. Use a smaller "
+            f"file, or raise the limit with the setting {setting}."
         )
 
 
@@ -114,20 +117,6 @@ class InputArchiveError(InputError, ValueError):
         super().__init__(
             f"Refused to unpack input_file {archive}: {which}{problem}. Nothing from it was put in the "
             "input folder. Make an archive of plain files and folders with relative names inside it."
-        )
-
-
-class WeightURLError(InputError, ValueError):
-    """A weight given by URL did not turn out to be the kind of file its name says."""
-
-    def __init__(self, url: str, name: str, problem: str) -> None:
-        self.url = url
-        self.name = name
-        self.problem = problem
-        super().__init__(
-            f"The weight file downloaded from {url} (saved as {name}) {problem}. Give a URL whose path ends "
-            "with the file's real extension (.safetensors, .ckpt, .pt, ...), or a direct link to the file "
-            "rather than to a web page."
         )
 
 

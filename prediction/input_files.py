@@ -11,9 +11,9 @@ unpacked, safely and all or nothing.
 - A zip or tar is unpacked with its folders, as named inside it, by weightkit's safe extraction
   (`weightkit.download.archive`): every member is checked before anything is written (no absolute name,
   no `..`, no device or special file, no link leading outside, nothing written through a link, zip
-  symbolic links refused), and one bad member refuses the whole archive. Here, before that, the
-  archive's index must show no more than `archive_max_files` members and `archive_max_bytes` bytes
-  (zip bombs). Members are unpacked into a staging folder inside the input folder, then moved into place,
+  symbolic links refused), and one bad member refuses the whole archive; no more than
+  `archive_max_files` members and `archive_max_bytes` bytes, counted as the members are read (archive
+  bombs). Members are unpacked into a staging folder inside the input folder, then moved into place,
   replacing what had the same name, so a refused or broken archive leaves nothing behind.
 """
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 from prediction.input_errors import InputArchiveError, InputFileError
 from prediction.settings import InputSettings
-from weightkit.download.archive import safe_extract_tar, safe_extract_zip
-from weightkit.errors import UnsafeArchiveError
+from weightkit.download.archive import ArchiveLimits, safe_extract_tar, safe_extract_zip
+from weightkit.errors import ArchiveTooLargeError, DiskSpaceError, UnsafeArchiveError
 
 __all__ = ["ARCHIVE", "MEDIA_EXTENSIONS", "place_input_file", "sniff_type"]
 
@@ -124,14 +124,15 @@ def _sniff_head(head: bytes) -> str | None:
 
 
 def _unpack(archive: Path, kind: str, input_dir: Path, settings: InputSettings) -> list[str]:
-    _check_limits(archive, *_extent(archive, kind), settings)
     staging = Path(tempfile.mkdtemp(dir=input_dir, prefix=".unpack-"))
     try:
         extract = safe_extract_zip if kind == ".zip" else safe_extract_tar
         try:
-            extract(archive, staging)
-        except UnsafeArchiveError as exc:
-            raise InputArchiveError(archive.name, exc.reason, member=exc.member) from exc
+            extract(archive, staging, limits=_limits(settings))
+        except (UnsafeArchiveError, ArchiveTooLargeError) as exc:
+            raise InputArchiveError(archive.name, _reason(exc), member=exc.member) from exc
+        except DiskSpaceError as exc:
+            raise InputArchiveError(archive.name, f"there is no room to unpack it ({exc})") from exc
         except _DAMAGED as exc:
             raise InputArchiveError(archive.name, f"it could not be unpacked ({exc})") from exc
         placed = sorted(
@@ -151,30 +152,17 @@ def _unpack(archive: Path, kind: str, input_dir: Path, settings: InputSettings) 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _extent(archive: Path, kind: str) -> tuple[int, int]:
-    """How many members the archive has and how many bytes its files unpack to, read from its index."""
-    try:
-        if kind == ".zip":
-            with zipfile.ZipFile(archive) as zf:
-                zipped = zf.infolist()
-                return len(zipped), sum(info.file_size for info in zipped)
-        with tarfile.open(archive) as tf:
-            members = tf.getmembers()
-            return len(members), sum(info.size for info in members if info.isfile())
-    except _DAMAGED as exc:
-        raise InputArchiveError(archive.name, f"it is not a readable {kind[1:]} archive ({exc})") from exc
+def _limits(settings: InputSettings) -> ArchiveLimits:
+    return ArchiveLimits(
+        members=settings.archive_max_files,
+        bytes=settings.archive_max_bytes,
+        members_setting="INPUT_ARCHIVE_MAX_FILES",
+        bytes_setting="INPUT_ARCHIVE_MAX_BYTES",
+    )
 
 
-def _check_limits(archive: Path, files: int, size: int, settings: InputSettings) -> None:
-    if files > settings.archive_max_files:
-        raise InputArchiveError(
-            archive.name,
-            f"it has more than {settings.archive_max_files:,} members, the limit set by "
-            "INPUT_ARCHIVE_MAX_FILES",
-        )
-    if size > settings.archive_max_bytes:
-        raise InputArchiveError(
-            archive.name,
-            f"it unpacks to more than {settings.archive_max_bytes:,} bytes, the limit set by "
-            "INPUT_ARCHIVE_MAX_BYTES",
-        )
+def _reason(exc: UnsafeArchiveError | ArchiveTooLargeError) -> str:
+    if isinstance(exc, UnsafeArchiveError):
+        return exc.reason
+    setting = f" (the limit set by {exc.setting})" if exc.setting else ""
+    return f"it holds more than {exc.limit:,} {exc.unit}{setting}"

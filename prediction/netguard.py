@@ -24,23 +24,17 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from prediction.input_errors import InputDownloadError, URLRefusedError
 from prediction.settings import InputSettings
+from prediction.special_addresses import IPAddress, address_problem
+from weightkit.urlforms import display_url
 
-__all__ = ["CheckedURL", "GuardedResponse", "address_problem", "check_url", "open_url"]
+__all__ = ["CheckedURL", "GuardedResponse", "check_url", "open_url"]
 
 log = logging.getLogger(__name__)
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Names that reach a cloud's instance metadata service without going through DNS on the internet.
 METADATA_HOSTS = frozenset(
     {"metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"}
 )
-# Metadata services: AWS, GCP, Azure, OpenStack, Oracle (IPv4 and AWS IPv6), AWS ECS tasks, Alibaba.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200")
-)
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = "cog-comfyui"
 # Characters that may stay as they are in a request target; anything else is percent-encoded.
@@ -57,35 +51,6 @@ class CheckedURL:
     port: int
     addresses: tuple[str, ...]
     target: str  # path and query, as sent in the request line
-
-
-def address_problem(address: IPAddress) -> str | None:
-    """Why `address` is not a public internet address, or None if it is one."""
-    if address in METADATA_ADDRESSES:
-        return "a cloud metadata service address"
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in _NAT64:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return address_problem(embedded)
-    if address.is_unspecified:
-        return "the unspecified address"
-    if address.is_loopback:
-        return "a loopback address (this machine)"
-    if address.is_link_local:
-        return "a link-local address"
-    if address.is_multicast:
-        return "a multicast address"
-    if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
-        return "a carrier-grade NAT (shared) address"
-    if address.is_reserved:
-        return "a reserved address"
-    if address.is_private:
-        return "a private network address"
-    if not address.is_global:
-        return "not a public internet address"
-    return None
 
 
 def check_url(url: str, *, settings: InputSettings) -> CheckedURL:
@@ -188,7 +153,7 @@ def open_url(url: str, *, settings: InputSettings, max_redirects: int = 5) -> Gu
         except URLRefusedError as exc:
             if current == url:
                 raise
-            reason = f"{exc.reason}, and {url} redirected there"
+            reason = f"{exc.reason}, and {display_url(url)} redirected there"
             raise URLRefusedError(current, reason, host=exc.host, address=exc.address) from exc
         response = _get(checked, settings.download_timeout)
         location = response.headers.get("Location")
@@ -196,7 +161,7 @@ def open_url(url: str, *, settings: InputSettings, max_redirects: int = 5) -> Gu
             return response
         response.close()
         following = urljoin(current, location.strip())
-        log.debug("%s redirects (%d) to %s", current, response.status, following)
+        log.debug("%s redirects (%d) to %s", display_url(current), response.status, display_url(following))
         current = following
     raise InputDownloadError(url, f"it redirects more than {max_redirects} times")
 

@@ -4,6 +4,10 @@
 another format than asked is converted with Pillow (`webp`, `jpg` at `output_quality`; `png` lossless);
 an image already in the asked format is kept byte for byte (no second lossy pass, and a PNG keeps the
 workflow ComfyUI embeds in it); animated GIF/WEBP, videos and every other file are kept as they are.
+An output is never lost once the work is done: an image the asked format cannot hold (WebP stops at
+16383 pixels a side, JPEG at 65500) is written as PNG instead, and one too large for Pillow to decode
+safely (its decompression-bomb guard, over 179 million pixels) is returned as the workflow saved it;
+both are logged.
 `empty_folders` removes everything inside ComfyUI's input, output and temp folders so that nothing of
 one prediction reaches the next.
 """
@@ -84,12 +88,30 @@ def export_outputs(
 def _export_one(source: Path, folder: Path, output_format: str, quality: int) -> Path:
     try:
         image = Image.open(source, formats=_CONVERTIBLE)
+    except Image.DecompressionBombError as exc:  # the workflow's own file: returned, not converted
+        log.warning("%s is returned as it was saved, not as %s: %s", source.name, output_format, exc)
+        return _keep(source, folder)
     except (UnidentifiedImageError, OSError):  # not a still image we convert: a video, a text file...
         return _keep(source, folder)
     with image:
         if image.format == OUTPUT_FORMATS[output_format] or getattr(image, "is_animated", False):
             return _keep(source, folder)
-        return _convert(image, source, folder, output_format, quality)
+        try:
+            return _convert(image, source, folder, output_format, quality)
+        except (OSError, ValueError) as exc:  # the format cannot hold it (WebP's 16383-pixel limit...)
+            fallback = "png" if output_format != "png" and image.format != "PNG" else None
+            log.warning(
+                "%s (%dx%d) cannot be written as %s (%s); returning it as %s",
+                source.name,
+                image.width,
+                image.height,
+                output_format,
+                exc,
+                fallback or f"it was saved ({image.format})",
+            )
+            if fallback is None:
+                return _keep(source, folder)
+            return _convert(image, source, folder, fallback, quality)
 
 
 def _convert(image: Image.Image, source: Path, folder: Path, output_format: str, quality: int) -> Path:
@@ -108,7 +130,11 @@ def _convert(image: Image.Image, source: Path, folder: Path, output_format: str,
             image = image.convert("RGBA" if image.has_transparency_data else "RGB")
         options["quality"] = quality
     temporary = target.with_name(f".{target.name}.part")
-    image.save(temporary, format=OUTPUT_FORMATS[output_format], **options)
+    try:
+        image.save(temporary, format=OUTPUT_FORMATS[output_format], **options)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, target)
     return target
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from comfyrun.settings import RuntimeSettings
+from nodekit.settings import NodeSettings
 from prediction.input_errors import ALLOW_PRIVATE_URLS
 from weightkit.env import FALSE, TRUE, Env
 from weightkit.errors import SettingsError
@@ -90,7 +91,7 @@ class PredictorSettings:
     | --- | --- | --- |
     | `BASE_MODEL_KIT` | (none) | kit(s) to preload in setup, comma-separated (`python -m weightkit kits`) |
     | `PRELOAD_WORKFLOW` | (none) | workflow files or folders whose weights setup preloads, comma-separated |
-    | `PRELOAD_WEIGHTS` | (none) | weight names (or `folder/name`) setup preloads, comma-separated |
+    | `PRELOAD_WEIGHTS` | (none) | weights to preload: `name`, `folder/name`, a listed URL, `folder=URL` |
     | `PRELOAD_BEST_EFFORT` | `false` | `true`: a failed preload is logged and setup goes on |
     | `WEIGHTS_STRICT` | `false` | `true`: predict never downloads; a missing weight fails at once |
     | `DEFAULT_WORKFLOW` | `examples/sd15_txt2img.json` | run when `workflow_json` is empty |
@@ -98,6 +99,7 @@ class PredictorSettings:
 
     comfyui: RuntimeSettings = field(default_factory=RuntimeSettings)
     inputs: InputSettings = field(default_factory=InputSettings)
+    nodes: NodeSettings = field(default_factory=NodeSettings)
     kits: tuple[str, ...] = ()
     preload_workflows: tuple[Path, ...] = ()
     preload_weights: tuple[str, ...] = ()
@@ -118,6 +120,7 @@ class PredictorSettings:
         return cls(
             comfyui=RuntimeSettings.from_env(env.environ),
             inputs=InputSettings.from_env(env.environ),
+            nodes=NodeSettings.from_env(env.environ),
             kits=env.items("BASE_MODEL_KIT"),
             preload_workflows=tuple(Path(p) for p in env.items("PRELOAD_WORKFLOW")),
             preload_weights=env.items("PRELOAD_WEIGHTS"),

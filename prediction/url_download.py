@@ -12,26 +12,22 @@ import http.client
 import logging
 import mimetypes
 import os
-import re
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from prediction.input_errors import InputDownloadError, InputTooLargeError
 from prediction.netguard import GuardedResponse, open_url
 from prediction.settings import InputSettings
+from weightkit.urlforms import display_url, safe_file_name, url_file_name
 
-__all__ = ["Fetched", "download_to_folder", "fetch_bytes", "safe_file_name", "url_file_name"]
+__all__ = ["Fetched", "download_to_folder", "fetch_bytes"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
-_MAX_NAME = 120  # characters of a file name made from a URL; long enough, far from filesystem limits
-_UNSAFE = re.compile(r"[^\w.+-]+")
 
 
 @dataclass(frozen=True)
@@ -76,7 +72,7 @@ def download_to_folder(url: str, folder: Path, *, settings: InputSettings) -> Pa
             raise
     log.info(
         "Downloaded %s (from %s) to %s: %d bytes in %.1f s",
-        url,
+        display_url(url),
         response.address,
         path,
         size,
@@ -131,25 +127,6 @@ def _response_file_name(response: GuardedResponse) -> str:
         extension = mimetypes.guess_extension(response.headers.get_content_type())
         if extension and extension != ".bin":
             name += extension
-    return name
-
-
-def url_file_name(url: str, default: str = "download") -> str:
-    """The last segment of the URL's path, percent-decoded and made safe; `default` when there is none."""
-    segment = unquote(urlsplit(url).path).rsplit("/", 1)[-1]
-    return safe_file_name(segment) or default
-
-
-def safe_file_name(raw: str) -> str:
-    """A plain file name: no folder parts, no leading dot, only letters, digits, `_.+-`; may be empty."""
-    name = unicodedata.normalize("NFC", raw.replace("\\", "/").rsplit("/", 1)[-1])
-    name = _UNSAFE.sub("_", name).lstrip("._")
-    if len(name) > _MAX_NAME:
-        stem, dot, extension = name.rpartition(".")
-        if dot and 0 < len(extension) <= 16:
-            name = stem[: _MAX_NAME - len(extension) - 1] + "." + extension
-        else:
-            name = name[:_MAX_NAME]
     return name
 
 

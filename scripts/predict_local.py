@@ -4,8 +4,9 @@
     python scripts/predict_local.py examples/upscale_realesrgan.json --input-file photo.png
 
 Installs ComfyUI at the pinned commit into `COMFYUI_PATH` (default ./ComfyUI) with its requirements
-(scripts/install_comfyui.sh; skip with --no-install), starts `python -m cog.server.http` serving
-`predict.py:Predictor` on 127.0.0.1, waits for setup, posts the prediction and writes the returned files
+(scripts/install_comfyui.sh; skip with --no-install), writes `.cog/openapi_schema.json` as `cog build`
+does (so coglet validates the inputs as in the image), starts `python -m cog.server.http` serving
+cog.yaml's `predict:` on 127.0.0.1, waits for setup, posts the prediction and writes the returned files
 into --out (default ./outputs). Settings come from the environment as in a Cog image (see README).
 Without a GPU, set COMFYUI_ARGS=--cpu.
 """
@@ -26,6 +27,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cogbuild import read_config, write_schema  # noqa: E402
 
 
 def data_uri(path: Path) -> str:
@@ -60,7 +64,9 @@ def main() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = dict(os.environ, PORT=str(port), COG_PREDICT_TYPE_STUB="predict.py:Predictor")
+    predict = read_config(ROOT).predict
+    write_schema(predict, ROOT)
+    env = dict(os.environ, PORT=str(port), COG_PREDICT_TYPE_STUB=predict)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # coglet runs `python`
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(

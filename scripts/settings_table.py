@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from comfyrun.settings import RuntimeSettings  # noqa: E402
+from nodekit.settings import NodeSettings  # noqa: E402
 from prediction.settings import InputSettings, PredictorSettings  # noqa: E402
 from weightkit.settings import DownloadSettings, WeightSettings  # noqa: E402
 
@@ -27,6 +28,7 @@ SECTIONS = [
     ("Weights: where they live", WeightSettings),
     ("Weights: downloading", DownloadSettings),
     ("ComfyUI", RuntimeSettings),
+    ("Custom nodes", NodeSettings),
     ("Inputs given by URL or archive", InputSettings),
 ]
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"

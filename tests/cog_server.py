@@ -2,7 +2,8 @@
 
 `pip install cog` brings coglet, the server inside every Cog image; this starts it exactly as an image
 does (`python -m cog.server.http`) with `COG_PREDICT_TYPE_STUB=predict.py:Predictor`, then talks to it
-over HTTP: `GET /health-check`, `POST /predictions`.
+over HTTP: `GET /health-check`, `POST /predictions`. Before it starts, `.cog/openapi_schema.json` is
+written from predict.py as `cog build` writes it, so coglet validates inputs here as in the image.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from cogbuild import write_schema
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +62,7 @@ class CogServer:
         self.stop()
 
     def start(self) -> dict[str, Any]:
+        write_schema(self.env["COG_PREDICT_TYPE_STUB"], ROOT)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
@@ -149,3 +156,39 @@ def data_uri_bytes(uri: str) -> bytes:
 
 def data_uri(data: bytes, media_type: str) -> str:
     return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float) -> T:
+    """The first truthy value of `condition()`, polled until `timeout` (a backstop: the servers offer no
+    event to wait on, and a busy machine only makes the wait longer)."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+    return value
+
+
+def comfyui_processes(marker: str) -> list[int]:
+    """Live ComfyUI processes (`main.py`) whose command line holds `marker`, such as its input folder."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"main.py" in command and marker.encode() in command and process_exists(int(proc.name)):
+            pids.append(int(proc.name))
+    return pids
+
+
+def process_exists(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped (a container's init may never reap it). The main thread
+    of a process shows `Z` while its other threads still exit, holding its sockets: those count."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z" or threads > 1

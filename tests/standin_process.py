@@ -93,15 +93,13 @@ class ComfyProcess:
         """Everything the process wrote to stdout and stderr so far."""
         return "".join(self._lines)
 
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """Ctrl-C (ComfyUI's clean stop), then kill after `timeout` seconds; returns the exit code."""
+    def stop(self) -> int | None:
+        """Ctrl-C (ComfyUI's clean stop, which empties its temp folder) and wait for it to end; returns the
+        exit code. No grace period that a busy machine could outlast: a server that never ends is a bug,
+        left to the test's own timeout."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+            self.process.wait()
         return self.process.returncode
 
     def kill(self) -> None:
@@ -180,6 +178,9 @@ def _launch(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A suite run in the background by a non-interactive shell has SIGINT ignored, and a child would
+        # inherit that: ComfyUI's clean stop is SIGINT.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: list[str] = []
     ready = threading.Event()

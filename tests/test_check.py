@@ -12,7 +12,7 @@ import pytest
 from weightkit.check import CheckReport, check_weights, missing_weights_error, verify_present
 from weightkit.errors import MissingWeightsError
 from weightkit.extract import WeightRef, required_weights
-from weightkit.manifest import parse_manifest
+from weightkit.manifest_file import parse_manifest
 from weightkit.modelpaths import ModelPaths
 from weightkit.verified import VerifiedRecords
 
@@ -224,3 +224,41 @@ def test_single_missing_file_reads_in_the_singular(paths):
     assert message.startswith(
         "This workflow needs 1 weight file that is not usable here. (1) 'x.safetensors'"
     )
+
+
+def test_a_weight_whose_host_states_its_hash_is_present_at_any_size_and_verified_by_its_record(
+    paths, weights, records
+):
+    hosted = {**entry("loras", "hosted.safetensors", b""), "size": None, "sha256": None}
+    hosted["urls"] = ["https://huggingface.co/org/repo/resolve/main/hosted.safetensors"]
+    manifest = parse_manifest({"schema_version": 1, "weights": [hosted]})
+    refs = required_weights(
+        {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": "hosted.safetensors"}}}, manifest
+    )
+    assert check_weights(refs, paths).missing == tuple(refs)
+    path = put(weights / "loras" / "hosted.safetensors", b"what the host sent")
+    report = check_weights(refs, paths, records)
+    assert report.ok and [f.verified for f in report.present] == [False]
+    records.record(path, hashlib.sha256(b"what the host sent").hexdigest())  # as the downloader does
+    (found,) = check_weights(refs, paths, records).present
+    assert found.verified
+    assert verify_present(check_weights(refs, paths, records), records, rehash=True).present == (found,)
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("sd_xl_base_1.0.ckpt", "sd_xl_base_1.0.safetensors"),  # another extension
+        ("sd_xl_base_1_0.safetensors", "sd_xl_base_1.0.safetensors"),  # a typo
+    ],
+)
+def test_an_unknown_name_gets_near_names_from_the_catalog_and_the_add_command(paths, written, meant):
+    from weightkit.manifest_file import load_manifest
+    from weightkit.settings import BUILTIN_MANIFEST
+
+    catalog = load_manifest(BUILTIN_MANIFEST)
+    workflow = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": written}}}
+    report = check_weights(required_weights(workflow, catalog), paths)
+    message = str(missing_weights_error(report, paths, catalog))
+    assert f"Did you mean '{meant}' (in the manifest)" in message
+    assert f"python -m weightkit add <its URL> --folder checkpoints --name {written}" in message

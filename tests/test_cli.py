@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from weightkit.urlforms import stable_weight_name
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "tests" / "reference" / "comfyui"
 
@@ -51,14 +53,19 @@ def test_help_lists_the_commands(run):
 
 
 def test_list_by_folder_with_human_sizes(run):
-    result = run("list", "--folder", "vae")
+    result = run("list", "--folder", "upscale_models", "--kit", "upscale")
     assert result.returncode == 0
     assert result.stdout.splitlines() == [
-        "vae/ae.safetensors                            335 MB  apache-2.0",
-        "vae/sdxl_vae.safetensors                      335 MB  mit",
-        "vae/vae-ft-mse-840000-ema-pruned.safetensors  335 MB  mit",
-        "3 weights, 1.0 GB in all.",
+        "upscale_models/RealESRGAN_x4plus.pth  67.0 MB  bsd-3-clause",
+        "upscale_models/RealESRGAN_x2plus.pth  67.1 MB  bsd-3-clause",
+        "2 weights, 134 MB in all.",
     ]
+
+
+def test_list_says_when_the_host_states_the_size(run):
+    result = run("list", "--kit", "wan")
+    assert result.returncode == 0
+    assert "size unknown" in result.stdout and "6 weights, 6 of unknown size in all." in result.stdout
 
 
 def test_list_by_kit_as_json(run):
@@ -86,7 +93,7 @@ def test_kits_show_count_size_and_description(run):
     assert "3 files" in sdxl and "13.3 GB" in sdxl and "SDXL 1.0" in sdxl
 
 
-def test_plan_shows_present_and_fetchable_with_total_bytes(run, tmp_path):
+def test_plan_shows_present_and_fetchable_and_never_a_clean_count_past_an_unknown_node(run, tmp_path):
     present = tmp_path / "weights" / "upscale_models" / "RealESRGAN_x2plus.pth"
     present.parent.mkdir(parents=True)
     with open(present, "wb") as handle:
@@ -100,16 +107,18 @@ def test_plan_shows_present_and_fetchable_with_total_bytes(run, tmp_path):
         },
     )
     result = run("plan", workflow)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # CustomThing may load anything: the plan cannot be sure
     lines = result.stdout.splitlines()
     assert lines[0] == (
-        "The workflow needs 3 weight files: 1 present, 1 to fetch, 0 missing that cannot be fetched, "
-        "1 in an unknown folder."
+        "The workflow needs 3 weight files that can be known: 1 present, 1 to fetch, 0 missing that cannot "
+        "be fetched, 1 in an unknown folder."
     )
     assert lines[1].startswith("present  upscale_models/RealESRGAN_x2plus.pth") and str(present) in lines[1]
     assert lines[2].startswith("fetch    loras/lcm_lora_sdxl.safetensors") and "394 MB" in lines[2]
     assert lines[3].startswith("unknown  mystery.gguf") and "node 3 CustomThing.model" in lines[3]
-    assert lines[4] == "Would fetch 1 file, 394 MB."
+    assert lines[4].startswith("Custom nodes: 1 node class that ComfyUI lacks, from 0 known packs")
+    assert "CustomThing (node 3) from no known pack" in result.stdout
+    assert lines[-1] == "Would fetch at least 1 file, 394 MB."
 
 
 def test_plan_exits_1_when_a_weight_cannot_be_fetched(run, tmp_path):
@@ -169,3 +178,26 @@ def test_plan_counts_an_alias_present_when_the_manifest_file_is_here(run, tmp_pa
     result = run("plan", workflow)
     assert result.returncode == 0, result.stderr
     assert "1 present, 0 to fetch" in result.stdout
+
+
+PASTED = "https://huggingface.co/user/repo/blob/main/my_style.safetensors?download=true"
+
+
+def test_plan_says_a_pasted_lora_url_would_be_fetched_and_under_which_name(run, tmp_path):
+    workflow = write_workflow(tmp_path, {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": PASTED}}})
+    done = run("plan", workflow)
+    assert done.returncode == 0, done.stderr
+    name = stable_weight_name(PASTED)
+    assert f"loras/{name}" in done.stdout and "fetch" in done.stdout
+    assert "https://huggingface.co/user/repo/resolve/main/my_style.safetensors" in done.stdout
+    assert "Would fetch 1 file" in done.stdout
+
+
+def test_plan_json_of_a_url_weight_already_on_disk_is_present(run, tmp_path):
+    name = stable_weight_name(PASTED)
+    (tmp_path / "weights" / "loras").mkdir(parents=True)
+    (tmp_path / "weights" / "loras" / name).write_bytes(b"x")
+    workflow = write_workflow(tmp_path, {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": PASTED}}})
+    answer = json.loads(run("plan", "--json", workflow).stdout)
+    assert answer["fetch_count"] == 0 and answer["ok"]
+    assert [(w["status"], w["name"]) for w in answer["weights"]] == [("present", name)]

@@ -52,3 +52,31 @@ def test_requirements_file_has_no_options_cog_refuses():
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         assert not line.startswith(("-r", "-e", ".", "/")), line
+
+
+def test_the_torch_set_is_one_cogs_matrix_knows_for_build_cuda():
+    from cogbuild import read_config
+
+    config = read_config(ROOT)
+    wheel = config.torch_wheel()
+    assert config.gpu and config.cuda == "12.8" and wheel is not None and wheel.cuda == config.cuda
+    pins = (config.pinned("torch"), config.pinned("torchvision"), config.pinned("torchaudio"))
+    assert pins == (wheel.torch, wheel.torchvision, wheel.torchaudio)
+    assert config.cog_base_image() == "r8.im/cog-base:cuda12.8-python3.11-torch2.9.1"
+
+
+def test_the_image_gets_the_cog_sdk_the_tests_run_against():
+    from importlib.metadata import version
+
+    config = load_cog_yaml()
+    dev = (ROOT / "requirements-dev.txt").read_text()
+    assert config["build"]["sdk_version"] == version("cog") and f"cog=={version('cog')}" in dev
+
+
+def test_the_test_environment_has_the_runtime_requirements_but_not_the_torch_set():
+    from cogbuild.config import package_name, read_requirements
+
+    runtime = {package_name(r) for r in read_requirements(ROOT / "requirements.txt")}
+    dev = {package_name(r) for r in read_requirements(ROOT / "requirements-dev.txt")}
+    torch_set = {"torch", "torchvision", "torchaudio"}
+    assert torch_set <= runtime and runtime - torch_set <= dev and not dev & torch_set

@@ -299,6 +299,7 @@ def test_corrupt_weight_is_repaired_models_freed_and_prompt_rerun(replay, attach
     comfy = attach(store=weights)
     broken, good = load_case("f_truncated"), load_case("e")
     replay.play(broken)
+    replay.play(load_case("a"))  # the barrier prompt that makes /free certain
     replay.play(good)
     outputs = comfy.run(broken.workflow, check_weights=False)
     assert [o.filename for o in outputs] == ["case_e_00001_.png"]
@@ -306,20 +307,21 @@ def test_corrupt_weight_is_repaired_models_freed_and_prompt_rerun(replay, attach
     repaired = weights.settings.weights_dir / "upscale_models" / "broken_truncated.safetensors"
     assert repaired.read_bytes() == (REFERENCE / "models" / "tiny_compact_x2.safetensors").read_bytes()
     assert replay.posted("/free") == [{"unload_models": True, "free_memory": True}]
-    assert len(replay.posted("/prompt")) == 2
+    assert len(replay.posted("/prompt")) == 3
 
 
 def test_corrupt_weight_that_stays_corrupt_says_which_file_and_what_was_tried(replay, attach, weights):
     comfy = attach(store=weights)
     broken = load_case("f_truncated")
     replay.play(broken)
+    replay.play(load_case("a"))  # the barrier
     replay.play(broken)
     with pytest.raises(WeightCorruptError) as info:
         comfy.run(broken.workflow, check_weights=False)
     assert info.value.files == (("upscale_models", "broken_truncated.safetensors"),)
     assert "upscale_models/broken_truncated.safetensors" in str(info.value)
     assert "fetched again and verified" in str(info.value)
-    assert len(replay.posted("/prompt")) == 2
+    assert len(replay.posted("/prompt")) == 3
 
 
 def test_corrupt_weight_that_cannot_be_fetched_again_says_why(replay, attach, tmp_path, sources):

@@ -403,7 +403,7 @@ def test_comfyui_killed_mid_run_fails_saying_so_with_its_last_log_lines(comfy, t
     assert isinstance(error, ComfyUIDiedError)
     assert error.exit_code == -signal.SIGKILL
     assert error.log_tail and "got prompt" in "\n".join(error.log_tail)
-    assert "exited with code -9 while running prompt" in str(error)
+    assert "was killed by SIGKILL (exit code -9) while running prompt" in str(error)
 
 
 def test_server_that_exits_at_start_fails_with_its_exit_code_and_last_log_lines(tmp_path, caplog):

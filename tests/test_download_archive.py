@@ -11,9 +11,11 @@ import pytest
 
 from tests.downloadkit import fast_settings, leftovers, payload, sha256
 from tests.faultserver import FaultServer
-from weightkit.download import Downloader, FetchRequest, safe_extract_tar, safe_extract_zip
-from weightkit.errors import DownloadError, UnsafeArchiveError
+from weightkit.download import ArchiveLimits, Downloader, FetchRequest, safe_extract_tar, safe_extract_zip
+from weightkit.errors import ArchiveTooLargeError, DiskSpaceError, DownloadError, UnsafeArchiveError
 from weightkit.verified import VerifiedRecords
+
+LIMITS = ArchiveLimits(members=1000, bytes=1 << 30, members_setting="MAX_FILES", bytes_setting="MAX_BYTES")
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def _extract_tar(tmp_path: Path, members) -> tuple[Path, list[Path]]:
     archive = tmp_path / "a.tar"
     archive.write_bytes(_tar(members))
     dest = tmp_path / "out"
-    return dest, safe_extract_tar(archive, dest)
+    return dest, safe_extract_tar(archive, dest, limits=LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -120,7 +122,7 @@ def test_unsafe_zip_member_is_refused_and_nothing_is_written(tmp_path, bad):
     archive = tmp_path / "a.zip"
     archive.write_bytes(_zip([("fine.txt", b"x"), (bad, b"x")]))
     with pytest.raises(UnsafeArchiveError) as caught:
-        safe_extract_zip(archive, tmp_path / "out")
+        safe_extract_zip(archive, tmp_path / "out", limits=LIMITS)
     assert caught.value.member == bad and not (tmp_path / "out").exists()
 
 
@@ -128,13 +130,13 @@ def test_zip_symlink_is_refused(tmp_path):
     archive = tmp_path / "a.zip"
     archive.write_bytes(_zip([("fine.txt", b"x")], symlink="passwd"))
     with pytest.raises(UnsafeArchiveError, match="symbolic link"):
-        safe_extract_zip(archive, tmp_path / "out")
+        safe_extract_zip(archive, tmp_path / "out", limits=LIMITS)
 
 
 def test_safe_zip_extracts_nested_files(tmp_path):
     archive = tmp_path / "a.zip"
     archive.write_bytes(_zip([("imgs/", b""), ("imgs/a.png", b"png"), ("b.txt", b"b")]))
-    files = safe_extract_zip(archive, tmp_path / "out")
+    files = safe_extract_zip(archive, tmp_path / "out", limits=LIMITS)
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in files) == ["b.txt", "imgs/a.png"]
 
 
@@ -177,3 +179,86 @@ def test_tar_source_with_unsafe_member_fails_naming_it_and_writes_nothing(server
     assert isinstance(caught.value.__cause__.__cause__, UnsafeArchiveError)
     assert not request.dest.exists() and not list(tmp_path.rglob("escaped.pth"))
     assert leftovers(tmp_path) == []
+
+
+def _many_members_then_garbage(path: Path, count: int) -> Path:
+    """A tar of `count` one-byte members whose end is cut off: reading every member would fail."""
+    data = _tar([(f"f{i}.bin", "file", b"x") for i in range(count)])
+    path.write_bytes(data[: len(data) * 3 // 4] + b"\xff" * 1000)
+    return path
+
+
+def test_tar_member_limit_is_enforced_while_reading_members(tmp_path):
+    archive = _many_members_then_garbage(tmp_path / "many.tar", 400)
+    limits = ArchiveLimits(members=100, bytes=1 << 30, members_setting="MAX_FILES")
+    with pytest.raises(ArchiveTooLargeError, match="more than 100 members") as caught:
+        safe_extract_tar(archive, tmp_path / "out", limits=limits)  # not a read error: the tail is unread
+    assert caught.value.member == "f100.bin" and "MAX_FILES" in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_zip_member_limit_is_read_from_its_directory_record_before_the_directory(tmp_path):
+    archive = tmp_path / "many.zip"
+    archive.write_bytes(_zip([(f"f{i}.bin", b"x") for i in range(300)]))
+    data = bytearray(archive.read_bytes())
+    directory = data.find(b"PK\x01\x02")
+    data[directory : directory + 4] = b"XXXX"  # zipfile would refuse to parse this directory
+    archive.write_bytes(bytes(data))
+    limits = ArchiveLimits(members=100, bytes=1 << 30)
+    with pytest.raises(ArchiveTooLargeError, match="more than 100 members"):
+        safe_extract_zip(archive, tmp_path / "out", limits=limits)
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_archive_byte_limit_counts_the_declared_sizes_before_writing(tmp_path, kind):
+    archive = tmp_path / f"bomb.{kind}"
+    zeros = b"\0" * (4 << 20)
+    if kind == "tar":
+        with tarfile.open(archive, "w:gz") as tar:
+            info = tarfile.TarInfo("zeros.bin")
+            info.size = len(zeros)
+            tar.addfile(info, io.BytesIO(zeros))
+        extract = safe_extract_tar
+    else:
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("zeros.bin", zeros)
+        extract = safe_extract_zip
+    assert archive.stat().st_size < 64 << 10
+    with pytest.raises(ArchiveTooLargeError, match="more than 1,000,000 bytes"):
+        extract(archive, tmp_path / "out", limits=ArchiveLimits(members=10, bytes=1_000_000))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def small_volume(tmp_path):
+    """A 30 MB tmpfs, as a small weights volume; needs root to mount."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", str(volume)], check=True)
+    try:
+        yield volume
+    finally:
+        subprocess.run(["umount", "-l", str(volume)], check=False)
+
+
+def test_a_gzip_bomb_behind_a_user_tar_url_cannot_fill_the_volume(server, small_volume):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        info = tarfile.TarInfo("lora.safetensors")
+        info.size = 200 << 20
+        tar.addfile(info, io.BytesIO(b"\0" * info.size))
+    bomb = out.getvalue()
+    assert len(bomb) < 300 << 10
+    server.serve("/my_lora.tar", bomb)
+    dest = small_volume / "loras" / "abc-my_lora.safetensors"
+    settings = fast_settings(min_free_bytes=1 << 20)
+    with pytest.raises(DiskSpaceError) as caught:
+        Downloader(settings).fetch(FetchRequest.for_url(server.url("/my_lora.tar"), dest))
+    assert caught.value.needed >= 200 << 20
+    assert leftovers(small_volume) == [] and not dest.exists()
+    assert sum(p.stat().st_size for p in small_volume.rglob("*") if p.is_file()) < 1 << 20

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from weightkit.errors import UnsafeWeightNameError, WorkflowError
-from weightkit.extract import builtin_loaders, required_weights
-from weightkit.manifest import load_manifest, parse_manifest
+from weightkit.errors import ManifestError, UnsafeWeightNameError, WorkflowError
+from weightkit.extract import required_weights
+from weightkit.loaders import builtin_loader_map
+from weightkit.manifest import Manifest
+from weightkit.manifest_file import load_manifest, parse_manifest
 from weightkit.settings import BUILTIN_MANIFEST
 
 RECORDINGS = Path(__file__).resolve().parent / "reference" / "comfyui"
@@ -82,13 +84,13 @@ def test_builtin_loader_map_is_the_recorded_one_plus_the_audio_encoder():
     recorded = json.loads((RECORDINGS / "loader_inputs.json").read_text())
     expected = {k: dict(v) for k, v in recorded["mapping"].items()}
     expected["AudioEncoderLoader"] = {"audio_encoder_name": "audio_encoders"}
-    assert builtin_loaders() == expected
+    assert builtin_loader_map().folders == expected
     assert len(expected) == 27
 
 
 @pytest.mark.parametrize(
     ("class_type", "input_name", "folder"),
-    [(c, i, f) for c, inputs in sorted(builtin_loaders().items()) for i, f in inputs.items()],
+    [(c, i, f) for c, inputs in sorted(builtin_loader_map().folders.items()) for i, f in inputs.items()],
 )
 def test_every_builtin_loader_input_is_a_weight_in_its_folder(class_type, input_name, folder):
     refs = required_weights({"1": node(class_type, **{input_name: "some_file.safetensors"})})
@@ -177,6 +179,26 @@ def test_manifest_loaders_add_custom_nodes_and_override_builtin_inputs():
         ("vae_approx", "x.pth", "1", "VAELoader", "vae_name"),
         ("text_encoders", "y", "2", "MyLoader", "m"),
     ]
+
+
+def test_a_node_class_that_loads_weights_when_it_runs_requires_them_for_the_node_using_it():
+    body = {"name": "dw.onnx", "folder": "annotators", "size": 5, "sha256": "a" * 64, "urls": ["https://x/y"]}
+    body |= {"license": None, "non_commercial": False, "gated": False}
+    pack = Manifest.build(
+        [parse_manifest({"schema_version": 1, "weights": [body]}).entries["annotators/dw.onnx"]],
+        [],
+        needs={"DWPreprocessor": ["annotators/dw.onnx"]},
+    )
+    (ref,) = required_weights({"7": node("DWPreprocessor", resolution=512)}, MANIFEST.merged(pack))
+    assert (ref.folder, ref.name, ref.node_id, ref.entry.key) == (
+        "annotators",
+        "dw.onnx",
+        "7",
+        "annotators/dw.onnx",
+    )
+    assert ref.where == "node 7 (DWPreprocessor), which loads it when it runs"
+    with pytest.raises(ManifestError, match=r"needed weight 'annotators/nope\.onnx'"):
+        Manifest.build([], [], needs={"DWPreprocessor": ["annotators/nope.onnx"]})
 
 
 @pytest.mark.parametrize(

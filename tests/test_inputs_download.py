@@ -9,18 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from prediction.input_errors import InputDownloadError, InputTooLargeError, URLRefusedError, WeightURLError
+from prediction.input_errors import InputDownloadError, InputTooLargeError, URLRefusedError
 from prediction.settings import InputSettings
-from prediction.url_download import download_to_folder, safe_file_name
+from prediction.url_download import download_to_folder
 from prediction.url_inputs import download_url_inputs
-from prediction.weight_urls import (
-    check_weight_file,
-    find_weight_urls,
-    loader_folders,
-    stable_weight_name,
-    use_weight_names,
-)
 from tests.inputs_http import LocalServer, Route
+from weightkit.loaders import builtin_loader_map
+from weightkit.urlforms import safe_file_name
 
 ALLOWED = InputSettings(
     download_timeout=5, download_max_bytes=1000, allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),)
@@ -149,7 +144,7 @@ def test_url_inputs_downloaded_once_and_rewritten_weights_left(server, tmp_path:
     }
     original = json.loads(json.dumps(workflow))
     rewritten, downloaded = download_url_inputs(
-        workflow, tmp_path, settings=ALLOWED, loaders=loader_folders()
+        workflow, tmp_path, settings=ALLOWED, loaders=builtin_loader_map()
     )
     assert rewritten["1"]["inputs"]["image"] == "cat.png"
     assert rewritten["2"]["inputs"]["image"] == "cat.png"
@@ -169,117 +164,7 @@ def test_url_input_at_metadata_address_refused(tmp_path: Path) -> None:
         "1": {"class_type": "LoadImage", "inputs": {"image": "http://169.254.169.254/latest/meta-data/"}}
     }
     with pytest.raises(URLRefusedError, match="metadata"):
-        download_url_inputs(workflow, tmp_path, settings=InputSettings(), loaders=loader_folders())
+        download_url_inputs(workflow, tmp_path, settings=InputSettings(), loaders=builtin_loader_map())
 
 
 # --- weights given by URL ---------------------------------------------------------------------------
-
-
-def test_weight_urls_found_in_loader_inputs_with_stable_names() -> None:
-    lora = "https://huggingface.co/user/repo/resolve/main/style.safetensors?download=true"
-    ckpt = "https://civitai.com/api/download/models/12345?type=Model&format=SafeTensor&token=secret"
-    workflow = {
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-        "10": {
-            "class_type": "LoraLoader",
-            "inputs": {"lora_name": lora, "strength_model": 1.0, "model": ["4", 0]},
-        },
-        "11": {"class_type": "LoadImage", "inputs": {"image": "https://example.com/cat.png"}},
-        "12": {"class_type": "MyLoader", "inputs": {"model_path": "https://example.com/custom.pth"}},
-    }
-    found = find_weight_urls(workflow, loader_folders({"MyLoader": {"model_path": "custom_models"}}))
-    assert [(w.node_id, w.input_name, w.folder) for w in found] == [
-        ("4", "ckpt_name", "checkpoints"),
-        ("10", "lora_name", "loras"),
-        ("12", "model_path", "custom_models"),
-    ]
-    assert found[0].name.endswith("-12345.safetensors")
-    assert found[1].name.endswith("-style.safetensors")
-    assert found[2].name.endswith("-custom.pth")
-    rewritten = use_weight_names(workflow, found)
-    assert rewritten["10"]["inputs"]["lora_name"] == found[1].name
-    assert rewritten["4"]["inputs"]["ckpt_name"] == found[0].name
-    assert rewritten["11"] == workflow["11"] and workflow["10"]["inputs"]["lora_name"] == lora
-
-
-@pytest.mark.parametrize(
-    ("one", "other", "same"),
-    [
-        (
-            "https://huggingface.co/u/r/resolve/main/x.safetensors?download=true",
-            "https://huggingface.co/u/r/resolve/main/x.safetensors",
-            True,
-        ),
-        (
-            "https://civitai.com/api/download/models/1?token=aaa",
-            "https://civitai.com/api/download/models/1?token=bbb",
-            True,
-        ),
-        (
-            "https://bucket.s3.amazonaws.com/x.safetensors?X-Amz-Signature=1&X-Amz-Expires=60",
-            "https://bucket.s3.amazonaws.com/x.safetensors?X-Amz-Signature=2&X-Amz-Expires=90",
-            True,
-        ),
-        ("https://HOST.example/x.safetensors#frag", "https://host.example/x.safetensors", True),
-        ("https://civitai.com/api/download/models/1", "https://civitai.com/api/download/models/2", False),
-        (
-            "https://civitai.com/api/download/models/1?format=SafeTensor",
-            "https://civitai.com/api/download/models/1?format=PickleTensor",
-            False,
-        ),
-        ("https://a.example/x.safetensors", "https://b.example/x.safetensors", False),
-    ],
-)
-def test_stable_weight_name_same_file_same_name(one: str, other: str, same: bool) -> None:
-    assert (stable_weight_name(one) == stable_weight_name(other)) is same
-
-
-def test_stable_weight_name_shape() -> None:
-    name = stable_weight_name("https://example.com/models/My%20LoRA%20v2.safetensors")
-    digest, _, rest = name.partition("-")
-    assert len(digest) == 12 and int(digest, 16) >= 0
-    assert rest == "My_LoRA_v2.safetensors"
-    assert stable_weight_name("https://example.com/").endswith("-weight.safetensors")
-    assert stable_weight_name("https://example.com/x.ckpt").endswith("-x.ckpt")
-
-
-def _weight(name: str):
-    return find_weight_urls(
-        {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": f"https://example.com/{name}"}}},
-        loader_folders(),
-    )[0]
-
-
-def test_check_weight_file_accepts_safetensors(tmp_path: Path) -> None:
-    header = b'{"__metadata__":{}}'
-    path = tmp_path / "w"
-    path.write_bytes(len(header).to_bytes(8, "little") + header)
-    check_weight_file(_weight("1"), path)
-
-
-@pytest.mark.parametrize(
-    ("url_name", "content", "problem"),
-    [
-        ("1", b"PK\x03\x04pickled checkpoint", "not a safetensors file"),
-        (
-            "x.safetensors",
-            b"\x10\x00\x00\x00\x00\x00\x00\x00{",
-            "not a safetensors file",
-        ),  # header past the end
-        ("x.safetensors", b"  <!DOCTYPE html><html>login</html>", "web page"),
-        ("x.ckpt", b"<html><body>Not found</body></html>", "web page"),
-    ],
-)
-def test_check_weight_file_refuses_what_its_name_is_not(
-    tmp_path: Path, url_name: str, content: bytes, problem: str
-) -> None:
-    path = tmp_path / "w"
-    path.write_bytes(content)
-    with pytest.raises(WeightURLError, match=problem):
-        check_weight_file(_weight(url_name), path)
-
-
-def test_check_weight_file_accepts_pickle_under_ckpt_name(tmp_path: Path) -> None:
-    path = tmp_path / "w"
-    path.write_bytes(b"PK\x03\x04pickled checkpoint")
-    check_weight_file(_weight("x.ckpt"), path)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from prediction.input_errors import InputDownloadError, URLRefusedError
-from prediction.netguard import address_problem, check_url, open_url
+from prediction.netguard import check_url, open_url
 from prediction.settings import InputSettings
+from prediction.special_addresses import _REGISTRY, address_problem
 from prediction.url_download import fetch_bytes
 from tests.inputs_http import LocalServer, Route
 
@@ -48,7 +49,15 @@ LOOPBACK_ALLOWED = InputSettings(
         ("0.0.0.0", "unspecified"),
         ("::", "unspecified"),
         ("240.0.0.1", "reserved"),
-        ("192.0.2.1", "private"),  # documentation range: Python counts it private
+        ("192.0.2.1", "documentation"),
+        ("168.63.129.16", "metadata"),  # Azure's host endpoint, in a public range
+        ("192.0.0.9", "IETF protocol"),  # "globally reachable" anycast: still not a weights host
+        ("192.0.0.192", "metadata"),  # Oracle Cloud
+        ("::a00:1", "private"),  # IPv4-compatible ::10.0.0.1
+        ("64:ff9b:1::1", "local-use"),
+        ("2001:db8::1", "documentation"),
+        ("3fff::1", "documentation"),
+        ("4000::1", "unassigned"),
     ],
 )
 def test_address_problem_special_address_is_named(address: str, reason: str) -> None:
@@ -56,7 +65,19 @@ def test_address_problem_special_address_is_named(address: str, reason: str) -> 
     assert problem is not None and reason in problem
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "64:ff9b::808:808"])
+@pytest.mark.parametrize(
+    ("network", "reason"), [(str(network), reason) for network, reason in _REGISTRY], ids=str
+)
+def test_every_iana_special_purpose_range_is_refused_at_both_ends(network: str, reason: str) -> None:
+    net = ipaddress.ip_network(network)
+    for address in (net.network_address, net.broadcast_address):
+        problem = address_problem(address)
+        assert problem is not None, address
+
+
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "1.1.1.1", "192.0.3.1", "2606:4700::1111", "64:ff9b::808:808", "2002:808:808::"]
+)
 def test_address_problem_public_address_is_none(address: str) -> None:
     assert address_problem(ipaddress.ip_address(address)) is None
 

@@ -149,3 +149,23 @@ def test_leftovers_of_previous_prediction_never_reach_the_next(tmp_path: Path) -
     assert collect_files(input_dir, output_dir, temp_dir) == []
     assert os.listdir(output_dir) == [] and temp_dir.is_dir()
     assert (outside / "keep.txt").read_text() == "not ours"
+
+
+@pytest.mark.parametrize("output_format", ["png", "webp", "jpg"])
+def test_image_too_large_for_pillow_to_decode_is_returned_as_the_workflow_saved_it(
+    tmp_path: Path, output_format: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = save(tmp_path / "out" / "huge.png", Image.new("1", (13500, 13500)), "PNG")  # 182 Mpx
+    [exported] = export_outputs([source], tmp_path / "ret", output_format=output_format)
+    assert exported.name == "huge.png" and exported.read_bytes() == source.read_bytes()
+    if output_format != "png":
+        assert "huge.png is returned as it was saved, not as" in caplog.text
+
+
+def test_image_wider_than_webp_allows_is_returned_as_png(tmp_path: Path, caplog) -> None:
+    source = save(tmp_path / "out" / "wide.jpg", Image.new("RGB", (16384, 64), (9, 99, 199)), "JPEG")
+    [exported] = export_outputs([source], tmp_path / "ret", output_format="webp")
+    assert exported.name == "wide.png" and read(exported) == ("PNG", "RGB")
+    assert Image.open(exported).size == (16384, 64)
+    assert "cannot be written as webp" in caplog.text and "returning it as png" in caplog.text
+    assert [p.name for p in exported.parent.iterdir()] == ["wide.png"]  # no partial file left

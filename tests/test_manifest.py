@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from weightkit.errors import ManifestError, UnknownKitError
-from weightkit.manifest import load_manifest, name_is_safe, parse_manifest
+from weightkit.manifest import name_is_safe
+from weightkit.manifest_file import load_manifest, parse_manifest
 from weightkit.settings import BUILTIN_MANIFEST
 
 FACTS = Path(__file__).resolve().parent / "reference" / "weights-facts" / "weights_facts.json"
@@ -44,7 +45,41 @@ def test_builtin_manifest_holds_every_weights_fact():
         entry = manifest.entries[f"{fact['folder']}/{fact['name']}"]
         assert (entry.size, entry.sha256, entry.urls[0]) == (fact["size_bytes"], fact["sha256"], fact["url"])
         assert entry.gated == fact["gated"]
-    assert len(manifest.entries) == len(facts)
+
+
+def test_every_hash_in_the_catalog_is_a_verified_fact_and_the_rest_are_left_to_hugging_face():
+    """A hash is in the manifest only when two independent public places confirm it (the weights facts);
+    every other entry is served by Hugging Face, which states the size and sha256 itself."""
+    manifest = load_manifest(BUILTIN_MANIFEST)
+    facts = {(f["folder"], f["name"]): f["sha256"] for f in json.loads(FACTS.read_text())}
+    assert len(manifest.entries) >= 300
+    for entry in manifest.entries.values():
+        if entry.sha256 is not None:
+            assert facts[(entry.folder, entry.name)] == entry.sha256, entry.key
+        else:
+            assert all(url.startswith("https://huggingface.co/") and "/resolve/" in url for url in entry.urls)
+        assert entry.size is not None or entry.sha256 is None or entry.key in facts
+
+
+def test_one_name_in_two_folders_only_where_told_apart():
+    manifest = load_manifest(BUILTIN_MANIFEST)
+    folders: dict[str, set[str]] = {}
+    for entry in manifest.entries.values():
+        folders.setdefault(entry.name, set()).add(entry.folder)
+    shared = {name: sorted(where) for name, where in folders.items() if len(where) > 1}
+    # flux1-dev-fp8: Comfy-Org's checkpoint and Kijai's diffusion model; ip-adapter.bin: InstantID's and
+    # the FLUX IP-Adapter, each loaded by its own node from its own folder.
+    assert shared == {
+        "flux1-dev-fp8.safetensors": ["checkpoints", "diffusion_models"],
+        "ip-adapter.bin": ["instantid", "ipadapter-flux"],
+    }
+
+
+def test_kits_of_the_current_families_say_licence_gating_and_size():
+    manifest = load_manifest(BUILTIN_MANIFEST)
+    for name in ("wan", "hunyuan-video", "qwen-image", "qwen-image-edit", "ltxv", "flux-kontext", "svd"):
+        description = manifest.kits[name].description
+        assert "Licence:" in description and "gated" in description.lower() and "Size:" in description
 
 
 def test_one_name_two_files_are_told_apart_by_folder():
@@ -208,3 +243,41 @@ def test_safe_names(name):
 )
 def test_unsafe_names(name):
     assert not name_is_safe(name)
+
+
+HF_URL = "https://huggingface.co/org/repo/resolve/main/model.safetensors"
+
+
+@pytest.mark.parametrize("left_out", [{"size": None, "sha256": None}, {"sha256": None}, {"size": None}])
+def test_a_hugging_face_entry_may_leave_size_and_sha256_to_the_host(left_out):
+    doc = minimal(urls=[HF_URL, HF_URL.replace("huggingface.co", "hf.co")], **left_out)
+    (entry,) = parse_manifest(doc).entries.values()
+    assert entry.left_to_host and (entry.size, entry.sha256) == (
+        doc["weights"][0]["size"],
+        doc["weights"][0]["sha256"],
+    )
+    written = json.loads(parse_manifest(doc).dumps())["weights"][0]
+    assert written["size"] == doc["weights"][0]["size"] and written["sha256"] == doc["weights"][0]["sha256"]
+
+
+def test_absent_size_and_sha256_mean_the_host_states_them():
+    doc = minimal(urls=[HF_URL])
+    del doc["weights"][0]["size"], doc["weights"][0]["sha256"]
+    (entry,) = parse_manifest(doc).entries.values()
+    assert (entry.size, entry.sha256) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        ["https://example.com/model.safetensors"],
+        [HF_URL, "https://example.com/model.safetensors"],  # one source that states nothing is enough
+        ["https://huggingface.co/org/repo/blob/main/model.safetensors"],  # a web page, not the file
+        ["http://huggingface.co/org/repo/resolve/main/model.safetensors"],
+        ["https://huggingface.co.evil.example/org/repo/resolve/main/model.safetensors"],
+    ],
+)
+def test_only_hugging_face_resolve_urls_may_leave_the_hash_to_the_host(urls):
+    with pytest.raises(ManifestError, match="Hugging Face resolve URL") as info:
+        parse_manifest(minimal(urls=urls, sha256=None, size=None))
+    assert info.value.field == "size"

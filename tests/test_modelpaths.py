@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from weightkit.errors import ExtraModelPathsError
-from weightkit.extract import builtin_loaders
 from weightkit.folders import COMFYUI_FOLDERS
-from weightkit.manifest import load_manifest
+from weightkit.loaders import builtin_loader_map
+from weightkit.manifest_file import load_manifest
 from weightkit.modelpaths import ModelPaths, read_extra_model_paths, weight_folders, write_extra_model_paths
 from weightkit.settings import BUILTIN_MANIFEST, WeightSettings
 
@@ -261,7 +261,7 @@ def test_weight_folders_cover_comfyui_loaders_and_manifest():
     manifest = load_manifest(BUILTIN_MANIFEST)
     folders = weight_folders(manifest)
     assert folders[: len(COMFYUI_FOLDERS)] == COMFYUI_FOLDERS
-    needed = {f for inputs in builtin_loaders().values() for f in inputs.values()}
+    needed = {f for inputs in builtin_loader_map().folders.values() for f in inputs.values()}
     needed |= {e.folder for e in manifest.entries.values()} | {"ipadapter"}
     assert needed <= set(folders)
     assert len(folders) == len(set(folders))

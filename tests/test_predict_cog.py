@@ -277,7 +277,7 @@ def test_stopping_the_cog_server_stops_comfyui_too(tmp_path, weights_server):
     with CogServer(deployment(tmp_path, weights_server), log_path=tmp_path / "cog.log") as server:
         assert server.health()["status"] == "READY"
         assert len(comfyui_pids()) == 1
-    wait_for(lambda: not comfyui_pids(), timeout=20)
+    wait_for(lambda: not comfyui_pids(), timeout=120)  # a backstop: it ends with the worker
 
 
 # -- predict ----------------------------------------------------------------------------------------------
@@ -335,6 +335,14 @@ def test_ui_format_workflow_is_refused_saying_how_to_export_the_api_format(cog):
     prediction = cog.predict({"workflow_json": json.dumps(ui)})
     assert prediction["status"] == "failed"
     assert "API" in prediction["error"] and "Export" in prediction["error"]
+
+
+def test_a_failed_prediction_carries_cogs_prefix_then_our_message_once(cog):
+    prediction = cog.predict({"workflow_json": '{"1": {"class_type": "SaveImage",, }'})
+    prefix = "Prediction failed: Prediction failed: "  # coglet 0.23.1 adds both, to any exception
+    assert prediction["error"].startswith(prefix)
+    type_name, _, message = prediction["error"].removeprefix(prefix).partition(": ")
+    assert type_name.isidentifier() and "Prediction failed" not in message
 
 
 def test_broken_json_says_where(cog):
@@ -404,6 +412,20 @@ def test_corrupt_weight_is_repaired_during_predict(cog, weights_server):
     assert (cog.base / "weights" / "upscale_models" / "fixme.safetensors").read_bytes() == TINY
     assert len(list((cog.base / "weights" / ".weightkit" / "quarantine" / "upscale_models").iterdir())) == 1
     assert "looks corrupt" in prediction["logs"] or "quarantined" in cog.log()
+
+
+def test_an_image_wider_than_webp_allows_is_returned_as_png_not_lost(cog):
+    wide = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 16384, "height": 64, "batch_size": 1, "color": 7},
+        },
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "wide"}},
+    }
+    prediction = cog.predict({"workflow_json": json.dumps(wide), "output_format": "webp"})
+    (image,) = images(prediction)
+    assert (image.format, image.size) == ("PNG", (16384, 64))
+    assert "cannot be written as webp" in prediction["logs"]
 
 
 def test_temp_files_are_returned_only_when_asked(cog):

@@ -16,7 +16,10 @@ from tests.test_predict_cog import TINY, deployment, upscale
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_local_prediction_writes_the_returned_files(tmp_path):
+def test_local_prediction_writes_the_returned_files_and_coglet_validates_with_the_schema(tmp_path):
+    (ROOT / ".cog" / "openapi_schema.json").unlink(
+        missing_ok=True
+    )  # predict_local.py writes it, as cog build
     workflow = tmp_path / "workflow.json"
     workflow.write_text(json.dumps(upscale("tiny_compact_x2.safetensors", size=10)))
     with FaultServer() as server:
@@ -45,3 +48,4 @@ def test_local_prediction_writes_the_returned_files(tmp_path):
     with Image.open(output) as image:
         assert image.format == "PNG" and image.size == (20, 20)
     assert '"weights_fetched": 1.0' in result.stdout
+    assert "Loaded OpenAPI schema from .cog/openapi_schema.json" in result.stdout + result.stderr

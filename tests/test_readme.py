@@ -20,7 +20,8 @@ def test_settings_table_is_generated_from_the_settings_classes():
 def test_every_variable_the_code_reads_is_in_the_table():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     read = set()
-    for path in [*ROOT.glob("weightkit/**/*.py"), *ROOT.glob("comfyrun/*.py"), *ROOT.glob("prediction/*.py")]:
+    packages = ("weightkit/**/*.py", "nodekit/*.py", "comfyrun/*.py", "prediction/*.py")
+    for path in [path for pattern in packages for path in ROOT.glob(pattern)]:
         text = path.read_text(encoding="utf-8")
         read |= set(re.findall(r"""(?:env|environ)\.get\(\s*["']([A-Z][A-Z0-9_]+)["']""", text))
         read |= set(

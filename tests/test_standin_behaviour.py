@@ -5,10 +5,13 @@ and the weight-file checks themselves (what safetensors and torch readers reject
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import threading
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -99,6 +102,7 @@ def test_cache_lru_is_refused_rather_than_silently_ignored() -> None:
 
 @standin_only
 def test_step_delay_that_is_not_a_number_stops_startup_with_its_name(tmp_path: Path) -> None:
+    (tmp_path / "custom_nodes").mkdir()
     env = {"COMFYUI_STANDIN_STEP_DELAY": "slow", "PATH": ""}
     result = standin("--base-directory", str(tmp_path), "--quick-test-for-ci", env=env)
     assert result.returncode == 2
@@ -107,6 +111,7 @@ def test_step_delay_that_is_not_a_number_stops_startup_with_its_name(tmp_path: P
 
 @standin_only
 def test_quick_test_for_ci_sets_up_then_exits_0_without_listening(tmp_path: Path) -> None:
+    (tmp_path / "custom_nodes").mkdir()  # ComfyUI fails to start without it, with a base directory
     result = standin("--base-directory", str(tmp_path), "--quick-test-for-ci")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "input").is_dir()
@@ -333,3 +338,19 @@ def test_torch_file_that_is_neither_zip_nor_pickle_fails_to_unpickle(tmp_path: P
     path.write_bytes(b"this is not a checkpoint")
     with pytest.raises(pickle.UnpicklingError):
         load_state_dict(str(path))
+
+
+@standin_only
+def test_stop_waits_for_the_clean_end_however_long_a_busy_machine_makes_it(tmp_path: Path) -> None:
+    comfy = start_comfyui(tmp_path)
+    (comfy.dirs.temp / "left.png").write_bytes(b"a preview")
+    os.kill(comfy.process.pid, signal.SIGSTOP)  # as starved as a loaded machine can make it
+    resume = threading.Timer(10.5, os.kill, (comfy.process.pid, signal.SIGCONT))  # past any fixed grace
+    resume.start()
+    try:
+        assert comfy.stop() == 0  # Ctrl-C handled, not killed
+    finally:
+        resume.cancel()
+        if comfy.process.poll() is None:
+            os.kill(comfy.process.pid, signal.SIGCONT)
+    assert not comfy.dirs.temp.exists()  # ComfyUI empties its temp folder on a clean stop

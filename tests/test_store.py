@@ -12,10 +12,17 @@ import pytest
 
 from tests.downloadkit import fast_settings, payload, safetensors_bytes, sha256
 from tests.faultserver import FaultServer
-from weightkit.errors import DownloadError, MissingWeightsError, UnknownKitError
-from weightkit.manifest import parse_manifest
+from weightkit.errors import (
+    DownloadError,
+    MissingWeightsError,
+    RepairError,
+    UnknownKitError,
+    UnknownWeightError,
+)
+from weightkit.manifest_file import parse_manifest
 from weightkit.settings import WeightSettings
-from weightkit.store import RepairError, UnknownWeightError, WeightStore, apply_renames
+from weightkit.store import WeightStore, apply_renames
+from weightkit.urlforms import stable_weight_name
 
 LORA = safetensors_bytes(40_000, seed=1)
 VAE = safetensors_bytes(30_000, seed=2)
@@ -153,14 +160,42 @@ def test_preload_of_a_workflow_needing_an_unknown_weight_fails_before_fetching(s
     assert server.requests == []
 
 
-def test_fetch_url_records_the_hash_and_is_a_stat_the_second_time(store, server, tmp_path):
-    url = server.url("/loras/style.safetensors")
-    first = store.fetch_url(url, "loras", "abc-style.safetensors")
-    assert first.path == tmp_path / "weights" / "loras" / "abc-style.safetensors"
-    assert first.sha256 == sha256(LORA)
+def url_lora(url: str) -> dict:
+    return {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": url}}}
+
+
+def test_a_url_weight_is_fetched_with_its_hash_recorded_and_is_a_stat_the_second_time(
+    store, server, tmp_path
+):
+    server.serve("/mine/style.safetensors", LORA)  # a URL the manifest does not list
+    url = server.url("/mine/style.safetensors")
+    first = store.ensure(url_lora(url))
+    path = tmp_path / "weights" / "loras" / stable_weight_name(url)
+    assert path.read_bytes() == LORA and store.records.lookup(path) == sha256(LORA)
+    assert first.fetched.files == 1 and first.fetched.bytes == len(LORA)
     served = server.bytes_served()
-    second = store.fetch_url(url, "loras", "abc-style.safetensors")
-    assert second.present and server.bytes_served() == served
+    second = store.ensure(url_lora(url))
+    assert second.fetched is None and server.bytes_served() == served
+
+
+def test_preload_weights_given_as_folder_equals_url_land_under_their_stable_name(store, server, tmp_path):
+    server.serve("/mine/style.safetensors", LORA)
+    url = server.url("/mine/style.safetensors")
+    summary = store.preload(names=[f"loras={url}"])
+    assert (tmp_path / "weights" / "loras" / stable_weight_name(url)).read_bytes() == LORA
+    assert summary.files == 1 and summary.bytes == len(LORA)
+    assert store.ensure(url_lora(url)).fetched is None  # what predict then finds
+
+
+def test_preload_weight_url_the_manifest_lists_is_that_weight(store, server, tmp_path):
+    store.preload(names=[server.url("/vae/ae.safetensors")])
+    assert (tmp_path / "weights" / "vae" / "ae.safetensors").read_bytes() == VAE
+
+
+def test_preload_weight_url_unknown_to_the_manifest_needs_its_folder(store, server):
+    with pytest.raises(UnknownWeightError, match=r"write it as folder=URL, such as loras="):
+        store.preload(names=[server.url("/elsewhere/x.safetensors")])
+    assert server.requests == []
 
 
 def test_repair_quarantines_the_broken_file_and_fetches_a_verified_copy(store, tmp_path):
@@ -190,7 +225,7 @@ def test_extra_model_paths_file_points_comfyui_at_the_weights_dir(store, tmp_pat
     assert str(tmp_path / "weights") in text and "is_default: true" in text and "upscale_models" in text
 
 
-def test_fetch_url_asks_the_guard_about_every_redirect_hop(store, server, tmp_path):
+def test_a_url_weight_asks_the_guard_about_every_redirect_hop(store, server, tmp_path):
     asked: list[str] = []
 
     def guard(url: str) -> None:
@@ -200,8 +235,8 @@ def test_fetch_url_asks_the_guard_about_every_redirect_hop(store, server, tmp_pa
 
     server.serve("/moved", b"", redirect=server.url("/loras/style.safetensors"))
     with pytest.raises(DownloadError, match="refused") as info:
-        store.fetch_url(server.url("/moved"), "loras", "x-style.safetensors", url_guard=guard)
+        store.ensure(url_lora(server.url("/moved")), url_guard=guard)
     assert asked == [server.url("/moved"), server.url("/loras/style.safetensors")]
     assert "private address" in str(info.value)
     assert not server.seen("/loras/style.safetensors")  # the refused hop was never requested
-    assert not (tmp_path / "weights" / "loras" / "x-style.safetensors").exists()
+    assert not list((tmp_path / "weights" / "loras").glob("[!.]*"))

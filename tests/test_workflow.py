@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from weightkit.errors import WeightkitError, WorkflowError
-from weightkit.workflow import parse_workflow
+from weightkit.workflow import MAX_DEPTH, parse_workflow
 
 RECORDINGS = Path(__file__).resolve().parent / "reference" / "comfyui"
 NODES = {
@@ -124,3 +124,22 @@ def test_workflow_error_is_a_value_error_and_a_weightkit_error():
     with pytest.raises(ValueError) as info:
         parse_workflow("{")
     assert isinstance(info.value, WeightkitError)
+
+
+@pytest.mark.parametrize("depth", [101, 900, 100_000])
+def test_nesting_deeper_than_the_limit_is_a_workflow_error_not_a_recursion_error(depth):
+    text = '{"1": {"class_type": "X", "inputs": {"a": ' + "[" * depth + "]" * depth + "}}}"
+    with pytest.raises(WorkflowError, match=f"more than {MAX_DEPTH} levels deep"):
+        parse_workflow(text)
+
+
+def test_nesting_up_to_the_limit_parses_and_brackets_inside_strings_do_not_count():
+    inner = MAX_DEPTH - 3  # the workflow object, the node and its inputs are three levels
+    text = '{"1": {"class_type": "X", "inputs": {"s": "[[[{{{\\"", "a": ' + "[" * inner + "]" * inner + "}}}"
+    assert parse_workflow(text)["1"]["inputs"]["s"] == '[[[{{{"'
+
+
+def test_an_integer_of_thousands_of_digits_is_a_workflow_error():
+    with pytest.raises(WorkflowError, match="number too long to read"):
+        parse_workflow('{"1": {"class_type": "X", "inputs": {"seed": ' + "9" * 5000 + "}}}")
+    assert parse_workflow('{"1": {"class_type": "X", "inputs": {"seed": 18446744073709551615}}}')

@@ -6,6 +6,7 @@ Independent of Cog and of the ComfyUI process: `comfyui.py` and `predict.py` are
 from weightkit.check import CheckReport, FoundWeight, check_weights, missing_weights_error, verify_present
 from weightkit.download import Downloader, FetchRequest, FetchResult, FetchSummary
 from weightkit.errors import (
+    ArchiveTooLargeError,
     DiskSpaceError,
     DownloadError,
     DownloadsFailedError,
@@ -13,23 +14,28 @@ from weightkit.errors import (
     GatedWeightError,
     ManifestError,
     MissingWeightsError,
+    RepairError,
     SettingsError,
     UnknownKitError,
+    UnknownWeightError,
     UnsafeArchiveError,
     UnsafeWeightNameError,
     WeightkitError,
     WorkflowError,
 )
-from weightkit.extract import WeightRef, builtin_loaders, required_weights
-from weightkit.manifest import Kit, Manifest, WeightEntry, load_manifest
+from weightkit.extract import WeightRef, required_weights
+from weightkit.loaders import LoaderMap, builtin_loader_map
+from weightkit.manifest import Kit, Manifest, WeightEntry
+from weightkit.manifest_file import load_manifest
 from weightkit.modelpaths import ModelPaths, read_extra_model_paths, weight_folders, write_extra_model_paths
 from weightkit.settings import DownloadSettings, WeightSettings
-from weightkit.store import EnsureResult, RepairError, UnknownWeightError, WeightStore, apply_renames
+from weightkit.store import EnsureResult, WeightStore, apply_renames
 from weightkit.units import format_bytes
 from weightkit.verified import VerifiedRecords, sha256_file
 from weightkit.workflow import parse_workflow
 
 __all__ = [
+    "ArchiveTooLargeError",
     "CheckReport",
     "DiskSpaceError",
     "DownloadError",
@@ -44,6 +50,7 @@ __all__ = [
     "FoundWeight",
     "GatedWeightError",
     "Kit",
+    "LoaderMap",
     "Manifest",
     "ManifestError",
     "MissingWeightsError",
@@ -62,7 +69,7 @@ __all__ = [
     "WeightkitError",
     "WorkflowError",
     "apply_renames",
-    "builtin_loaders",
+    "builtin_loader_map",
     "check_weights",
     "format_bytes",
     "load_manifest",

@@ -23,9 +23,17 @@ from weightkit.folders import EMBEDDINGS, MODEL_EXTENSIONS
 from weightkit.manifest import Manifest, WeightEntry
 from weightkit.modelpaths import ModelPaths
 from weightkit.units import format_bytes
+from weightkit.urlforms import display_url
 from weightkit.verified import VerifiedRecords
 
-__all__ = ["CheckReport", "FoundWeight", "check_weights", "missing_weights_error", "verify_present"]
+__all__ = [
+    "CheckReport",
+    "FoundWeight",
+    "check_weights",
+    "locate_weight",
+    "missing_weights_error",
+    "verify_present",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +46,7 @@ class FoundWeight:
     path: Path
     size: int
     verified: bool = False
+    renamed_to: str | None = None  # found only under the manifest's own spelling: write this instead
 
 
 @dataclass(frozen=True)
@@ -70,9 +79,45 @@ class CheckReport:
         return tuple(ref for ref in broken if ref.entry is not None)
 
     @property
+    def from_urls(self) -> tuple[WeightRef, ...]:
+        """Missing refs the workflow gave as a URL the manifest does not list: fetched from that URL."""
+        return tuple(ref for ref in self.missing if ref.entry is None and ref.url is not None)
+
+    @property
     def unfetchable(self) -> tuple[WeightRef, ...]:
-        """Missing refs no manifest entry describes: only the user can provide them."""
-        return tuple(ref for ref in self.missing if ref.entry is None)
+        """Missing refs no manifest entry and no URL describe: only the user can provide them."""
+        return tuple(ref for ref in self.missing if ref.entry is None and ref.url is None)
+
+    @property
+    def renames(self) -> dict[tuple[str, str], str]:
+        """`(folder, value as written) → name on disk`, for a weight found under the manifest's spelling
+        (an alias) and for a weight the workflow gave as a URL: the workflow must name the file."""
+        renames = {}
+        for found in self.present:
+            written = found.ref.url or found.ref.name
+            on_disk = found.renamed_to or found.ref.name
+            if written != on_disk:
+                renames[(str(found.ref.folder), written)] = on_disk
+        return renames
+
+
+def locate_weight(ref: WeightRef, paths: ModelPaths) -> tuple[Path, os.stat_result, str | None] | None:
+    """Where ComfyUI finds the file `ref` names, with its stat: the one answer to "is this weight here?".
+
+    A name the manifest knows by another spelling (an alias, `.sft` for `.safetensors`) counts as here
+    when the manifest's own file is, at its size; the third value is then the name the workflow must use
+    instead (ComfyUI opens names as written). Reads no weight file; a stat per directory searched.
+    """
+    assert ref.folder is not None, "unplaced refs cannot be located"
+    hit = paths.locate(ref.folder, ref.name)
+    if hit is not None:
+        return hit[0], hit[1], None
+    entry = ref.entry
+    if entry is not None and entry.name != ref.name:
+        hit = paths.locate(ref.folder, entry.name)
+        if hit is not None and entry.size in (None, hit[1].st_size):
+            return hit[0], hit[1], entry.name
+    return None
 
 
 def check_weights(
@@ -93,40 +138,47 @@ def check_weights(
         if ref.folder is None:
             unplaced.append(ref)
             continue
-        hit = paths.locate(ref.folder, ref.name)
+        hit = locate_weight(ref, paths)
         if hit is None:
             missing.append(ref)
             continue
-        path, stat = hit
+        path, stat, renamed_to = hit
         entry = ref.entry
+        found = FoundWeight(ref, path, stat.st_size, renamed_to=renamed_to)
         if entry is None:
-            present.append(FoundWeight(ref, path, stat.st_size))
-        elif stat.st_size != entry.size:
-            wrong_size.append(FoundWeight(ref, path, stat.st_size))
+            present.append(found)
+        elif entry.size is not None and stat.st_size != entry.size:
+            wrong_size.append(found)
         elif records is None:
-            present.append(FoundWeight(ref, path, stat.st_size))
+            present.append(found)
         else:
             known = records.lookup(path, stat)
-            found = FoundWeight(ref, path, stat.st_size, verified=known == entry.sha256)
-            (wrong_hash if known is not None and known != entry.sha256 else present).append(found)
+            expected = entry.sha256 or known  # left to the host: the downloader recorded what it verified
+            found = replace(found, verified=known is not None and known == expected)
+            (wrong_hash if known is not None and known != expected else present).append(found)
     return CheckReport(tuple(present), tuple(missing), tuple(wrong_size), tuple(wrong_hash), tuple(unplaced))
 
 
-def verify_present(report: CheckReport, records: VerifiedRecords) -> CheckReport:
+def verify_present(report: CheckReport, records: VerifiedRecords, *, rehash: bool = False) -> CheckReport:
     """`report` with the sha256 of every present, not yet verified manifest file confirmed.
 
     Each such file is hashed once (and the result recorded), then trusted while its size and mtime are
-    unchanged; a file whose hash is not the manifest's moves to `wrong_hash`. Files without a manifest
-    entry have nothing to be checked against and stay present. Raises `OSError` if a file cannot be read.
+    unchanged; `rehash` ignores earlier records and hashes every file again. A file whose hash is not the
+    manifest's moves to `wrong_hash`; a file that was recorded as wrong and now hashes right moves back.
+    Files without a manifest entry, or whose entry leaves the hash to its host, have nothing to be
+    checked against here and stay present (the downloader verified the latter against the host's answer
+    and recorded it). Raises `OSError` if a file cannot be read.
     """
     present: list[FoundWeight] = []
-    wrong_hash = list(report.wrong_hash)
-    for found in report.present:
+    wrong_hash = [] if rehash else list(report.wrong_hash)
+    for found in (*report.present, *report.wrong_hash) if rehash else report.present:
         entry = found.ref.entry
-        if entry is None or found.verified:
+        if entry is None or entry.sha256 is None or (found.verified and not rehash):
             present.append(found)
             continue
-        digest = _sha256(found, entry, records)
+        if rehash:
+            records.forget(found.path)
+        digest = _sha256(found, records)
         if digest == entry.sha256:
             present.append(replace(found, verified=True))
         else:
@@ -135,11 +187,11 @@ def verify_present(report: CheckReport, records: VerifiedRecords) -> CheckReport
     return replace(report, present=tuple(present), wrong_hash=tuple(wrong_hash))
 
 
-def _sha256(found: FoundWeight, entry: WeightEntry, records: VerifiedRecords) -> str:
+def _sha256(found: FoundWeight, records: VerifiedRecords) -> str:
     known = records.lookup(found.path)
     if known is not None:
         return known
-    logger.info("verifying %s (%s)", found.path, format_bytes(entry.size))
+    logger.info("verifying %s (%s)", found.path, format_bytes(found.size))
     started = time.monotonic()
     digest = records.sha256(found.path)
     elapsed = time.monotonic() - started
@@ -147,7 +199,7 @@ def _sha256(found: FoundWeight, entry: WeightEntry, records: VerifiedRecords) ->
         "verified %s in %.1f s (%s/s)",
         found.path,
         elapsed,
-        format_bytes(int(entry.size / max(elapsed, 1e-6))),
+        format_bytes(int(found.size / max(elapsed, 1e-6))),
     )
     return digest
 
@@ -208,6 +260,8 @@ def _describe_missing(ref: WeightRef, paths: ModelPaths, manifest: Manifest | No
             sentences.append(f"Its license ({entry.license or 'unknown'}) is non-commercial.")
         advice = _preload_advice(entry, manifest)
         sentences.append(advice[0].upper() + advice[1:] + ".")
+    elif ref.url is not None:
+        sentences[0] += f"; it is to be fetched from {display_url(ref.url)}."
     else:
         sentences[0] += " and is not in the manifest, so it cannot be fetched."
         near = _near_names(ref, paths, manifest)
@@ -223,8 +277,9 @@ def _describe_missing(ref: WeightRef, paths: ModelPaths, manifest: Manifest | No
         if ref.folder == EMBEDDINGS and not name.lower().endswith(MODEL_EXTENSIONS):
             name += ".safetensors"
         sentences.append(
-            f"Put the file at {Path(paths.dirs(ref.folder)[0]) / name}, or describe it (URLs, size, sha256) "
-            "in a manifest named by WEIGHTS_MANIFEST_EXTRA."
+            f"Put the file at {Path(paths.dirs(ref.folder)[0]) / name}, give its URL in the workflow instead "
+            "of its name, or add it to your manifest (WEIGHTS_MANIFEST_EXTRA) in one command: "
+            f"python -m weightkit add <its URL> --folder {ref.folder} --name {name}."
         )
     sentences.append(f"Searched: {', '.join(paths.dirs(ref.folder))}.")
     return " ".join(sentences)

@@ -6,7 +6,10 @@ Every error subclasses `WeightkitError` and a stdlib category, so callers can ca
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from weightkit.urlforms import display_url
 
 if TYPE_CHECKING:
     from weightkit.check import FoundWeight
@@ -241,6 +244,63 @@ class UnsafeArchiveError(WeightkitError, ValueError):
         super().__init__(
             f"Refusing to extract {archive}: member {member!r} {reason}. Nothing from the archive was "
             "extracted; archives may only hold regular files and folders inside their target folder."
+        )
+
+
+class UnknownWeightError(WeightkitError, LookupError):
+    """A weight asked for by name that the manifest does not describe, so it cannot be fetched."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = (), *, hint: str = "") -> None:
+        self.name = name
+        near = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        hint = hint or (
+            "Use `python -m weightkit list` to see known weights (write 'folder/name' when a name is in "
+            "two folders), or describe it in your own manifest named by WEIGHTS_MANIFEST_EXTRA."
+        )
+        super().__init__(
+            f"'{display_url(name)}' is not a weight of the manifest, so it cannot be fetched.{near} {hint}"
+        )
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return self.args[0]
+
+
+class RepairError(WeightkitError, OSError):
+    """A broken weight could not be replaced: says which file and why."""
+
+    def __init__(self, folder: str, name: str, reason: str) -> None:
+        self.folder = folder
+        self.name = name
+        super().__init__(f"Could not repair {folder}/{name}: {reason}")
+
+
+class WeightURLError(WeightkitError, ValueError):
+    """A weight fetched from a URL a workflow gave is not the kind of file its name says."""
+
+    def __init__(self, url: str, name: str, problem: str) -> None:
+        self.url = url
+        self.name = name
+        self.problem = problem
+        super().__init__(
+            f"The weight file downloaded from {display_url(url)} (saved as {name}) {problem}. Give a URL "
+            "whose path ends with the file's real extension (.safetensors, .ckpt, .pt, ...), or a direct "
+            "link to the file rather than to a web page."
+        )
+
+
+class ArchiveTooLargeError(WeightkitError, ValueError):
+    """An archive holds more members or bytes than its limit: refused before anything was written."""
+
+    def __init__(self, archive: str, member: str, *, limit: int, unit: str, setting: str) -> None:
+        self.archive = archive
+        self.member = member
+        self.limit = limit
+        self.unit = unit
+        self.setting = setting
+        raise_it = f"; raise the limit with {setting}" if setting else ""
+        super().__init__(
+            f"Refusing to extract {archive}: it holds more than {limit:,} {unit} (at member {member!r}), "
+            f"the limit for archives{raise_it}. Nothing from the archive was extracted."
         )
 
 

@@ -2,11 +2,13 @@
 
 Three sources, combined and de-duplicated by (folder, name):
 
-1. Loader inputs: the built-in loader map (`weightkit/data/loaders.json`, the 27 loader nodes of
-   ComfyUI 0.3.64) extended and overridden by the manifest's `loaders` for custom nodes.
+1. Loader inputs: the manifest's loader map (`loaders.LoaderMap`: the 27 loader nodes of ComfyUI 0.3.64,
+   extended and overridden by the manifest's `loaders` for custom nodes).
 2. Any other string input whose value ends in a model extension (`folders.MODEL_EXTENSIONS`), placed in
    the folder of the manifest entry of that name.
 3. `embedding:NAME` in any text input, resolved in the `embeddings` folder as ComfyUI's tokenizer does.
+4. The weights a custom node class loads on its own when it runs (the manifest's `needs`, from the
+   custom node lock), reported for the node that uses the class.
 
 Values that name no file (`pixel_space`, `taesd*`, `None`, links `[node_id, slot]`) are skipped. A name
 that would leave its folder raises `UnsafeWeightNameError` before anything touches the disk.
@@ -14,20 +16,22 @@ that would leave its folder raises `UnsafeWeightNameError` before anything touch
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from weightkit.errors import UnsafeWeightNameError
 from weightkit.folders import EMBEDDING_EXTENSIONS, EMBEDDINGS, MODEL_EXTENSIONS
+from weightkit.loaders import builtin_loader_map
 from weightkit.manifest import Manifest, WeightEntry, name_is_safe
+from weightkit.urlforms import is_weight_url, stable_weight_name
 from weightkit.workflow import parse_workflow
 
-__all__ = ["WeightRef", "builtin_loaders", "required_weights"]
+__all__ = ["RUNTIME_INPUT", "WeightRef", "required_weights"]
+
+# The `input_name` of a weight a node class loads on its own when it runs (a custom node's `needs`).
+RUNTIME_INPUT = "(loaded when it runs)"
 
 # `embedding:NAME` where ComfyUI's tokenizer sees a word start: start of text, whitespace or '('.
 _EMBEDDING = re.compile(r"(?<![^\s(])embedding:([^\s()]+)")
@@ -53,34 +57,24 @@ class WeightRef:
     class_type: str
     input_name: str
     entry: WeightEntry | None = None
+    url: str | None = None  # the URL the workflow gave instead of a name, as written
+
+    @classmethod
+    def of_entry(cls, entry: WeightEntry) -> WeightRef:
+        """A manifest weight asked for by name, kit or preload rather than by a workflow node."""
+        return cls(entry.name, entry.folder, "-", "manifest", "name", entry)
+
+    @property
+    def label(self) -> str:
+        """`folder/name`, as logs name a weight."""
+        return f"{self.folder}/{self.name}" if self.folder else self.name
 
     @property
     def where(self) -> str:
         """`node 4 (LoraLoader) input 'lora_name'`: who asked for this file, for messages."""
+        if self.input_name == RUNTIME_INPUT:
+            return f"node {self.node_id} ({self.class_type}), which loads it when it runs"
         return f"node {self.node_id} ({self.class_type}) input '{self.input_name}'"
-
-
-@dataclass(frozen=True)
-class _LoaderMap:
-    folders: Mapping[str, Mapping[str, str]]
-    not_files: Mapping[str, Mapping[str, tuple[str, ...]]]
-
-
-@cache
-def _builtin() -> _LoaderMap:
-    data = json.loads(resources.files("weightkit").joinpath("data/loaders.json").read_text(encoding="utf-8"))
-    return _LoaderMap(
-        folders=data["loaders"],
-        not_files={
-            class_type: {name: tuple(patterns) for name, patterns in inputs.items()}
-            for class_type, inputs in data["not_files"].items()
-        },
-    )
-
-
-def builtin_loaders() -> dict[str, dict[str, str]]:
-    """ComfyUI's built-in loader nodes: `{class_type: {input_name: folder}}` (a copy)."""
-    return {class_type: dict(inputs) for class_type, inputs in _builtin().folders.items()}
 
 
 def required_weights(
@@ -90,55 +84,80 @@ def required_weights(
 
     Ordered by node id as ComfyUI numbers nodes (numeric ids numerically, `10:5` subgraph ids part by
     part), then by input order within a node; the first node asking for a file is the one reported.
-    `workflow` is anything `parse_workflow` accepts. Raises `WorkflowError` for a malformed workflow and
-    `UnsafeWeightNameError` for a name that is absolute, contains `..` or a backslash.
+    A loader input holding a URL is a weight fetched from it (`url`), under the manifest's name when the
+    manifest lists that URL and else under its stable name (`urlforms.stable_weight_name`), one ref per
+    URL as written. `workflow` is anything `parse_workflow` accepts. Raises `WorkflowError` for a
+    malformed workflow and `UnsafeWeightNameError` for a name that is absolute, contains `..` or a
+    backslash.
     """
     nodes = parse_workflow(workflow)
-    builtin = _builtin()
-    custom = manifest.loaders if manifest is not None else {}
-    found: dict[tuple[str | None, str], WeightRef] = {}
+    found = _Found(manifest)
+    for node_id in _in_node_order(nodes):
+        found.node(node_id, nodes[node_id])
+    return list(found.refs.values())
 
-    def add(name: str, folder: str | None, node_id: str, class_type: str, input_name: str) -> None:
-        key = (folder, name)
-        if key in found:
+
+class _Found:
+    """The refs of one workflow as its nodes are read, keyed by (folder, name or URL as written)."""
+
+    def __init__(self, manifest: Manifest | None) -> None:
+        self.manifest = manifest
+        self.loaders = manifest.loader_map if manifest is not None else builtin_loader_map()
+        self.needs = manifest.needs if manifest is not None else {}
+        self.refs: dict[tuple[str | None, str], WeightRef] = {}
+
+    def node(self, node_id: str, node: Mapping[str, Any]) -> None:
+        class_type = node["class_type"]
+        loader = self.loaders.folders.get(class_type)
+        for key in self.needs.get(class_type, ()):
+            if self.manifest is not None:
+                needed = self.manifest.entries[key]
+                self.add(needed.name, needed.folder, node_id, class_type, RUNTIME_INPUT)
+        for input_name, value in node["inputs"].items():
+            if type(value) is not str:  # links [node_id, slot], numbers, booleans, null
+                continue
+            folder = loader.get(input_name) if loader else None
+            if folder is not None:
+                not_files = self.loaders.not_files.get(class_type, {}).get(input_name, ())
+                if is_weight_url(value):
+                    self.add_url(value, folder, node_id, class_type, input_name)
+                elif _names_a_file(value, not_files):
+                    self.add(value, folder, node_id, class_type, input_name)
+            elif "embedding:" in value:
+                for name in _embedding_names(value):
+                    self.add(name, EMBEDDINGS, node_id, class_type, input_name)
+            elif _looks_like_model_file(value):
+                self.add(value, None, node_id, class_type, input_name)
+
+    def add(self, name: str, folder: str | None, node_id: str, class_type: str, input_name: str) -> None:
+        if (folder, name) in self.refs:
             return
         if not name_is_safe(name):
             raise UnsafeWeightNameError(
                 node_id=node_id, class_type=class_type, input_name=input_name, value=name
             )
         entry: WeightEntry | None = None
+        manifest = self.manifest
         if manifest is not None:
             if folder is None:
                 entry = manifest.find(name)
                 folder = entry.folder if entry else None
-                key = (folder, name)
-                if key in found:
+                if (folder, name) in self.refs:
                     return
             elif folder == EMBEDDINGS:
                 entry = _find_embedding(manifest, name)
             else:
                 entry = manifest.find(name, folder)
-        found[key] = WeightRef(name, folder, node_id, class_type, input_name, entry)
+        self.refs[(folder, name)] = WeightRef(name, folder, node_id, class_type, input_name, entry)
 
-    for node_id in _in_node_order(nodes):
-        node = nodes[node_id]
-        class_type = node["class_type"]
-        loader = builtin.folders.get(class_type)
-        if class_type in custom:
-            loader = {**(loader or {}), **custom[class_type]}
-        for input_name, value in node["inputs"].items():
-            if type(value) is not str:  # links [node_id, slot], numbers, booleans, null
-                continue
-            folder = loader.get(input_name) if loader else None
-            if folder is not None:
-                if _names_a_file(value, builtin.not_files.get(class_type, {}).get(input_name, ())):
-                    add(value, folder, node_id, class_type, input_name)
-            elif "embedding:" in value:
-                for name in _embedding_names(value):
-                    add(name, EMBEDDINGS, node_id, class_type, input_name)
-            elif _looks_like_model_file(value):
-                add(value, None, node_id, class_type, input_name)
-    return list(found.values())
+    def add_url(self, url: str, folder: str, node_id: str, class_type: str, input_name: str) -> None:
+        if (folder, url) in self.refs:
+            return
+        entry = self.manifest.find_url(url) if self.manifest is not None else None
+        if entry is not None and entry.folder != folder:
+            entry = None  # the manifest knows the file, but not as this loader's: fetch it as a URL
+        name = entry.name if entry is not None else stable_weight_name(url)
+        self.refs[(folder, url)] = WeightRef(name, folder, node_id, class_type, input_name, entry, url=url)
 
 
 def _in_node_order(node_ids: Iterable[str]) -> list[str]:

@@ -28,7 +28,6 @@ from typing import Any
 import yaml
 
 from weightkit.errors import ExtraModelPathsError
-from weightkit.extract import builtin_loaders
 from weightkit.folders import (
     COMFYUI_FOLDERS,
     EMBEDDING_EXTENSIONS,
@@ -38,6 +37,7 @@ from weightkit.folders import (
     canonical_folder,
     model_subdirs,
 )
+from weightkit.loaders import builtin_loader_map
 from weightkit.manifest import Manifest
 from weightkit.settings import WeightSettings
 
@@ -270,10 +270,9 @@ def weight_folders(manifest: Manifest | None = None) -> tuple[str, ...]:
     """Every folder type a weight can be required in: ComfyUI's own, the built-in loaders', and the
     manifest's entries' and custom loaders'. The weights-dir config names all of them."""
     folders = dict.fromkeys(COMFYUI_FOLDERS)
-    extra = {folder for inputs in builtin_loaders().values() for folder in inputs.values()}
+    extra = (manifest.loader_map if manifest is not None else builtin_loader_map()).all_folders()
     if manifest is not None:
-        extra |= {entry.folder for entry in manifest.entries.values()}
-        extra |= {folder for inputs in manifest.loaders.values() for folder in inputs.values()}
+        extra |= {entry.folder for entry in manifest.entries.values()} | set(manifest.folders)
     folders.update(dict.fromkeys(sorted(canonical_folder(f) for f in extra)))
     return tuple(folders)
 

@@ -56,6 +56,8 @@ class DownloadSettings:
     | `WEIGHTS_LOCK_TIMEOUT` | 120 | seconds to wait while another process's download brings no bytes |
     | `WEIGHTS_MIN_FREE_BYTES` | 512M | free space to leave on the volume after a download |
     | `WEIGHTS_PROGRESS_INTERVAL` | 5 | seconds between progress log lines per file |
+    | `WEIGHTS_ARCHIVE_MAX_FILES` | 10000 | most members of a `.tar` weight source or of Cog's `weights` tar |
+    | `WEIGHTS_ARCHIVE_MAX_BYTES` | 64G | most bytes such an archive may unpack to |
 
     The mirror template may use `{folder}`, `{name}` and `{sha256}`; it is used only for weights with a
     known sha256, since only those can be checked. A connection below `WEIGHTS_MIN_RATE` counts as a
@@ -82,6 +84,8 @@ class DownloadSettings:
     lock_timeout: float = 120.0
     min_free_bytes: int = 512 << 20
     progress_interval: float = 5.0
+    archive_max_files: int = 10_000
+    archive_max_bytes: int = 64 << 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DownloadSettings:
@@ -115,6 +119,8 @@ class DownloadSettings:
             lock_timeout=env.seconds("WEIGHTS_LOCK_TIMEOUT", cls.lock_timeout),
             min_free_bytes=env.size("WEIGHTS_MIN_FREE_BYTES", cls.min_free_bytes),
             progress_interval=env.seconds("WEIGHTS_PROGRESS_INTERVAL", cls.progress_interval),
+            archive_max_files=env.count("WEIGHTS_ARCHIVE_MAX_FILES", cls.archive_max_files),
+            archive_max_bytes=env.size("WEIGHTS_ARCHIVE_MAX_BYTES", cls.archive_max_bytes, minimum=1),
         )
 
 

@@ -7,11 +7,13 @@ the one-way flow workflow → required weights → local check → fetch:
 - `check(workflow)`: a stat per file, sizes against the manifest (`validate` raises when not all are here);
 - `ensure(workflow)`: check, fetch what is missing (or fail fast in strict mode), check again;
 - `preload(kits=..., workflows=..., names=...)`: fetch ahead of any prediction;
-- `repair(name, folder)`: quarantine a file ComfyUI could not load and fetch it again, verified.
+- `repair(name, folder)`: quarantine a file ComfyUI could not load and fetch it again, verified;
+- `install_archive(source)`: unpack Cog's `weights` tar of model folders into the weights directory.
 
-A workflow may name a weight by an alias or its other `.sft`/`.safetensors` spelling; ComfyUI opens the
-name as written, so the store reports `renames` from the written name to the file on disk and
-`apply_renames` rewrites the workflow to match.
+Whether a weight is here is answered in one place, `check.locate_weight`, for predictions, preloads, the
+command line and repairs alike. A workflow may name a weight by an alias or its other
+`.sft`/`.safetensors` spelling; ComfyUI opens the name as written, so the check reports `renames` from
+the written name to the file on disk and `apply_renames` rewrites the workflow to match.
 """
 
 from __future__ import annotations
@@ -22,53 +24,40 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from weightkit.check import CheckReport, FoundWeight, check_weights, missing_weights_error
-from weightkit.download import Downloader, FetchRequest, FetchResult, FetchSummary, ProgressReporter
-from weightkit.errors import WeightkitError
+from weightkit.archive_install import install_archive
+from weightkit.check import CheckReport, check_weights, missing_weights_error
+from weightkit.download import (
+    Downloader,
+    FetchRequest,
+    FetchResult,
+    FetchSummary,
+    ProgressReporter,
+)
+from weightkit.errors import RepairError, UnknownWeightError
 from weightkit.extract import WeightRef, required_weights
-from weightkit.manifest import Manifest, WeightEntry, load_manifest
+from weightkit.folders import canonical_folder
+from weightkit.layout import StateDir
+from weightkit.manifest import Manifest, WeightEntry
+from weightkit.manifest_file import load_manifest
 from weightkit.modelpaths import ModelPaths, weight_folders, write_extra_model_paths
 from weightkit.settings import WeightSettings
-from weightkit.units import format_bytes
+from weightkit.units import format_total
+from weightkit.url_weights import fetch_url_weights
+from weightkit.urlforms import is_weight_url, stable_weight_name
 from weightkit.verified import VerifiedRecords
 from weightkit.workflow import parse_workflow
 
-__all__ = ["EnsureResult", "RepairError", "UnknownWeightError", "WeightStore", "apply_renames"]
+__all__ = ["EnsureResult", "WeightStore", "apply_renames"]
 
 logger = logging.getLogger(__name__)
 
 Workflow = Mapping[str, Any]
 Renames = Mapping[tuple[str, str], str]
-
-
-class UnknownWeightError(WeightkitError, LookupError):
-    """A weight asked for by name that the manifest does not describe, so it cannot be fetched."""
-
-    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
-        self.name = name
-        hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(
-            f"'{name}' is not a weight of the manifest, so it cannot be fetched.{hint} Use "
-            "`python -m weightkit list` to see known weights (write 'folder/name' when a name is in two "
-            "folders), or describe it in your own manifest named by WEIGHTS_MANIFEST_EXTRA."
-        )
-
-    def __str__(self) -> str:  # LookupError would otherwise repr() the message
-        return self.args[0]
-
-
-class RepairError(WeightkitError, OSError):
-    """A broken weight could not be replaced: says which file and why."""
-
-    def __init__(self, folder: str, name: str, reason: str) -> None:
-        self.folder = folder
-        self.name = name
-        super().__init__(f"Could not repair {folder}/{name}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -120,8 +109,12 @@ class WeightStore:
         return ModelPaths.from_settings(self.settings, output_dir=self._output_dir)
 
     @cached_property
+    def state(self) -> StateDir:
+        return StateDir(self.settings.weights_dir)
+
+    @cached_property
     def records(self) -> VerifiedRecords:
-        return VerifiedRecords(self.settings.weights_dir / ".weightkit" / "verified")
+        return VerifiedRecords(self.state.records)
 
     @cached_property
     def downloader(self) -> Downloader:
@@ -149,8 +142,7 @@ class WeightStore:
     def check_refs(self, refs: Sequence[WeightRef], *, verified: bool = False) -> CheckReport:
         """`check` for refs already extracted; `verified` also reads each file's verified record (a
         small read per file) to tell verified files and recorded wrong hashes apart."""
-        report, _ = self._check(refs, self.records if verified else None)
-        return report
+        return check_weights(refs, self.paths, self.records if verified else None)
 
     def validate(self, workflow: Workflow | str | bytes) -> CheckReport:
         """`check`, raising `MissingWeightsError` (one paragraph a user can act on) if anything is missing,
@@ -160,57 +152,46 @@ class WeightStore:
             raise missing_weights_error(report, self.paths, self.manifest)
         return report
 
-    def ensure(self, workflow: Workflow | str | bytes, *, fetch_missing: bool = True) -> EnsureResult:
-        """Make every weight of `workflow` present: check, fetch what the manifest can provide, check again.
+    def ensure(
+        self,
+        workflow: Workflow | str | bytes,
+        *,
+        fetch_missing: bool = True,
+        url_guard: Callable[[str], object] | None = None,
+    ) -> EnsureResult:
+        """Make every weight of `workflow` present: check, fetch what the manifest or the workflow's URLs
+        provide, check again.
 
-        With `fetch_missing=False` (strict mode) nothing is fetched. Raises `MissingWeightsError` when a
-        weight is still not here (naming what can and cannot be fetched and how to preload it), or the
+        With `fetch_missing=False` (strict mode) no manifest weight is fetched; a weight the workflow
+        gives as a URL is fetched all the same (the caller asked for that file), vetted by `url_guard`.
+        Raises `MissingWeightsError` when a weight is still not here (naming what can and cannot be
+        fetched and how to preload it), `WeightURLError` for a URL that served something else, or the
         downloader's errors when a fetch fails.
         """
         started = time.perf_counter()
         refs = tuple(self.required(workflow))
-        report, renames = self._check(refs)
+        report = self.check_refs(refs)
         check_seconds = time.perf_counter() - started
         if report.ok:
-            return EnsureResult(refs, report, renames=renames, check_seconds=check_seconds)
-        if not fetch_missing or report.unfetchable:
+            return EnsureResult(refs, report, renames=report.renames, check_seconds=check_seconds)
+        if report.unfetchable or (report.to_fetch and not fetch_missing):
             raise missing_weights_error(report, self.paths, self.manifest)
+        fetch_started = time.monotonic()
         entries = _unique(ref.entry for ref in report.to_fetch if ref.entry is not None)
-        logger.info(
-            "fetching %d missing weight(s), %s: %s",
-            len(entries),
-            format_bytes(sum(e.size for e in entries)),
-            ", ".join(e.key for e in entries),
-        )
-        fetched = self.fetch_entries(entries)
-        report, renames = self._check(refs)
+        if entries:
+            logger.info(
+                "fetching %d missing weight(s), %s: %s",
+                len(entries),
+                format_total(e.size for e in entries),
+                ", ".join(e.key for e in entries),
+            )
+        results = [*self.fetch_entries(entries).results] if entries else []
+        results += fetch_url_weights(self, report.from_urls, url_guard=url_guard).results
+        fetched = FetchSummary(results=tuple(results), seconds=time.monotonic() - fetch_started)
+        report = self.check_refs(refs)
         if not report.ok:
             raise missing_weights_error(report, self.paths, self.manifest)
-        return EnsureResult(refs, report, fetched, renames, check_seconds)
-
-    def _check(
-        self, refs: Sequence[WeightRef], records: VerifiedRecords | None = None
-    ) -> tuple[CheckReport, dict[tuple[str, str], str]]:
-        report = check_weights(refs, self.paths, records)
-        renames: dict[tuple[str, str], str] = {}
-        aliased = [r for r in report.missing if r.entry is not None and r.entry.name != r.name]
-        if not aliased:
-            return report, renames
-        found: list[FoundWeight] = []
-        for ref in aliased:
-            assert ref.entry is not None and ref.folder is not None
-            hit = self.paths.locate(ref.folder, ref.entry.name)
-            if hit is not None and hit[1].st_size == ref.entry.size:
-                found.append(FoundWeight(ref, hit[0], hit[1].st_size))
-                renames[(ref.folder, ref.name)] = ref.entry.name
-        if found:
-            moved = {f.ref for f in found}
-            report = replace(
-                report,
-                present=(*report.present, *found),
-                missing=tuple(r for r in report.missing if r not in moved),
-            )
-        return report, renames
+        return EnsureResult(refs, report, fetched, report.renames, check_seconds)
 
     # -- fetching ------------------------------------------------------------------------------------------
 
@@ -237,15 +218,13 @@ class WeightStore:
         for kit in kits:
             entries += self.manifest.kit_entries(kit)
         for workflow in workflows:
-            refs = self.required(workflow)
-            unknown = tuple(
-                r
-                for r in refs
-                if r.entry is None and r.folder and self.paths.locate(r.folder, r.name) is None
-            )
-            if unknown:
-                raise missing_weights_error(CheckReport(missing=unknown), self.paths, self.manifest)
-            entries += [ref.entry for ref in refs if ref.entry is not None]
+            report = self.check_refs(self.required(workflow))
+            if report.unfetchable:
+                raise missing_weights_error(
+                    CheckReport(missing=report.unfetchable), self.paths, self.manifest
+                )
+            entries += [ref.entry for ref in report.to_fetch if ref.entry is not None]
+            entries += [found.ref.entry for found in report.present if found.ref.entry is not None]
         for name in names:
             entries.append(self._entry_named(name))
         return _unique(entries)
@@ -261,30 +240,39 @@ class WeightStore:
         already finds elsewhere at the manifest size (its `models/` folder, an extra path) is counted as
         present rather than fetched again."""
         started = time.monotonic()
-        entries = self.entries_for(kits=kits, workflows=workflows, names=names)
-        elsewhere: list[FetchResult] = []
-        to_fetch: list[WeightEntry] = []
-        for entry in entries:
-            hit = self.paths.locate(entry.folder, entry.name)
-            if hit is not None and hit[1].st_size == entry.size and hit[0] != self.destination(entry):
-                elsewhere.append(
-                    FetchResult(
-                        name=entry.key, path=hit[0], size=entry.size, sha256=None, seconds=0.0, present=True
-                    )
-                )
-            else:
-                to_fetch.append(entry)
+        names = list(names)
+        url_refs = [self._url_ref(spec) for spec in names if _is_url_spec(spec)]
+        named = [spec for spec in names if not _is_url_spec(spec)]
+        entries = self.entries_for(kits=kits, workflows=workflows, names=named)
+        entries += [ref.entry for ref in url_refs if ref.entry is not None]
+        refs = {WeightRef.of_entry(entry): entry for entry in _unique(entries)}
+        report = self.check_refs(list(refs))
+        elsewhere = {f.ref: f for f in report.present if f.path != self.destination(refs[f.ref])}
+        to_fetch = [entry for ref, entry in refs.items() if ref not in elsewhere]
         fetched = self.fetch_entries(to_fetch) if to_fetch else FetchSummary(results=(), seconds=0.0)
-        return FetchSummary(results=(*elsewhere, *fetched.results), seconds=time.monotonic() - started)
+        from_urls = self.check_refs([ref for ref in url_refs if ref.entry is None]).from_urls
+        by_url = fetch_url_weights(self, from_urls, url_guard=None)  # the operator's own URLs
+        present = tuple(
+            FetchResult(name=f.ref.label, path=f.path, size=f.size, sha256=None, seconds=0.0, present=True)
+            for f in elsewhere.values()
+        )
+        results = (*present, *fetched.results, *by_url.results)
+        return FetchSummary(results=results, seconds=time.monotonic() - started)
 
-    def fetch_url(
-        self, url: str, folder: str, name: str, *, url_guard: Callable[[str], object] | None = None
-    ) -> FetchResult:
-        """Fetch a weight known only by its URL (a user's LoRA) to `<WEIGHTS_DIR>/<folder>/<name>`;
-        its sha256 is computed and recorded. Present already (same URL, same stable name): a stat.
-        `url_guard` vets the URL and every redirect hop (see `FetchRequest`)."""
-        dest = self.settings.weights_dir / folder / name
-        return self.downloader.fetch(FetchRequest.for_url(url, dest, url_guard=url_guard))
+    def _url_ref(self, spec: str) -> WeightRef:
+        """A `PRELOAD_WEIGHTS` item given as a URL: `URL` when the manifest lists it, else `folder=URL`."""
+        folder, _, url = spec.partition("=") if not is_weight_url(spec) else ("", "", spec)
+        entry = self.manifest.find_url(url)
+        if entry is not None and folder in ("", entry.folder):
+            return WeightRef.of_entry(entry)
+        if not folder:
+            raise UnknownWeightError(
+                spec,
+                hint="The manifest does not list this URL, so say which model folder the file goes in: "
+                f"write it as folder=URL, such as loras={url}.",
+            )
+        folder = canonical_folder(folder.strip())
+        return WeightRef(stable_weight_name(url), folder, "-", "PRELOAD_WEIGHTS", "url", url=url.strip())
 
     def _entry_named(self, name: str) -> WeightEntry:
         folder, _, bare = name.partition("/")
@@ -294,6 +282,11 @@ class WeightStore:
             known = [text for e in self.manifest.entries.values() for text in (e.key, e.name)]
             raise UnknownWeightError(name, difflib.get_close_matches(name, known, n=3, cutoff=0.6))
         return entry
+
+    def install_archive(self, source: str, *, url_guard: Callable[[str], object] | None = None) -> list[Path]:
+        """Unpack Cog's `weights` tar of model folders into the weights directory (see
+        `weightkit.archive_install`); `url_guard` vets a URL source and every redirect hop."""
+        return install_archive(self, source, url_guard=url_guard)
 
     # -- repair --------------------------------------------------------------------------------------------
 
@@ -317,7 +310,7 @@ class WeightStore:
 
     def quarantine(self, path: Path, *, folder: str) -> Path:
         """Move a broken weight out of every folder ComfyUI searches, keeping it for inspection."""
-        target_dir = self.settings.weights_dir / ".weightkit" / "quarantine" / folder
+        target_dir = self.state.quarantine(folder)
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"
         self.records.forget(path)
@@ -336,6 +329,11 @@ def apply_renames(workflow: Workflow, renames: Renames) -> dict[str, Any]:
         inputs = {k: by_name.get(v, v) if isinstance(v, str) else v for k, v in node["inputs"].items()}
         out[node_id] = {**node, "inputs": inputs}
     return out
+
+
+def _is_url_spec(spec: str) -> bool:
+    """`URL` or `folder=URL`: a weight to fetch from where the operator says."""
+    return is_weight_url(spec) or is_weight_url(spec.partition("=")[2])
 
 
 def _unique(entries: Iterable[WeightEntry]) -> list[WeightEntry]:

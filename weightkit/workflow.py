@@ -14,7 +14,13 @@ from typing import Any
 
 from weightkit.errors import WorkflowError
 
-__all__ = ["parse_workflow"]
+__all__ = ["MAX_DEPTH", "parse_workflow"]
+
+# A workflow is node → inputs → value, a few levels more for lists and `_meta`; ComfyUI's own exports stay
+# under 20. Deeper input is refused, so that copying or walking a workflow never recurses as deep as a
+# caller chooses (Python's JSON decoder stops itself at its recursion limit, which is caught too).
+MAX_DEPTH = 100
+_CONTAINERS = (dict, list)
 
 _UI_KEYS = ("nodes", "links", "last_node_id", "last_link_id")
 _EXPORT_HINT = (
@@ -28,8 +34,10 @@ def parse_workflow(data: Mapping[str, Any] | str | bytes | bytearray) -> dict[st
 
     Node dicts are the caller's own objects (not copied). Raises `WorkflowError` for broken JSON
     (with line and column), a UI-format workflow, an empty or non-object workflow, a node that is not
-    an object, lacks a `class_type` or has `inputs` that are not an object.
+    an object, lacks a `class_type` or has `inputs` that are not an object, and for JSON text nested
+    deeper than `MAX_DEPTH` or holding a number Python cannot read.
     """
+    text = isinstance(data, (str, bytes, bytearray))
     if isinstance(data, (str, bytes, bytearray)):
         data = _loads(data)
     if not isinstance(data, Mapping):
@@ -53,6 +61,8 @@ def parse_workflow(data: Mapping[str, Any] | str | bytes | bytearray) -> dict[st
         if node_id in nodes:
             raise WorkflowError(f"Node id {node_id} appears twice (as {key!r} too).", node_id=node_id)
         nodes[node_id] = _check_node(node_id, node)
+        if text:  # the caller's own dicts are trusted; JSON text is what a prediction brings
+            _check_depth(node_id, nodes[node_id])
     return nodes
 
 
@@ -70,6 +80,8 @@ def _loads(text: str | bytes | bytearray) -> Any:
         raise WorkflowError("The workflow is empty: no JSON was given. " + _EXPORT_HINT)
     try:
         return json.loads(text)
+    except RecursionError:
+        raise _too_deep("") from None
     except json.JSONDecodeError as exc:
         raise WorkflowError(
             f"The workflow is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} "
@@ -77,6 +89,40 @@ def _loads(text: str | bytes | bytearray) -> Any:
             line=exc.lineno,
             column=exc.colno,
         ) from exc
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        raise WorkflowError(
+            f"The workflow holds a number too long to read ({exc}). ComfyUI's whole-number inputs take at "
+            "most 20 digits: fix the value in the workflow."
+        ) from None
+
+
+def _too_deep(where: str) -> WorkflowError:
+    return WorkflowError(
+        f"The workflow nests objects and lists more than {MAX_DEPTH} levels deep{where}; a ComfyUI "
+        "workflow needs far fewer. Export it again from ComfyUI with Workflow > Export (API)."
+    )
+
+
+def _check_depth(node_id: str, node: dict[str, Any]) -> None:
+    """Refuse a node whose values nest deeper than `MAX_DEPTH` (counting the workflow and the node), by
+    a walk with a stack of its own; scalar inputs and links `[node_id, slot]` are passed over at once."""
+    stack: list[tuple[Any, int]] = [
+        (value, 3) for key, value in node.items() if key != "inputs" and type(value) in _CONTAINERS
+    ]
+    for item in node["inputs"].values():
+        kind = type(item)
+        if kind is list:
+            if len(item) == 2 and type(item[0]) is str and type(item[1]) is int:
+                continue  # a link
+        elif kind is not dict:
+            continue
+        stack.append((item, 4))
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep(f" (in node {node_id})")
+        children = value.values() if type(value) is dict else value
+        stack.extend((child, depth + 1) for child in children if type(child) in _CONTAINERS)
 
 
 def _node_id(key: Any) -> str:

@@ -8,7 +8,13 @@ processes; safe archive extraction.
 See docs/DOWNLOAD.md for how it works and what it was measured to do.
 """
 
-from weightkit.download.archive import check_members, member_path, safe_extract_tar, safe_extract_zip
+from weightkit.download.archive import (
+    ArchiveLimits,
+    check_members,
+    member_path,
+    safe_extract_tar,
+    safe_extract_zip,
+)
 from weightkit.download.control import Cancelled
 from weightkit.download.downloader import Downloader
 from weightkit.download.progress import (
@@ -20,6 +26,7 @@ from weightkit.download.progress import (
 from weightkit.download.request import FetchRequest, FetchResult, FetchSummary
 
 __all__ = [
+    "ArchiveLimits",
     "Cancelled",
     "Downloader",
     "FetchRequest",

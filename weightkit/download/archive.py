@@ -3,8 +3,9 @@
 All members are checked before anything is written: no absolute path or drive letter, no `..`, no
 backslash tricks, no device or FIFO, no link pointing outside, and no member reached through a link
 (a link to `.` followed by `link/../x` would otherwise escape). Tar extraction then also runs through
-Python's own `data` filter as a second guard. Used for `.tar` weight sources and for archives users
-give the predictor.
+Python's own `data` filter as a second guard. One set of limits (`ArchiveLimits`: members, bytes, free
+space left) applies on every path, counted while members are read. Used for `.tar` weight sources, Cog's
+`weights` archive and archives users give the predictor.
 """
 
 from __future__ import annotations
@@ -12,15 +13,28 @@ from __future__ import annotations
 import posixpath
 import shutil
 import stat
+import struct
 import tarfile
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from weightkit.errors import UnsafeArchiveError
+from weightkit.download.space import ensure_space
+from weightkit.errors import ArchiveTooLargeError, UnsafeArchiveError
 
-__all__ = ["Member", "check_members", "member_path", "safe_extract_tar", "safe_extract_zip"]
+if TYPE_CHECKING:
+    from weightkit.settings import DownloadSettings
+
+__all__ = [
+    "ArchiveLimits",
+    "Member",
+    "check_members",
+    "member_path",
+    "safe_extract_tar",
+    "safe_extract_zip",
+]
 
 
 @dataclass(frozen=True)
@@ -95,25 +109,83 @@ def check_members(archive: str, members: Iterable[Member]) -> list[Member]:
     return checked
 
 
-def safe_extract_tar(archive: Path, dest: Path) -> list[Path]:
-    """Extract the tar at `archive` into `dest`; returns the regular files written. Raises
-    `UnsafeArchiveError` before writing anything if any member is unsafe."""
+@dataclass(frozen=True, kw_only=True)
+class ArchiveLimits:
+    """How much one archive may unpack to, checked as its members are read, before anything is written.
+
+    `members` and `bytes` (the sum of the files' sizes) bound an archive bomb; `keep_free` bytes must stay
+    free on the target volume after it is unpacked. `members_setting` and `bytes_setting` name the
+    variables that raise the limits, for the error message.
+    """
+
+    members: int
+    bytes: int
+    keep_free: int = 0
+    members_setting: str = ""
+    bytes_setting: str = ""
+
+    @classmethod
+    def for_weights(cls, settings: DownloadSettings) -> ArchiveLimits:
+        """The limits of weight archives: `.tar` sources and Cog's `weights` tar."""
+        return cls(
+            members=settings.archive_max_files,
+            bytes=settings.archive_max_bytes,
+            keep_free=settings.min_free_bytes,
+            members_setting="WEIGHTS_ARCHIVE_MAX_FILES",
+            bytes_setting="WEIGHTS_ARCHIVE_MAX_BYTES",
+        )
+
+    def count(self, archive: Path, name: str, index: int, total_bytes: int) -> None:
+        """Raise `ArchiveTooLargeError` when member number `index` (from 1) or the bytes so far are over."""
+        if index > self.members:
+            raise ArchiveTooLargeError(
+                str(archive), name, limit=self.members, unit="members", setting=self.members_setting
+            )
+        if total_bytes > self.bytes:
+            raise ArchiveTooLargeError(
+                str(archive), name, limit=self.bytes, unit="bytes", setting=self.bytes_setting
+            )
+
+
+def safe_extract_tar(archive: Path, dest: Path, *, limits: ArchiveLimits) -> list[Path]:
+    """Extract the tar at `archive` into `dest`; returns the regular files written.
+
+    Members are read one at a time and counted against `limits`, so a bomb is refused after at most
+    `limits.members` headers; every member is checked before anything is written. Raises
+    `UnsafeArchiveError`, `ArchiveTooLargeError` or `DiskSpaceError`, with nothing written.
+    """
     with tarfile.open(archive) as tar:
-        infos = tar.getmembers()
+        infos: list[tarfile.TarInfo] = []
+        size = 0
+        for index, info in enumerate(tar, start=1):
+            size += info.size if info.isreg() else 0
+            limits.count(archive, info.name, index, size)
+            infos.append(info)
         check_members(str(archive), (_tar_member(info) for info in infos))
-        dest.mkdir(parents=True, exist_ok=True)
+        _ensure_room(dest, size, limits)
         try:
-            tar.extractall(dest, filter="data")
+            tar.extractall(dest, members=infos, filter="data")
         except tarfile.FilterError as exc:  # the second guard; the checks above should have caught it
             raise UnsafeArchiveError(str(archive), exc.tarinfo.name, str(exc)) from exc
     return [dest / member_path(info.name) for info in infos if info.isreg()]
 
 
-def safe_extract_zip(archive: Path, dest: Path) -> list[Path]:
-    """Extract the zip at `archive` into `dest`; returns the regular files written. Raises
-    `UnsafeArchiveError` before writing anything if any member is unsafe; zip symlinks are refused."""
+def safe_extract_zip(archive: Path, dest: Path, *, limits: ArchiveLimits) -> list[Path]:
+    """Extract the zip at `archive` into `dest`; returns the regular files written.
+
+    The member count is read from the end-of-central-directory record before the directory itself is,
+    so a zip of a million entries is refused without indexing them. Raises like `safe_extract_tar`; zip
+    symbolic links are refused.
+    """
+    declared = _zip_entry_count(archive)
+    if declared is not None:
+        limits.count(archive, "(the archive's directory)", declared, 0)
     with zipfile.ZipFile(archive) as zf:
         infos = [info for info in zf.infolist() if not (info.is_dir() and _is_root(info.filename))]
+        size = 0
+        for index, info in enumerate(infos, start=1):
+            size += info.file_size
+            limits.count(archive, info.filename, index, size)
         found = [_zip_member(info) for info in infos]
         for member in found:
             if member.kind == "symlink":
@@ -121,6 +193,7 @@ def safe_extract_zip(archive: Path, dest: Path) -> list[Path]:
                     str(archive), member.name, "is a symbolic link (not extracted from zip)"
                 )
         members = check_members(str(archive), found)
+        _ensure_room(dest, size, limits)
         written: list[Path] = []
         for info, member in zip(infos, members, strict=True):
             target = dest / member.name
@@ -132,6 +205,37 @@ def safe_extract_zip(archive: Path, dest: Path) -> list[Path]:
                 shutil.copyfileobj(source, sink, 1 << 20)
             written.append(target)
     return written
+
+
+def _ensure_room(dest: Path, size: int, limits: ArchiveLimits) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    ensure_space(dest, needed=size, margin=limits.keep_free)
+
+
+_EOCD = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+
+
+def _zip_entry_count(archive: Path) -> int | None:
+    """The entry count an archive's end-of-central-directory record declares (ZIP64 too), or None when
+    there is no such record (zipfile then refuses the file itself)."""
+    with open(archive, "rb") as handle:
+        handle.seek(0, 2)
+        end = handle.tell()
+        start = max(0, end - (1 << 16) - 22)
+        handle.seek(start)
+        tail = handle.read()
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) < at + 22:
+        return None
+    count = struct.unpack_from("<H", tail, at + 10)[0]
+    locator = at - 20
+    if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == _ZIP64_LOCATOR:
+        record = struct.unpack_from("<Q", tail, locator + 8)[0]
+        with open(archive, "rb") as handle:
+            handle.seek(record + 32)
+            (count,) = struct.unpack("<Q", handle.read(8))
+    return int(count)
 
 
 def _tar_member(info: tarfile.TarInfo) -> Member:

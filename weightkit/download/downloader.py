@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from weightkit.download.archive import ArchiveLimits
 from weightkit.download.control import Slots, Stop, each_done, interruptible
 from weightkit.download.httprange import AuthError, SourceError
 from weightkit.download.install import Mismatch, install_from_tar
@@ -299,7 +300,7 @@ class Downloader:
                 send_credentials=request.send_credentials,
             ).run()
             if archive:
-                size, digest, st = install_from_tar(request, part)
+                size, digest, st = install_from_tar(request, part, ArchiveLimits.for_weights(self.settings))
                 if self._records is not None:
                     self._records.record(request.dest, digest, st)
                 return _result(request, outcome, started, size=size, sha256=digest)

@@ -12,12 +12,12 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from weightkit.download.archive import member_path, safe_extract_tar
+from weightkit.download.archive import ArchiveLimits, member_path, safe_extract_tar
 from weightkit.download.httperrors import SourceError
 from weightkit.download.partfile import PartFile, fsync_dir
 from weightkit.download.request import FetchRequest
 from weightkit.download.verify import is_safetensors, mismatch, safetensors_problem
-from weightkit.errors import UnsafeArchiveError
+from weightkit.errors import ArchiveTooLargeError, UnsafeArchiveError
 from weightkit.verified import sha256_file
 
 __all__ = ["Mismatch", "install_from_tar", "pick_member"]
@@ -32,17 +32,20 @@ class Mismatch(SourceError):
         self.sha256 = sha256
 
 
-def install_from_tar(request: FetchRequest, part: PartFile) -> tuple[int, str, os.stat_result]:
-    """Unpack the downloaded tar beside the destination, check the weight in it, move it into place;
-    its size, sha256 and stat. Raises `SourceError` for a bad archive, `Mismatch` for a wrong weight;
-    the part and the unpacked files are removed either way."""
+def install_from_tar(
+    request: FetchRequest, part: PartFile, limits: ArchiveLimits
+) -> tuple[int, str, os.stat_result]:
+    """Unpack the downloaded tar beside the destination (within `limits`), check the weight in it, move
+    it into place; its size, sha256 and stat. Raises `SourceError` for a bad or oversized archive,
+    `Mismatch` for a wrong weight, `DiskSpaceError`; the part and the unpacked files are removed
+    either way."""
     dest = request.dest
     staging = dest.with_name(f"{dest.name}.{part.tag}.extract")
     part.close()
     try:
         try:
-            files = safe_extract_tar(part.path, staging)
-        except (UnsafeArchiveError, tarfile.TarError) as exc:
+            files = safe_extract_tar(part.path, staging, limits=limits)
+        except (UnsafeArchiveError, ArchiveTooLargeError, tarfile.TarError) as exc:
             raise SourceError(f"bad archive: {exc}") from exc
         member = pick_member(files, staging, request)
         if member is None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 from weightkit.settings import Credential
+from weightkit.urlforms import display_url
 
 __all__ = ["credential_for", "display_url", "is_tar", "mirror_url", "origin"]
 
@@ -31,13 +32,6 @@ def credential_for(url: str, credentials: Iterable[Credential]) -> Credential | 
         if any(origin(allowed) == here for allowed in credential.origins):
             return credential
     return None
-
-
-def display_url(url: str) -> str:
-    """The URL without user info, query or fragment: signed CDN URLs and `?token=` stay out of logs."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def is_tar(url: str) -> bool:

@@ -8,10 +8,13 @@ ImageInvert, ImageScale, SaveImage, PreviewImage, SaveImageWebsocket, ImageUpsca
 by the model's scale, one progress step per tile). Loaders open their files and check them as the
 safetensors / torch readers do, failing with the same exception types and messages.
 
-What is not: no torch, no models run. Any other node class validates like ComfyUI's and then fails
-with NotImplementedError when it runs.
+Custom node packs in `custom_nodes/` load and run as in ComfyUI (`custom_nodes.py`, and the
+`folder_paths` module beside main.py that packs import).
 
-Modules, in the order data flows: cli -> startup/folders -> catalog -> validation -> prompt_queue ->
-execution (graph, caching, nodes, weightfiles, upscalers, images) -> server (websocket, worker) ->
-routes/files/middlewares; app wires them together.
+What is not: no torch, no models run. Any other node class validates like ComfyUI's and then fails
+with NotImplementedError when it runs. No browser-facing middlewares (Origin check, CORS, gzip).
+
+Modules, in the order data flows: cli -> startup/folders -> custom_nodes -> catalog -> validation ->
+prompt_queue -> execution (graph, caching, nodes, weightfiles, upscalers, images) -> server (websocket,
+worker) -> routes/files; app wires them together.
 """

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from .catalog import Catalog, CatalogOptions
 from .cli import parse_args
+from .custom_nodes import load_custom_nodes
 from .routes import COMFYUI_VERSION, build_app
 from .server import PromptServer
 from .settings import StandinSettings
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None, *, standin_dir: str) -> int:
         base = args.base_directory
     else:
         own_base = base = tempfile.mkdtemp(prefix="comfyui-standin-")
+        os.mkdir(os.path.join(base, "custom_nodes"))  # a checkout has one
         log.info("No --base-directory: using %s, removed when the server stops", base)
         _remove_on_sigterm(own_base)
     try:
@@ -93,6 +95,14 @@ def _serve(args: argparse.Namespace, settings: StandinSettings, base: str, stand
         whitelist_custom_nodes=tuple(args.whitelist_custom_nodes),
     )
     catalog = Catalog.from_reference(folders, options)
+    if not args.disable_all_custom_nodes or args.whitelist_custom_nodes:
+        import folder_paths  # beside main.py, as in a checkout: what packs import
+
+        folder_paths.bind(folders)
+        whitelist = args.whitelist_custom_nodes if args.disable_all_custom_nodes else None
+        catalog.custom = load_custom_nodes(
+            folders.paths("custom_nodes"), builtin=catalog.class_types(), whitelist=whitelist
+        )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = PromptServer(loop, args=args, settings=settings, folders=folders, catalog=catalog)

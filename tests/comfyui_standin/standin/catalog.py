@@ -4,7 +4,8 @@
 defaults, combo options), outputs and whether it is an output node; validation and `/object_info` are
 driven by it. Combo options that ComfyUI fills from folders are replaced on each request by a fresh
 listing: model-folder inputs (`loader_inputs.json` says which folder), the image inputs of LoadImage
-and LoadImageMask (the input directory), VAELoader's virtual names.
+and LoadImageMask (the input directory), VAELoader's virtual names. Classes of custom node packs
+(`custom_nodes.py`) come after, their info built from the class, `INPUT_TYPES()` asked on each request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .custom_nodes import CustomNodes, node_info
 from .folders import Folders
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "reference" / "comfyui"
@@ -41,10 +43,14 @@ class Catalog:
         self._info = object_info
         self._loader_inputs = loader_inputs
         self._folders = folders
+        self.custom = CustomNodes()  # the packs' classes, set once they are loaded
 
     @classmethod
     def from_reference(
-        cls, folders: Folders, options: CatalogOptions, reference_dir: Path = REFERENCE_DIR
+        cls,
+        folders: Folders,
+        options: CatalogOptions,
+        reference_dir: Path = REFERENCE_DIR,
     ) -> Catalog:
         """Read `object_info.json` and `loader_inputs.json` from the recording (raises OSError if absent)."""
         info = json.loads((reference_dir / "object_info.json").read_text())
@@ -64,23 +70,29 @@ class Catalog:
     # -- what a class is ------------------------------------------------------------------------------
 
     def __contains__(self, class_type: object) -> bool:
-        return class_type in self._info
+        return class_type in self._info or class_type in self.custom.classes
 
     def class_types(self) -> list[str]:
-        return list(self._info)
+        return [*self._info, *self.custom.classes]
 
     def is_output(self, class_type: str) -> bool:
-        return self._info[class_type]["output_node"] is True
+        return self._static(class_type)["output_node"] is True
 
     def return_types(self, class_type: str) -> tuple[str, ...]:
-        return tuple(self._info[class_type]["output"])
+        return tuple(self._static(class_type)["output"])
 
     def is_v3(self, class_type: str) -> bool:
         """Nodes written against comfy_api's io.ComfyNode (they always report these three flags)."""
-        return {"deprecated", "experimental", "api_node"} <= self._info[class_type].keys()
+        return {"deprecated", "experimental", "api_node"} <= self._static(class_type).keys()
 
     def hidden_inputs(self, class_type: str) -> dict[str, str]:
-        return dict(self._info[class_type]["input"].get("hidden", {}))
+        return dict(self._static(class_type)["input"].get("hidden", {}))
+
+    def _static(self, class_type: str) -> dict[str, Any]:
+        if class_type in self._info:
+            return self._info[class_type]
+        display = self.custom.display_names.get(class_type)
+        return node_info(class_type, self.custom.classes[class_type], display)
 
     def folder_inputs(self, class_type: str) -> dict[str, str]:
         """`{input: model folder}` for a loader class (empty for anything else)."""
@@ -93,12 +105,12 @@ class Catalog:
         return self.node_info(class_type)["input"]
 
     def input_order(self, class_type: str) -> list[str]:
-        order = self._info[class_type].get("input_order", {})
+        order = self._static(class_type).get("input_order", {})
         return [*order.get("required", []), *order.get("optional", [])]
 
     def node_info(self, class_type: str) -> dict[str, Any]:
         """`/object_info/{class}`'s entry for the class (a copy where file lists were refreshed)."""
-        node = self._info[class_type]
+        node = self._static(class_type)
         fresh = self._fresh_options(class_type)
         if not fresh:
             return node

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         nargs="?",
         const="*",
-        help="send CORS headers for ORIGIN (default '*')",
+        help="no effect here: the stand-in has no browser-facing middlewares",
     )
     p.add_argument("--max-upload-size", type=float, default=100, help="largest request body, in MB")
     p.add_argument("--base-directory", help="base for models/, input/, output/, temp/ and user/")
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--front-end-version", default="comfyanonymous/ComfyUI@latest")
     p.add_argument("--front-end-root", type=_existing_directory, default=None)
     p.add_argument("--user-directory", type=_existing_directory, default=None)
-    p.add_argument("--enable-compress-response-body", action="store_true", help="gzip JSON and text answers")
+    p.add_argument("--enable-compress-response-body", action="store_true", help="no effect here")
     p.add_argument("--comfy-api-base", default="https://api.comfy.org")
     p.add_argument("--database-url", default="sqlite:///:memory:")
     return p

@@ -65,7 +65,7 @@ class Folders:
 
     def __init__(self, base_path: str) -> None:
         self.base_path = base_path
-        models_dir = os.path.join(base_path, "models")
+        self.models_dir = models_dir = os.path.join(base_path, "models")
         self.model_folders: dict[str, ModelFolder] = {}
         for name, subdirs, extensions in _MODEL_FOLDERS:
             paths = [os.path.join(models_dir, d) for d in subdirs] or [os.path.join(base_path, name)]

@@ -24,6 +24,7 @@ from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageErro
 from PIL.PngImagePlugin import PngInfo
 
 from .catalog import Catalog
+from .custom_nodes import run_pack_node
 from .folders import Folders
 from .images import ImageBatch, MaskBatch, empty_mask, solid_batch
 from .upscalers import UpscaleModel, detect_upscaler
@@ -102,6 +103,9 @@ class NodeLibrary:
         """The implementation, or None when the class exists in ComfyUI but not in the stand-in."""
         if class_type in self._defs and class_type in self._catalog:
             return self._defs[class_type]
+        if class_type in self._catalog.custom.classes:
+            pack_class = self._catalog.custom.classes[class_type]
+            return NodeDef(lambda ctx, **inputs: NodeOutput(*run_pack_node(pack_class, ctx.state, inputs)))
         folder_inputs = self._catalog.folder_inputs(class_type)
         if folder_inputs and class_type != "TrainLoraNode":
             return NodeDef(_generic_loader(class_type, folder_inputs, self._catalog.return_types(class_type)))

@@ -37,15 +37,13 @@ class PromptQueue:
             self._not_empty.notify()
 
     def get(self, timeout: float | None = None) -> tuple[QueueItem, int] | None:
-        """The next item and its task id; None when `timeout` passed with nothing queued, or a flag is set.
+        """The next item and its task id; None when `timeout` passed, or a flag was set, with nothing queued.
 
-        A set flag (`POST /free`) always returns None first, so the worker applies it before running a
-        prompt queued after it. ComfyUI's worker nearly always does the same, but can lose that race.
+        As in ComfyUI, a flag set by `POST /free` only wakes a waiting worker: a prompt queued before it
+        wakes is taken first, and the worker reads the flags after running it.
         """
         with self._not_empty:
-            while not self._queue or self._flags:
-                if self._flags:
-                    return None
+            while not self._queue:
                 self._not_empty.wait(timeout=timeout)
                 if timeout is not None and not self._queue:
                     return None

@@ -6,11 +6,13 @@ A body that is not JSON where JSON is expected raises, and aiohttp answers 500 `
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
 import struct
 import sys
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -18,7 +20,6 @@ from aiohttp import web
 
 from .catalog import REFERENCE_DIR
 from .files import upload_image, view
-from .middlewares import middlewares
 from .server import PromptServer
 from .validation import validate_prompt
 
@@ -38,9 +39,7 @@ _INDEX_HTML = (
 def build_app(server: PromptServer) -> web.Application:
     """The aiohttp application with every route; the routes are also served under `/api`."""
     args = server.args
-    app = web.Application(
-        client_max_size=round(args.max_upload_size * 1024 * 1024), middlewares=middlewares(args)
-    )
+    app = web.Application(client_max_size=round(args.max_upload_size * 1024 * 1024))
     routes = web.RouteTableDef()
     folders = server.folders
     queue = server.prompt_queue
@@ -68,7 +67,12 @@ def build_app(server: PromptServer) -> web.Application:
 
     @routes.get("/extensions")
     async def extensions(request: web.Request) -> web.Response:
-        return web.json_response(json.loads((REFERENCE_DIR / "extensions.json").read_text()))
+        found = json.loads((REFERENCE_DIR / "extensions.json").read_text())
+        for name, directory in server.catalog.custom.web_dirs.items():
+            for path in sorted(glob.glob(os.path.join(glob.escape(directory), "**/*.js"), recursive=True)):
+                relative = os.path.relpath(path, directory).replace(os.sep, "/")
+                found.append(f"/extensions/{urllib.parse.quote(name)}/{relative}")
+        return web.json_response(found)
 
     @routes.post("/upload/image")
     async def upload(request: web.Request) -> web.Response:

@@ -62,6 +62,7 @@ class PromptServer:
         self.client_id: str | None = None
         self.last_node_id: str | None = None
         self.last_prompt_id: str | None = None
+        self.gc_delay = settings.gc_delay
         self.interrupt = Interrupt()
         self.prompt_queue = PromptQueue(self.queue_updated)
         self.executor = PromptExecutor(
@@ -197,6 +198,8 @@ class PromptServer:
             flags = self.prompt_queue.take_flags()
             if flags.get("free_memory", False):
                 self.executor.reset()
+            if queued is not None:
+                time.sleep(self.gc_delay)  # ComfyUI's gc.collect() and soft_empty_cache() after a prompt
 
 
 def _encode(image: Image.Image, image_format: str, max_size: int | None) -> bytes:

@@ -4,6 +4,9 @@
 so a test can make a run slow enough to interrupt, time out or kill.
 `COMFYUI_STANDIN_START_DELAY` (default `0`): seconds spent before listening, as real ComfyUI spends
 importing torch and its nodes (5.2–5.7 s in the recordings), for the setup benchmark.
+`COMFYUI_STANDIN_GC_DELAY` (default `0`): seconds the worker spends after each prompt before it takes the
+next, as ComfyUI's `gc.collect()` and `soft_empty_cache()` take (at most every 10 s there) with models
+loaded; a `POST /free` sent meanwhile then takes effect only after the next prompt, as in ComfyUI.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 class StandinSettings:
     step_delay: float = 0.0
     start_delay: float = 0.0
+    gc_delay: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StandinSettings:
@@ -25,6 +29,7 @@ class StandinSettings:
         return cls(
             step_delay=_seconds(env, "COMFYUI_STANDIN_STEP_DELAY"),
             start_delay=_seconds(env, "COMFYUI_STANDIN_START_DELAY"),
+            gc_delay=_seconds(env, "COMFYUI_STANDIN_GC_DELAY"),
         )
 
 

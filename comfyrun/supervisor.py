@@ -1,0 +1,241 @@
+"""Keep a ComfyUI started here running: start it again when it dies, within a limit.
+
+One out-of-memory kill must not take a replica out for good. `Supervisor.start()` launches ComfyUI and
+waits until it answers (raising `ComfyUIStartError` if it does not: a model that cannot start should fail
+its setup). A watcher thread then waits for the process to exit; when it exits without being asked to,
+the watcher logs why (exit code or signal, last log lines) and starts it again after `RestartPolicy.delay`
+seconds: 1, 2, 4... up to 30. Once it has died `limit` times within `window` seconds, or a restart itself
+fails that often, the supervisor gives up: `state` becomes `failed`, `wait_ready()` raises
+`ComfyUIDownError`, and the predictor's healthcheck reports it unhealthy so the platform replaces the
+replica. A prompt keeps the `process` it was queued on, so it can tell that one died even if another
+already answers on the same port.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from comfyrun.errors import ComfyRunError, ComfyUIDownError, describe_exit
+from comfyrun.http import ComfyHTTP
+from comfyrun.process import ComfyProcess, free_port
+from comfyrun.settings import RuntimeSettings
+
+__all__ = ["RestartPolicy", "Supervisor"]
+
+logger = logging.getLogger(__name__)
+
+State = Literal["stopped", "starting", "ready", "restarting", "failed"]
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How often a dead ComfyUI is started again: at most `limit` times within `window` seconds."""
+
+    limit: int = 5
+    window: float = 600.0
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, recent: int) -> float:
+        """Seconds to wait before the next start, when `recent` starts already happened in the window."""
+        return min(self.max_delay, self.first_delay * 2.0**recent)
+
+    def allows(self, recent: int) -> bool:
+        return recent < self.limit
+
+
+class Supervisor:
+    """The ComfyUI process of one `comfyui.ComfyUI`, started again when it dies."""
+
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        *,
+        model_paths_files: Sequence[Path],
+        env: Mapping[str, str] | None = None,
+        on_restart: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self.policy = RestartPolicy(limit=settings.restart_limit, window=settings.restart_window)
+        self.model_paths_files = tuple(model_paths_files)
+        self.env = dict(env or {})
+        self._on_restart = on_restart
+        self._changed = threading.Condition()
+        self._state: State = "stopped"
+        self._process: ComfyProcess | None = None
+        self._starts: list[float] = []  # when each restart began, for the window
+        self._down_reason = ""
+        self._down_tail: tuple[str, ...] = ()
+        self._watcher: threading.Thread | None = None
+
+    # -- what callers see ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        with self._changed:
+            return self._state
+
+    @property
+    def process(self) -> ComfyProcess | None:
+        with self._changed:
+            return self._process
+
+    def wait_ready(self) -> ComfyProcess:
+        """The running ComfyUI; waits while one is being started again. Raises `ComfyUIDownError`."""
+        with self._changed:
+            while self._state in ("starting", "restarting"):
+                self._changed.wait()
+            if self._state == "failed":
+                raise ComfyUIDownError(self._down_reason, log_tail=self._down_tail)
+            if self._state != "ready" or self._process is None:
+                raise RuntimeError("ComfyUI is not started: call start() first")
+            return self._process
+
+    def check_health(self) -> None:
+        """Raise `ComfyUIDownError` when ComfyUI is down for good (a restart under way is not)."""
+        with self._changed:
+            if self._state == "failed":
+                raise ComfyUIDownError(self._down_reason, log_tail=self._down_tail)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Launch ComfyUI and wait until it answers; raises `ComfyUIStartError`."""
+        with self._changed:
+            self._state = "starting"
+        try:
+            process = self._launch(self.settings.port or free_port())
+        except BaseException:
+            self._set("stopped")
+            raise
+        self._set("ready", process)
+        atexit.register(self.stop)  # before the process's own handler: no restart while exiting
+        self._watcher = threading.Thread(target=self._watch, name="comfyui-supervisor", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        """Stop ComfyUI and its watcher; it is not started again."""
+        atexit.unregister(self.stop)
+        with self._changed:
+            self._state = "stopped"
+            process, self._process = self._process, None
+            self._changed.notify_all()
+        if process is not None:
+            process.stop()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(timeout=5.0)
+        self._watcher = None
+
+    def _launch(self, port: int) -> ComfyProcess:
+        process = ComfyProcess(
+            self.settings, port=port, model_paths_files=self.model_paths_files, env=self.env
+        )
+        process.start()
+        try:
+            process.wait_ready(ComfyHTTP(process.url), self.settings.start_timeout)
+        except BaseException:
+            process.stop()
+            raise
+        return process
+
+    def _set(self, state: State, process: ComfyProcess | None = None) -> None:
+        with self._changed:
+            self._state = state
+            if process is not None:
+                self._process = process
+            self._changed.notify_all()
+
+    # -- the watcher ---------------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while True:
+            process = self.process
+            if process is None:
+                return
+            code = process.wait()
+            with self._changed:
+                if self._state == "stopped" or self._process is not process:
+                    return
+                self._state = "restarting"
+                self._changed.notify_all()
+            tail = process.log_tail()
+            logger.error(
+                "ComfyUI %s (exit code %s); last log lines:\n%s",
+                describe_exit(code),
+                code,
+                "\n".join(f"  {line}" for line in tail) or "  (none)",
+            )
+            replacement = self._restart(f"it {describe_exit(code)}", tail, process.port)
+            if replacement is None:
+                return
+            self._set("ready", replacement)
+            self._on_restart()
+
+    def _restart(self, why: str, tail: Sequence[str], port: int) -> ComfyProcess | None:
+        """A new ComfyUI, after the policy's delays; None when stopped or the policy says no more."""
+        while True:
+            now = time.monotonic()
+            self._starts = [t for t in self._starts if now - t < self.policy.window]
+            recent = len(self._starts)
+            if not self.policy.allows(recent):
+                reason = (
+                    f"{why}, and it was started again {recent} time(s) within the last "
+                    f"{self.policy.window:g} s, the most allowed"
+                )
+                logger.error("ComfyUI is down for good: %s", reason)
+                with self._changed:
+                    self._down_reason, self._down_tail = reason, tuple(tail)
+                    if self._state != "stopped":
+                        self._state = "failed"
+                    self._changed.notify_all()
+                return None
+            delay = self.policy.delay(recent)
+            logger.warning(
+                "starting ComfyUI again in %g s (restart %d of at most %d within %g s)",
+                delay,
+                recent + 1,
+                self.policy.limit,
+                self.policy.window,
+            )
+            if self._wait_unless_stopped(delay):
+                return None
+            self._starts.append(time.monotonic())
+            try:
+                process = self._launch(port if _port_free(port) else free_port())
+            except ComfyRunError as exc:
+                why = f"starting it again failed: {exc}"
+                tail = getattr(exc, "log_tail", tail)
+                logger.error("%s", why)
+                continue
+            with self._changed:
+                if self._state == "stopped":
+                    process.stop()
+                    return None
+            logger.info("ComfyUI is back at %s", process.url)
+            return process
+
+    def _wait_unless_stopped(self, seconds: float) -> bool:
+        """Sleep `seconds`, waking early if stopped; True when stopped."""
+        deadline = time.monotonic() + seconds
+        with self._changed:
+            while self._state != "stopped" and (left := deadline - time.monotonic()) > 0:
+                self._changed.wait(left)
+            return self._state == "stopped"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

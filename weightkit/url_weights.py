@@ -1,0 +1,80 @@
+"""Weights a workflow gives as URLs (a user's LoRA), fetched into their loader's folder under their stable
+name, then checked to be what the name says.
+
+The file is fetched like any other (resumable, atomic, its sha256 computed and recorded) but nothing can
+vouch for its bytes, so after fetching it must not be a web page (what a link to a page, or a login wall,
+returns) and a `.safetensors` name must hold a whole safetensors layout. A file that fails is moved to
+quarantine, not left where ComfyUI would load it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from weightkit.download import FetchRequest, FetchSummary
+from weightkit.download.verify import is_safetensors, safetensors_problem
+from weightkit.errors import WeightURLError
+from weightkit.extract import WeightRef
+from weightkit.urlforms import display_url, normalise_weight_url
+
+if TYPE_CHECKING:
+    from weightkit.store import WeightStore
+
+__all__ = ["check_weight_file", "fetch_url_weights"]
+
+logger = logging.getLogger(__name__)
+
+_HTML = (b"<!doctype html", b"<html", b"<head", b"<!--")
+
+
+def fetch_url_weights(
+    store: WeightStore, refs: Iterable[WeightRef], *, url_guard: Callable[[str], object] | None
+) -> FetchSummary:
+    """Fetch each ref's URL to `<WEIGHTS_DIR>/<folder>/<name>`, several at once, and check each file.
+
+    Raises `WeightURLError` for a file that is not what its name says (it is quarantined), or the
+    downloader's errors.
+    """
+    wanted: dict[Path, tuple[WeightRef, FetchRequest]] = {}
+    for ref in refs:
+        assert ref.url is not None and ref.folder is not None
+        dest = store.settings.weights_dir / ref.folder / ref.name
+        url = normalise_weight_url(ref.url)
+        logger.info("%s loads %s from %s", ref.where, ref.label, display_url(url))
+        wanted.setdefault(dest, (ref, FetchRequest.for_url(url, dest, url_guard=url_guard)))
+    if not wanted:
+        return FetchSummary(results=(), seconds=0.0)
+    requests = [request for _, request in wanted.values()]
+    if len(requests) == 1:  # its own error, not a batch's
+        started = time.monotonic()
+        result = store.downloader.fetch(requests[0])
+        summary = FetchSummary(results=(result,), seconds=time.monotonic() - started)
+    else:
+        summary = store.downloader.fetch_many(requests)
+    for dest, (ref, request) in wanted.items():
+        try:
+            check_weight_file(dest, url=request.urls[0], name=ref.name)
+        except WeightURLError:
+            store.quarantine(dest, folder=str(ref.folder))
+            raise
+    return summary
+
+
+def check_weight_file(path: Path, *, url: str, name: str) -> None:
+    """Raise `WeightURLError` if the file fetched from `url` is not what its `name` says: an HTML page, or
+    a `.safetensors` name without a whole safetensors layout (checked as the downloader checks it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        head = os.pread(fd, 64, 0)
+        if head.lstrip().lower().startswith(_HTML):
+            raise WeightURLError(url, name, "is a web page (HTML), not a weight file")
+        problem = safetensors_problem(fd, os.fstat(fd).st_size) if is_safetensors(name) else None
+    finally:
+        os.close(fd)
+    if problem is not None:
+        raise WeightURLError(url, name, f"is {problem}")
