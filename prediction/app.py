@@ -11,7 +11,6 @@ the requested format.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import uuid
@@ -25,7 +24,7 @@ from comfyui import ComfyUI
 from prediction.custom_nodes import CustomNodes
 from prediction.input_errors import InputError
 from prediction.input_files import place_input_file
-from prediction.netguard import check_url
+from prediction.netguard import URLGuard
 from prediction.output_files import check_output_options, empty_folders, export_outputs, in_run_folder
 from prediction.seeds import randomise_seeds, seed_ranges
 from prediction.settings import PredictorSettings
@@ -173,8 +172,7 @@ class App:
     def install_user_weights(self, source: str) -> list[Path]:
         """Unpack Cog's `weights` (a .tar of model folders) into the weights directory; its URL is vetted
         like every URL a prediction brings (see `WeightStore.install_archive`)."""
-        guard = functools.partial(check_url, settings=self.settings.inputs)
-        return self.store.install_archive(source, url_guard=guard)
+        return self.store.install_archive(source, url_guard=URLGuard(self.settings.inputs))
 
     # -- predict ---------------------------------------------------------------------------------------
 
@@ -203,8 +201,12 @@ class App:
         if request.randomise_seeds:
             workflow, _ = randomise_seeds(workflow, ranges=self._ranges())
 
-        guard = functools.partial(check_url, settings=s.inputs)  # for weights the workflow gives as URLs
-        ensured = self.store.ensure(workflow, fetch_missing=not s.strict_weights, url_guard=guard)
+        ensured = self.store.ensure(
+            workflow,
+            fetch_missing=not s.strict_weights,
+            url_guard=URLGuard(s.inputs),  # for weights the workflow gives as URLs
+            url_tokens=s.inputs.tokens_for_urls,
+        )
         if ensured.fetched is not None:
             self.nodes.link_weights()
         workflow = in_run_folder(apply_renames(workflow, ensured.renames), uuid.uuid4().hex[:12])

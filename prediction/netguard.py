@@ -1,11 +1,13 @@
-"""Fetch a URL only if it leads to the public internet: no loopback, private, link-local or metadata hosts.
+"""Which URLs a prediction may have fetched: only those leading to the public internet.
 
 A URL given as a prediction input is fetched by this machine, which can reach addresses the user
 cannot: the cloud's metadata service (169.254.169.254, fd00:ec2::254), this machine's own services, a
 private network. `check_url` resolves the host once and refuses the URL if any of its addresses is one
-of those; `open_url` then connects to exactly the addresses it checked (so DNS cannot answer differently
-between the check and the connection) and checks every redirect hop the same way. A deployment can allow
-some networks, or everything, with `ALLOW_PRIVATE_URLS` (see `InputSettings`).
+of those (`special_addresses`); `URLGuard` hands the checked addresses to weightkit's downloader, which
+connects to exactly those (so DNS cannot answer differently between the check and the connection) and
+asks the guard again at every redirect hop. There is one HTTP client for every URL a prediction brings:
+the downloader's. A deployment can allow some networks, or everything, with `ALLOW_PRIVATE_URLS` (see
+`InputSettings`).
 
 Proxy variables (`HTTP_PROXY`, `HTTPS_PROXY`) are not used: a proxy would make the connection, and the
 addresses checked here would no longer be the ones reached.
@@ -13,32 +15,26 @@ addresses checked here would no longer be the ones reached.
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
-import logging
 import socket
-import ssl
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urlsplit
 
-from prediction.input_errors import InputDownloadError, URLRefusedError
+from prediction.input_errors import InputDownloadError, InputError, URLRefusedError
 from prediction.settings import InputSettings
 from prediction.special_addresses import IPAddress, address_problem
 from weightkit.urlforms import display_url
 
-__all__ = ["CheckedURL", "GuardedResponse", "check_url", "open_url"]
+__all__ = ["CheckedURL", "Resolver", "URLGuard", "check_url", "system_resolve"]
 
-log = logging.getLogger(__name__)
+Resolver = Callable[[str, int], "list[str]"]
 
 # Names that reach a cloud's instance metadata service without going through DNS on the internet.
 METADATA_HOSTS = frozenset(
     {"metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"}
 )
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_USER_AGENT = "cog-comfyui"
-# Characters that may stay as they are in a request target; anything else is percent-encoded.
-_TARGET_SAFE = "/:@!$&'()*+,;=-._~%?"
 
 
 @dataclass(frozen=True)
@@ -50,11 +46,10 @@ class CheckedURL:
     host: str
     port: int
     addresses: tuple[str, ...]
-    target: str  # path and query, as sent in the request line
 
 
-def check_url(url: str, *, settings: InputSettings) -> CheckedURL:
-    """Resolve the URL's host once and say whether it may be fetched.
+def check_url(url: str, *, settings: InputSettings, resolve: Resolver | None = None) -> CheckedURL:
+    """Resolve the URL's host once (with `resolve`, DNS by default) and say whether it may be fetched.
 
     Raises `URLRefusedError` for a scheme other than http/https, a URL without a host or with a user
     name, a metadata host name, or a host with any address that is not public (unless the settings allow
@@ -81,149 +76,63 @@ def check_url(url: str, *, settings: InputSettings) -> CheckedURL:
         raise URLRefusedError(url, "its host name is not a valid internet name", host=host) from exc
     port = port or (443 if scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+        addresses = tuple(dict.fromkeys((resolve or system_resolve)(host, port)))
+    except (OSError, UnicodeError) as exc:
         raise InputDownloadError(url, f"the host name {host} could not be resolved ({exc})") from exc
-    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     for text in addresses:
         address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
         problem = address_problem(address)
         if problem and not _allowed(address, settings):
             raise URLRefusedError(url, f"{address} is {problem}", host=host, address=str(address))
-    target = quote(parts.path or "/", safe=_TARGET_SAFE)
-    if parts.query:
-        target += "?" + quote(parts.query, safe=_TARGET_SAFE)
-    return CheckedURL(url=url, scheme=scheme, host=host, port=port, addresses=addresses, target=target)
+    return CheckedURL(url=url, scheme=scheme, host=host, port=port, addresses=addresses)
 
 
 def _allowed(address: IPAddress, settings: InputSettings) -> bool:
     return settings.allow_private_urls or any(address in network for network in settings.allowed_networks)
 
 
-class GuardedResponse:
-    """The final (non-redirect) response to a GET that `open_url` made; close it, or use `with`."""
-
-    def __init__(
-        self,
-        url: str,
-        address: str,
-        connection: http.client.HTTPConnection,
-        response: http.client.HTTPResponse,
-    ) -> None:
-        self.url = url
-        self.address = address
-        self._connection = connection
-        self.response = response
-
-    @property
-    def status(self) -> int:
-        return self.response.status
-
-    @property
-    def headers(self) -> http.client.HTTPMessage:
-        return self.response.headers
-
-    def read(self, size: int) -> bytes:
-        return self.response.read(size)
-
-    def close(self) -> None:
-        self.response.close()
-        self._connection.close()
-
-    def __enter__(self) -> GuardedResponse:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+def system_resolve(host: str, port: int) -> list[str]:
+    """The addresses DNS (or /etc/hosts) gives `host`; raises `OSError` when it does not resolve."""
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
-def open_url(url: str, *, settings: InputSettings, max_redirects: int = 5) -> GuardedResponse:
-    """GET `url`, following redirects, each hop checked by `check_url` and connected to as checked.
+class URLGuard:
+    """The guard of every URL a prediction brings: its workflow URL, input URLs, loader URLs and Cog's
+    `weights` URL, each fetched through weightkit's downloader, which calls this with the URL and with
+    every redirect hop before requesting it.
 
-    Returns the first response that is not a redirect, whatever its status. Raises `URLRefusedError`
-    for a refused hop and `InputDownloadError` when a host does not answer in time, the connection
-    fails, or there are more than `max_redirects` redirects.
+    It answers with the `CheckedURL`, whose addresses the downloader pins the connection to, and keeps
+    that answer: a URL asked about again (the downloader's next range request) gets the same addresses, so
+    DNS is asked once per URL and what is checked is what is connected to. A refusal (`URLRefusedError`, or
+    `InputDownloadError` for a host that does not resolve) is kept in `refusal` so that the caller can
+    raise it as it is once the downloader gives up; `resolve` is the name lookup (a test maps names to
+    loopback addresses with it).
     """
-    current = url
-    for _ in range(max_redirects + 1):
-        try:
-            checked = check_url(current, settings=settings)
-        except URLRefusedError as exc:
-            if current == url:
+
+    def __init__(self, settings: InputSettings, *, resolve: Resolver = system_resolve) -> None:
+        self.settings = settings
+        self.resolve = resolve
+        self.refusal: InputError | None = None
+        self._checked: dict[str, CheckedURL] = {}
+        self._lock = threading.Lock()  # the downloader's threads ask at once
+
+    def __call__(self, url: str) -> CheckedURL:
+        with self._lock:
+            known = self._checked.get(url)
+            if known is not None:
+                return known
+            try:
+                checked = check_url(url, settings=self.settings, resolve=self.resolve)
+            except (URLRefusedError, InputDownloadError) as exc:
+                self.refusal = exc
                 raise
-            reason = f"{exc.reason}, and {display_url(url)} redirected there"
-            raise URLRefusedError(current, reason, host=exc.host, address=exc.address) from exc
-        response = _get(checked, settings.download_timeout)
-        location = response.headers.get("Location")
-        if response.status not in _REDIRECTS or not location:
-            return response
-        response.close()
-        following = urljoin(current, location.strip())
-        log.debug("%s redirects (%d) to %s", display_url(current), response.status, display_url(following))
-        current = following
-    raise InputDownloadError(url, f"it redirects more than {max_redirects} times")
+            self._checked[url] = checked
+            return checked
 
-
-def _get(checked: CheckedURL, timeout: float) -> GuardedResponse:
-    connection: _PinnedHTTPConnection | _PinnedHTTPSConnection
-    if checked.scheme == "https":
-        connection = _PinnedHTTPSConnection(checked, timeout)
-    else:
-        connection = _PinnedHTTPConnection(checked, timeout)
-    try:
-        connection.request(
-            "GET", checked.target, headers={"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
-        )
-        response = connection.getresponse()
-        return GuardedResponse(checked.url, connection.connected_to, connection, response)
-    except TimeoutError as exc:
-        connection.close()
-        raise InputDownloadError(checked.url, f"no answer within {timeout:g} seconds") from exc
-    except (OSError, http.client.HTTPException) as exc:
-        connection.close()
-        raise InputDownloadError(checked.url, f"the connection failed ({exc})") from exc
-
-
-def _connect(checked: CheckedURL, timeout: float) -> tuple[socket.socket, str]:
-    """A socket to the first of the checked addresses that accepts; the timeout stays on for reads."""
-    failure = OSError(f"{checked.host} has no address")
-    for address in checked.addresses:
-        try:
-            return socket.create_connection((address, checked.port), timeout=timeout), address
-        except OSError as exc:
-            failure = exc
-    raise failure
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """HTTP to the checked addresses; the Host header still names the URL's host."""
-
-    def __init__(self, checked: CheckedURL, timeout: float) -> None:
-        super().__init__(checked.host, checked.port, timeout=timeout)
-        self.checked = checked
-        self.seconds = timeout
-        self.connected_to = ""
-
-    def connect(self) -> None:
-        self.sock, self.connected_to = _connect(self.checked, self.seconds)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to the checked addresses; the certificate is verified for the URL's host name."""
-
-    def __init__(self, checked: CheckedURL, timeout: float) -> None:
-        self.tls = ssl.create_default_context()
-        super().__init__(checked.host, checked.port, timeout=timeout, context=self.tls)
-        self.checked = checked
-        self.seconds = timeout
-        self.connected_to = ""
-
-    def connect(self) -> None:
-        sock, self.connected_to = _connect(self.checked, self.seconds)
-        try:
-            self.sock = self.tls.wrap_socket(sock, server_hostname=self.checked.host)
-        except BaseException:
-            sock.close()
-            raise
+    def refused(self, asked: str) -> InputError | None:
+        """The refusal of a hop of `asked`, worded for it (a redirect says where it came from), or None."""
+        refusal = self.refusal
+        if isinstance(refusal, URLRefusedError) and refusal.url != asked:
+            reason = f"{refusal.reason}, and {display_url(asked)} redirected there"
+            return URLRefusedError(refusal.url, reason, host=refusal.host, address=refusal.address)
+        return refusal

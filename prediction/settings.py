@@ -35,12 +35,20 @@ class InputSettings:
     | `INPUT_DOWNLOAD_MAX_BYTES` | `1073741824` (1 GiB) | largest file fetched for a URL inside a workflow |
     | `WORKFLOW_MAX_BYTES` | `33554432` (32 MiB) | largest workflow fetched for a `workflow_json` URL |
     | `INPUT_DOWNLOAD_TIMEOUT` | `30` | seconds to connect, and seconds any one read may wait for data |
+    | `INPUT_DOWNLOAD_DEADLINE` | `600` | seconds one URL input (or workflow URL) may take in all |
+    | `INPUT_DOWNLOAD_MIN_RATE` | `32K` | least bytes/s of a URL input in each `WEIGHTS_MIN_RATE_WINDOW` |
+    | `INPUT_URLS_GET_TOKENS` | `false` | `true`: weight URLs in workflows get the tokens (see below) |
     | `INPUT_ARCHIVE_MAX_FILES` | `10000` | most members an `input_file` archive may have |
     | `INPUT_ARCHIVE_MAX_BYTES` | `4294967296` (4 GiB) | most bytes an `input_file` archive may unpack to |
 
     `ALLOW_PRIVATE_URLS` is `true` (URLs may lead anywhere, cloud metadata hosts included), or a
     comma-separated list of networks such as `10.1.0.0/16,fd00::/8`, or empty/`false` (the default:
     only public internet addresses).
+
+    `INPUT_URLS_GET_TOKENS=true` lets the operator's tokens go to huggingface.co and civitai.com for
+    weights a workflow gives by URL: any caller can then download the private and gated files those tokens
+    can read. Off, a gated file given by URL fails as gated; the manifest's weights and `PRELOAD_WEIGHTS`
+    URLs still get the tokens.
     """
 
     allow_private_urls: bool = False
@@ -48,6 +56,10 @@ class InputSettings:
     download_max_bytes: int = 1 << 30
     workflow_max_bytes: int = 32 << 20
     download_timeout: float = 30.0
+    download_deadline: float = 600.0
+    download_min_rate: int = 32 << 10
+    min_rate_window: float = 30.0
+    tokens_for_urls: bool = False
     archive_max_files: int = 10_000
     archive_max_bytes: int = 4 << 30
 
@@ -62,6 +74,10 @@ class InputSettings:
             download_max_bytes=env.count("INPUT_DOWNLOAD_MAX_BYTES", cls.download_max_bytes),
             workflow_max_bytes=env.count("WORKFLOW_MAX_BYTES", cls.workflow_max_bytes),
             download_timeout=env.seconds("INPUT_DOWNLOAD_TIMEOUT", cls.download_timeout),
+            download_deadline=env.seconds("INPUT_DOWNLOAD_DEADLINE", cls.download_deadline),
+            download_min_rate=env.size("INPUT_DOWNLOAD_MIN_RATE", cls.download_min_rate),
+            min_rate_window=env.seconds("WEIGHTS_MIN_RATE_WINDOW", cls.min_rate_window),
+            tokens_for_urls=env.flag("INPUT_URLS_GET_TOKENS", cls.tokens_for_urls),
             archive_max_files=env.count("INPUT_ARCHIVE_MAX_FILES", cls.archive_max_files),
             archive_max_bytes=env.count("INPUT_ARCHIVE_MAX_BYTES", cls.archive_max_bytes),
         )

@@ -13,6 +13,7 @@ from prediction.input_errors import InputDownloadError, InputTooLargeError, URLR
 from prediction.settings import InputSettings
 from prediction.url_download import download_to_folder
 from prediction.url_inputs import download_url_inputs
+from tests.faultserver import FaultServer
 from tests.inputs_http import LocalServer, Route
 from weightkit.loaders import builtin_loader_map
 from weightkit.urlforms import safe_file_name
@@ -92,7 +93,10 @@ def test_download_exactly_at_limit_is_kept(server, tmp_path: Path) -> None:
 
 def test_download_cut_short_is_an_error_with_nothing_left(server, tmp_path: Path) -> None:
     server.routes["/short.png"] = Route(b"z" * 10, announce=500)
-    with pytest.raises(InputDownloadError, match="closed after 10 of 500 bytes"):
+    with pytest.raises(
+        InputDownloadError,
+        match=r"broke after 10 bytes \(connection closed with 490 bytes of the body to come",
+    ):
         download_to_folder(server.url("/short.png"), tmp_path, settings=ALLOWED)
     assert listing(tmp_path) == []
 
@@ -107,7 +111,7 @@ def test_download_http_error_status_is_named(server, tmp_path: Path) -> None:
 def test_download_stalled_server_times_out_with_nothing_left(server, tmp_path: Path) -> None:
     server.routes["/slow.png"] = Route(b"never", stall=True)
     settings = InputSettings(download_timeout=0.2, allowed_networks=ALLOWED.allowed_networks)
-    with pytest.raises(InputDownloadError, match="stalled"):
+    with pytest.raises(InputDownloadError, match="no bytes within the stall timeout"):
         download_to_folder(server.url("/slow.png"), tmp_path, settings=settings)
     assert listing(tmp_path) == []
 
@@ -168,3 +172,32 @@ def test_url_input_at_metadata_address_refused(tmp_path: Path) -> None:
 
 
 # --- weights given by URL ---------------------------------------------------------------------------
+
+
+def test_a_trickling_input_url_is_given_up_by_the_minimum_rate_with_nothing_left(tmp_path: Path) -> None:
+    settings = InputSettings(
+        download_timeout=5,
+        download_min_rate=20_000,
+        min_rate_window=0.5,
+        allowed_networks=ALLOWED.allowed_networks,
+    )
+    with FaultServer() as trickle:
+        trickle.serve("/slow.png", b"\x89PNG" + bytes(200_000), rate=2_000)
+        with pytest.raises(InputDownloadError, match="transfer broke after") as caught:
+            download_to_folder(trickle.url("/slow.png"), tmp_path, settings=settings)
+    assert "20 kB/s" in str(caught.value)
+    assert listing(tmp_path) == []
+
+
+def test_an_input_url_that_outlasts_its_deadline_is_given_up_with_nothing_left(tmp_path: Path) -> None:
+    settings = InputSettings(
+        download_timeout=5,
+        download_deadline=0.5,
+        download_min_rate=0,
+        allowed_networks=ALLOWED.allowed_networks,
+    )
+    with FaultServer() as slow:
+        slow.serve("/big.png", b"\x89PNG" + bytes(1_000_000), rate=200_000)
+        with pytest.raises(InputDownloadError, match="INPUT_DOWNLOAD_DEADLINE"):
+            download_to_folder(slow.url("/big.png"), tmp_path, settings=settings)
+    assert listing(tmp_path) == []

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from prediction.input_errors import InputDownloadError, URLRefusedError
-from prediction.netguard import check_url, open_url
+from prediction.netguard import check_url
 from prediction.settings import InputSettings
 from prediction.special_addresses import _REGISTRY, address_problem
 from prediction.url_download import fetch_bytes
 from tests.inputs_http import LocalServer, Route
+from weightkit.download.connections import _tls_context
 
 DEFAULT = InputSettings(download_timeout=5)
 # 127.0.0.1 (and ::1, for a `localhost` that resolves to both), but not the rest of 127.0.0.0/8.
@@ -23,6 +24,11 @@ LOOPBACK_ALLOWED = InputSettings(
     download_timeout=5,
     allowed_networks=(ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")),
 )
+
+
+def get(url: str, settings: InputSettings):
+    """A URL input fetched as predictions fetch them."""
+    return fetch_bytes(url, settings=settings, max_bytes=1 << 20, limit_setting="INPUT_DOWNLOAD_MAX_BYTES")
 
 
 @pytest.mark.parametrize(
@@ -90,7 +96,7 @@ def test_loopback_refused_before_any_request(host: str) -> None:
     with LocalServer() as server:
         server.routes["/x"] = Route(b"secret")
         with pytest.raises(URLRefusedError) as caught:
-            open_url(server.url("/x", host=host), settings=DEFAULT)
+            get(server.url("/x", host=host), DEFAULT)
         assert server.requests == []
     assert ipaddress.ip_address(caught.value.address).is_loopback
     assert "loopback" in str(caught.value) and "ALLOW_PRIVATE_URLS" in str(caught.value)
@@ -100,7 +106,7 @@ def test_ipv6_loopback_refused_before_any_request() -> None:
     with LocalServer("::1") as server:
         server.routes["/x"] = Route(b"secret")
         with pytest.raises(URLRefusedError) as caught:
-            open_url(server.url("/x"), settings=DEFAULT)
+            get(server.url("/x"), DEFAULT)
         assert server.requests == []
     assert caught.value.address == "::1"
 
@@ -152,7 +158,7 @@ def test_allow_everything_setting_lets_loopback_through() -> None:
 def test_allowed_network_that_does_not_cover_the_address_still_refuses() -> None:
     settings = InputSettings(allowed_networks=(ipaddress.ip_network("10.0.0.0/8"),))
     with LocalServer() as server, pytest.raises(URLRefusedError):
-        open_url(server.url("/x"), settings=settings)
+        get(server.url("/x"), settings)
     assert server.requests == []
 
 
@@ -161,7 +167,7 @@ def test_redirect_from_allowed_to_refused_address_is_refused() -> None:
         inner.routes["/secret"] = Route(b"secret")
         outer.routes["/go"] = Route(status=302, headers={"Location": inner.url("/secret")})
         with pytest.raises(URLRefusedError) as caught:
-            open_url(outer.url("/go"), settings=LOOPBACK_ALLOWED)
+            get(outer.url("/go"), LOOPBACK_ALLOWED)
         assert [r.path for r in outer.requests] == ["/go"]
         assert inner.requests == []
     assert caught.value.address == "127.0.0.2"
@@ -174,24 +180,23 @@ def test_redirect_to_metadata_address_is_refused() -> None:
     with LocalServer() as server:
         server.routes["/go"] = Route(status=307, headers={"Location": "http://169.254.169.254/latest/"})
         with pytest.raises(URLRefusedError, match="metadata"):
-            open_url(server.url("/go"), settings=LOOPBACK_ALLOWED)
+            get(server.url("/go"), LOOPBACK_ALLOWED)
 
 
 def test_relative_redirect_within_allowed_host_is_followed() -> None:
     with LocalServer() as server:
         server.routes["/a"] = Route(status=301, headers={"Location": "/b?x=1"})
         server.routes["/b"] = Route(b"there")
-        with open_url(server.url("/a"), settings=LOOPBACK_ALLOWED) as response:
-            assert response.status == 200 and response.read(100) == b"there"
-            assert response.url == server.url("/b?x=1")
+        fetched = get(server.url("/a"), LOOPBACK_ALLOWED)
+        assert fetched.data == b"there" and fetched.url == server.url("/b?x=1")
 
 
 def test_redirect_loop_stops() -> None:
     with LocalServer() as server:
         server.routes["/loop"] = Route(status=302, headers={"Location": "/loop"})
-        with pytest.raises(InputDownloadError, match="redirects more than 5 times"):
-            open_url(server.url("/loop"), settings=LOOPBACK_ALLOWED)
-        assert len(server.requests) == 6
+        with pytest.raises(InputDownloadError, match="more than 10 redirects"):
+            get(server.url("/loop"), LOOPBACK_ALLOWED)
+        assert len(server.requests) == 11
 
 
 def test_unresolvable_host_is_a_download_error() -> None:
@@ -203,7 +208,15 @@ def test_closed_port_is_a_download_error() -> None:
     with LocalServer() as server:
         url = server.url("/x")
     with pytest.raises(InputDownloadError, match="connection failed"):
-        open_url(url, settings=LOOPBACK_ALLOWED)
+        get(url, LOOPBACK_ALLOWED)
+
+
+@pytest.fixture(autouse=True)
+def fresh_trust_store():
+    """The downloader reads the trust store once per process; these tests change it."""
+    _tls_context.cache_clear()
+    yield
+    _tls_context.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +247,7 @@ def test_https_to_checked_address_verifies_certificate_for_url_host(
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trust the test certificate, as a deployment would its CA
     with _tls_server(cert, key) as server:
         server.routes["/x"] = Route(b"over tls")
-        with open_url(server.url("/x", host="localhost"), settings=LOOPBACK_ALLOWED) as response:
-            assert response.read(100) == b"over tls"
+        assert get(server.url("/x", host="localhost"), LOOPBACK_ALLOWED).data == b"over tls"
 
 
 def test_https_certificate_for_another_name_is_refused(
@@ -245,7 +257,7 @@ def test_https_certificate_for_another_name_is_refused(
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     with _tls_server(cert, key) as server:
         with pytest.raises(InputDownloadError, match="certificate verify failed"):
-            open_url(server.url("/x"), settings=LOOPBACK_ALLOWED)  # 127.0.0.1: not in the certificate
+            get(server.url("/x"), LOOPBACK_ALLOWED)  # 127.0.0.1: not in the certificate
         assert server.requests == []
 
 
@@ -253,5 +265,5 @@ def test_https_untrusted_certificate_is_refused(tls_files: tuple[Path, Path]) ->
     cert, key = tls_files
     with _tls_server(cert, key) as server:
         with pytest.raises(InputDownloadError, match="certificate verify failed"):
-            open_url(server.url("/x", host="localhost"), settings=LOOPBACK_ALLOWED)
+            get(server.url("/x", host="localhost"), LOOPBACK_ALLOWED)
         assert server.requests == []

@@ -39,7 +39,9 @@ def install_archive(
     """
     if source.startswith(("http://", "https://")):
         archive = store.state.user_weights_archive(source)
-        request = FetchRequest.for_url(source, archive, unpack=False, url_guard=url_guard)
+        request = FetchRequest.for_url(
+            source, archive, unpack=False, url_guard=url_guard, send_credentials=False
+        )
         store.downloader.fetch(request)
     else:
         archive = Path(source.removeprefix("file://"))

@@ -186,7 +186,7 @@ class DownloadError(WeightkitError, OSError):
         self.expected_sha256 = expected_sha256
         self.actual_sha256 = actual_sha256
         if message is None:
-            tried = "; ".join(f"{url}: {why}" for url, why in attempts) or "no source URL to try"
+            tried = "; ".join(f"{url}: {why.rstrip('.')}" for url, why in attempts) or "no source URL to try"
             expected = ""
             if expected_sha256 or expected_size is not None:
                 size = f"{expected_size} bytes" if expected_size is not None else "a file"

@@ -158,12 +158,14 @@ class WeightStore:
         *,
         fetch_missing: bool = True,
         url_guard: Callable[[str], object] | None = None,
+        url_tokens: bool = False,
     ) -> EnsureResult:
         """Make every weight of `workflow` present: check, fetch what the manifest or the workflow's URLs
         provide, check again.
 
         With `fetch_missing=False` (strict mode) no manifest weight is fetched; a weight the workflow
-        gives as a URL is fetched all the same (the caller asked for that file), vetted by `url_guard`.
+        gives as a URL is fetched all the same (the caller asked for that file), vetted by `url_guard`,
+        with the operator's tokens only when `url_tokens` says so.
         Raises `MissingWeightsError` when a weight is still not here (naming what can and cannot be
         fetched and how to preload it), `WeightURLError` for a URL that served something else, or the
         downloader's errors when a fetch fails.
@@ -186,7 +188,7 @@ class WeightStore:
                 ", ".join(e.key for e in entries),
             )
         results = [*self.fetch_entries(entries).results] if entries else []
-        results += fetch_url_weights(self, report.from_urls, url_guard=url_guard).results
+        results += fetch_url_weights(self, report.from_urls, url_guard=url_guard, tokens=url_tokens).results
         fetched = FetchSummary(results=tuple(results), seconds=time.monotonic() - fetch_started)
         report = self.check_refs(refs)
         if not report.ok:
@@ -251,7 +253,7 @@ class WeightStore:
         to_fetch = [entry for ref, entry in refs.items() if ref not in elsewhere]
         fetched = self.fetch_entries(to_fetch) if to_fetch else FetchSummary(results=(), seconds=0.0)
         from_urls = self.check_refs([ref for ref in url_refs if ref.entry is None]).from_urls
-        by_url = fetch_url_weights(self, from_urls, url_guard=None)  # the operator's own URLs
+        by_url = fetch_url_weights(self, from_urls, url_guard=None, tokens=True)  # the operator's own URLs
         present = tuple(
             FetchResult(name=f.ref.label, path=f.path, size=f.size, sha256=None, seconds=0.0, present=True)
             for f in elsewhere.values()

@@ -33,9 +33,17 @@ _HTML = (b"<!doctype html", b"<html", b"<head", b"<!--")
 
 
 def fetch_url_weights(
-    store: WeightStore, refs: Iterable[WeightRef], *, url_guard: Callable[[str], object] | None
+    store: WeightStore,
+    refs: Iterable[WeightRef],
+    *,
+    url_guard: Callable[[str], object] | None,
+    tokens: bool,
 ) -> FetchSummary:
     """Fetch each ref's URL to `<WEIGHTS_DIR>/<folder>/<name>`, several at once, and check each file.
+
+    `tokens` says whether `HF_TOKEN` and `CIVITAI_API_TOKEN` may go to those URLs' hosts: for URLs the
+    operator declared (`PRELOAD_WEIGHTS`), not for URLs a prediction's caller wrote, which could otherwise
+    read the operator's private and gated files.
 
     Raises `WeightURLError` for a file that is not what its name says (it is quarantined), or the
     downloader's errors.
@@ -46,7 +54,8 @@ def fetch_url_weights(
         dest = store.settings.weights_dir / ref.folder / ref.name
         url = normalise_weight_url(ref.url)
         logger.info("%s loads %s from %s", ref.where, ref.label, display_url(url))
-        wanted.setdefault(dest, (ref, FetchRequest.for_url(url, dest, url_guard=url_guard)))
+        request = FetchRequest.for_url(url, dest, url_guard=url_guard, send_credentials=tokens)
+        wanted.setdefault(dest, (ref, request))
     if not wanted:
         return FetchSummary(results=(), seconds=0.0)
     requests = [request for _, request in wanted.values()]
