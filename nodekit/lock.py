@@ -96,6 +96,7 @@ class Pack:
     env: Mapping[str, str] = field(default_factory=dict)
     weights: tuple[PackWeight, ...] = ()
     needs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    chosen: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
     hidden_weights: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
@@ -127,6 +128,10 @@ class Pack:
             "env": dict(sorted(self.env.items())),
             "weights": [w.to_json() for w in sorted(self.weights, key=lambda w: w.entry.key)],
             "needs": {k: list(v) for k, v in sorted(self.needs.items())},
+            "chosen": {
+                c: {i: dict(sorted(v.items())) for i, v in sorted(inputs.items())}
+                for c, inputs in sorted(self.chosen.items())
+            },
             "hidden_weights": dict(sorted(self.hidden_weights.items())),
             "notes": list(self.notes),
         }
@@ -193,14 +198,19 @@ class Lock:
                             field="loaders",
                         )
         needs: dict[str, dict[str, None]] = {}
+        chosen: dict[str, dict[str, dict[str, str]]] = {}
         for pack in self.packs:
             for class_type, keys in pack.needs.items():
                 needs.setdefault(class_type, {}).update(dict.fromkeys(keys))
+            for class_type, by_input in pack.chosen.items():
+                for input_name, picks in by_input.items():
+                    chosen.setdefault(class_type, {}).setdefault(input_name, {}).update(picks)
         return Manifest.build(
             [weight.entry for pack in self.packs for weight in pack.weights],
             [],
             loaders,
             needs=needs,
+            chosen=chosen,
             folders=[f.name for pack in self.packs for f in pack.folders if f.path == f.name],
             source=self.source,
         )
@@ -272,6 +282,7 @@ def parse_lock(data: Any, *, source: str = "") -> Lock:
                 env=raw.env,
                 weights=tuple(PackWeight(entry=entry, target=target) for entry, target in raw.weights),
                 needs=raw.needs,
+                chosen=raw.chosen,
                 hidden_weights=raw.hidden_weights,
                 notes=raw.notes,
             )

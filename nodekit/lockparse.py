@@ -42,6 +42,7 @@ _PACK_FIELDS = (
     "env",
     "weights",
     "needs",
+    "chosen",
     "hidden_weights",
     "notes",
 )
@@ -65,6 +66,7 @@ class RawPack:
     env: dict[str, str]
     weights: tuple[tuple[WeightEntry, str | None], ...]  # (entry, target)
     needs: dict[str, tuple[str, ...]]
+    chosen: dict[str, dict[str, dict[str, str]]]
     hidden_weights: dict[str, str]
     notes: tuple[str, ...]
 
@@ -179,6 +181,9 @@ def _parse_pack(raw: Any, index: int, source: str) -> RawPack:
         env=_env(raw.get("env", {}), lambda m: fail("env", m)),
         weights=weights,
         needs=_needs(raw.get("needs", {}), {entry.key for entry, _ in weights}, lambda m: fail("needs", m)),
+        chosen=_chosen(
+            raw.get("chosen", {}), {entry.key for entry, _ in weights}, lambda m: fail("chosen", m)
+        ),
         hidden_weights=_text_map(raw.get("hidden_weights", {}), lambda m: fail("hidden_weights", m)),
         notes=_texts(raw.get("notes", []), lambda m: fail("notes", m)),
     )
@@ -352,3 +357,29 @@ def _needs(value: Any, weight_keys: set[str], fail: Fail) -> dict[str, tuple[str
             f"{canonical_folder(k.partition('/')[0])}/{k.partition('/')[2]}" for k in keys
         )
     return needs
+
+
+def _chosen(value: Any, weight_keys: set[str], fail: Fail) -> dict[str, dict[str, dict[str, str]]]:
+    """`{class_type: {input: {value: "folder/name"}}}`: the weight each value of an input makes the class
+    load (a detector picked by name, say), every one a weight of this pack."""
+    if not isinstance(value, dict):
+        fail("must be an object of class_type to {input: {value: 'folder/name'}}")
+    chosen: dict[str, dict[str, dict[str, str]]] = {}
+    for class_type, inputs in value.items():
+        if not isinstance(inputs, dict) or not inputs:
+            fail(f"{class_type}: must map each input to {{value: 'folder/name'}}")
+        for input_name, picks in inputs.items():
+            if (
+                not isinstance(picks, dict)
+                or not picks
+                or not all(isinstance(k, str) for k in picks.values())
+            ):
+                fail(f"{class_type}.{input_name}: must map each value to a 'folder/name' weight of this pack")
+            keys = {
+                v: f"{canonical_folder(k.partition('/')[0])}/{k.partition('/')[2]}" for v, k in picks.items()
+            }
+            unknown = sorted(key for key in keys.values() if key not in weight_keys)
+            if unknown:
+                fail(f"{class_type}.{input_name}: '{unknown[0]}' is not one of this pack's weights")
+            chosen.setdefault(class_type, {})[input_name] = keys
+    return chosen

@@ -201,6 +201,25 @@ def test_a_node_class_that_loads_weights_when_it_runs_requires_them_for_the_node
         Manifest.build([], [], needs={"DWPreprocessor": ["annotators/nope.onnx"]})
 
 
+def test_the_value_of_a_choosing_input_requires_the_weight_it_picks_and_other_values_none():
+    bodies = [
+        {"name": n, "folder": "annotators", "size": 5, "sha256": "a" * 64, "urls": ["https://x/" + n]}
+        | {"license": None, "non_commercial": False, "gated": False}
+        for n in ("yolox_l.onnx", "yolo_nas_s.onnx")
+    ]
+    entries = parse_manifest({"schema_version": 1, "weights": bodies}).entries
+    picks = {"yolox_l.onnx": "annotators/yolox_l.onnx", "yolo_nas_s.onnx": "annotators/yolo_nas_s.onnx"}
+    pack = Manifest.build(list(entries.values()), [], chosen={"DWPreprocessor": {"bbox_detector": picks}})
+    merged = MANIFEST.merged(pack)
+    workflow = {"7": node("DWPreprocessor", bbox_detector="yolo_nas_s.onnx", resolution=512)}
+    (ref,) = required_weights(workflow, merged)
+    found = (ref.entry.key, ref.node_id, ref.input_name)
+    assert found == ("annotators/yolo_nas_s.onnx", "7", "bbox_detector")
+    assert required_weights({"7": node("DWPreprocessor", bbox_detector="None")}, merged) == []
+    with pytest.raises(ManifestError, match=r"chosen weight 'annotators/nope\.onnx'"):
+        Manifest.build([], [], chosen={"DWPreprocessor": {"bbox_detector": {"x": "annotators/nope.onnx"}}})
+
+
 @pytest.mark.parametrize(
     ("text", "names"),
     [

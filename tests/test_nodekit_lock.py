@@ -13,6 +13,7 @@ from nodekit.errors import LockError, UnknownPackError
 from nodekit.lock import load_lock, parse_lock
 from nodekit.lockparse import expand_inputs
 from nodekit.settings import BUILTIN_LOCK
+from weightkit.extract import required_weights
 from weightkit.manifest_file import load_manifest
 from weightkit.settings import BUILTIN_MANIFEST
 
@@ -94,6 +95,21 @@ def test_the_committed_lock_merges_over_the_weights_manifest():
     assert entry.size is None and entry.urls[0].startswith("https://huggingface.co/lllyasviel/Annotators/")
 
 
+def test_the_committed_lock_names_the_weight_each_preprocessor_choice_loads():
+    merged = load_manifest(BUILTIN_MANIFEST).merged(load_lock(BUILTIN_LOCK).as_manifest())
+    inputs = {"bbox_detector": "yolo_nas_s_fp16.onnx", "pose_estimator": "dw-ll_ucoco.onnx"}
+    workflow = {
+        "4": {"class_type": "DWPreprocessor", "inputs": inputs},
+        "5": {"class_type": "Metric3D-NormalMapPreprocessor", "inputs": {"backbone": "vit-large"}},
+        "6": {"class_type": "AnimalPosePreprocessor", "inputs": {"bbox_detector": "None"}},
+    }
+    assert sorted(ref.entry.key for ref in required_weights(workflow, merged) if ref.entry) == [
+        "annotators/JUGGHM/Metric3D/metric_depth_vit_large_800k.pth",
+        "annotators/hr16/UnJIT-DWPose/dw-ll_ucoco.onnx",
+        "annotators/hr16/yolo-nas-fp16/yolo_nas_s_fp16.onnx",
+    ]
+
+
 def test_the_committed_lock_points_controlnet_aux_downloads_into_the_weights_dir(tmp_path):
     env = load_lock(BUILTIN_LOCK).comfyui_env(tmp_path / "weights")
     assert env["AUX_ANNOTATOR_CKPTS_PATH"] == str(tmp_path / "weights" / "annotators")
@@ -160,6 +176,12 @@ def test_a_weight_target_and_folder_path_survive_a_round_trip():
             "needs",
             "not one of this pack's weights",
         ),
+        (
+            {"chosen": {"TinyPicker": {"preset": {"big": "tiny_models/absent.safetensors"}}}},
+            "chosen",
+            "not one of this pack's weights",
+        ),
+        ({"chosen": {"TinyPicker": {"preset": ["tiny.safetensors"]}}}, "chosen", "each value"),
         ({"folders": {"tiny": {"path": "../out", "extensions": []}}}, "folders", "relative directory"),
         ({"clones": [{"path": "sub", "repository": "https://github.com/t/s.git"}]}, "clones", "exactly"),
         ({"surprise": 1}, "surprise", "unknown field"),

@@ -8,7 +8,8 @@ Three sources, combined and de-duplicated by (folder, name):
    the folder of the manifest entry of that name.
 3. `embedding:NAME` in any text input, resolved in the `embeddings` folder as ComfyUI's tokenizer does.
 4. The weights a custom node class loads on its own when it runs (the manifest's `needs`, from the
-   custom node lock), reported for the node that uses the class.
+   custom node lock), reported for the node that uses the class; and the weight the value of one of its
+   inputs makes it load (the manifest's `chosen`: DWPose's `bbox_detector: yolox_l.onnx`).
 
 Values that name no file (`pixel_space`, `taesd*`, `None`, links `[node_id, slot]`) are skipped. A name
 that would leave its folder raises `UnsafeWeightNameError` before anything touches the disk.
@@ -104,6 +105,7 @@ class _Found:
         self.manifest = manifest
         self.loaders = manifest.loader_map if manifest is not None else builtin_loader_map()
         self.needs = manifest.needs if manifest is not None else {}
+        self.chosen = manifest.chosen if manifest is not None else {}
         self.refs: dict[tuple[str | None, str], WeightRef] = {}
 
     def node(self, node_id: str, node: Mapping[str, Any]) -> None:
@@ -113,8 +115,15 @@ class _Found:
             if self.manifest is not None:
                 needed = self.manifest.entries[key]
                 self.add(needed.name, needed.folder, node_id, class_type, RUNTIME_INPUT)
+        picks = self.chosen.get(class_type, {})
         for input_name, value in node["inputs"].items():
             if type(value) is not str:  # links [node_id, slot], numbers, booleans, null
+                continue
+            if input_name in picks and self.manifest is not None:
+                picked = picks[input_name].get(value)
+                if picked is not None:
+                    chosen = self.manifest.entries[picked]
+                    self.add(chosen.name, chosen.folder, node_id, class_type, input_name)
                 continue
             folder = loader.get(input_name) if loader else None
             if folder is not None:

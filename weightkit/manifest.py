@@ -83,15 +83,18 @@ class Kit:
 class Manifest:
     """Validated weights, kits and custom loader mappings, indexed for constant-time lookup.
 
-    `needs` and `folders` come from custom node packs (not from the manifest file): `needs` maps a node
-    class to the weights (entry keys) it loads on its own when it runs, so a workflow using the class
-    requires them; `folders` are model folder types the packs register, searched like ComfyUI's own.
+    `needs`, `chosen` and `folders` come from custom node packs (not from the manifest file): `needs`
+    maps a node class to the weights (entry keys) it loads on its own when it runs, so a workflow using
+    the class requires them; `chosen` maps a class's input to the weight each of its values makes the
+    class load (`{"DWPreprocessor": {"bbox_detector": {"yolox_l.onnx": "annotators/.../yolox_l.onnx"}}}`);
+    `folders` are model folder types the packs register, searched like ComfyUI's own.
     """
 
     entries: Mapping[str, WeightEntry]
     kits: Mapping[str, Kit]
     loaders: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     needs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    chosen: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
     folders: tuple[str, ...] = ()
     # The built-in loader map with `loaders` over it: what extraction and the predictor read.
     loader_map: LoaderMap = field(default_factory=builtin_loader_map, repr=False, compare=False)
@@ -107,6 +110,7 @@ class Manifest:
         loaders: Mapping[str, Mapping[str, str]] | None = None,
         *,
         needs: Mapping[str, Iterable[str]] | None = None,
+        chosen: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
         folders: Iterable[str] = (),
         source: str = "",
         check_kits: bool = True,
@@ -126,9 +130,14 @@ class Manifest:
                 owners.append(entry)
         kit_map = {kit.name: kit for kit in kits}
         needed = {class_type: tuple(keys) for class_type, keys in sorted((needs or {}).items())}
+        picks = {c: {i: dict(v) for i, v in inputs.items()} for c, inputs in sorted((chosen or {}).items())}
         if check_kits:
             for class_type, keys in needed.items():
                 _check_keys(keys, by_key, source, entry=f"node class {class_type}", field_name="needs")
+            for class_type, inputs in picks.items():
+                for values in inputs.values():
+                    where = f"node class {class_type}"
+                    _check_keys(values.values(), by_key, source, entry=where, field_name="chosen")
             for kit in kit_map.values():
                 _check_keys(kit.weights, by_key, source, entry=f"kit {kit.name}", field_name="weights")
         custom = {k: dict(v) for k, v in sorted((loaders or {}).items())}
@@ -137,6 +146,7 @@ class Manifest:
             kits=dict(sorted(kit_map.items())),
             loaders=custom,
             needs=needed,
+            chosen=picks,
             folders=tuple(dict.fromkeys(canonical_folder(f) for f in folders)),
             loader_map=builtin_loader_map().merged(custom),
             _by_name=by_name,
@@ -184,6 +194,7 @@ class Manifest:
             [*self.kits.values(), *other.kits.values()],
             loaders,
             needs={**self.needs, **other.needs},
+            chosen={**self.chosen, **other.chosen},
             folders=(*self.folders, *other.folders),
             source=source,
         )
@@ -231,7 +242,7 @@ def _index_names(ordered: Iterable[WeightEntry], source: str) -> dict[tuple[str,
 def _check_keys(
     keys: Iterable[str], by_key: Mapping[str, WeightEntry], source: str, *, entry: str, field_name: str
 ) -> None:
-    what = "kit weight" if field_name == "weights" else "needed weight"
+    what = {"weights": "kit weight", "needs": "needed weight"}.get(field_name, "chosen weight")
     for key in keys:
         if key not in by_key:
             raise ManifestError(
