@@ -444,7 +444,8 @@ def test_cancelling_the_prediction_interrupts_the_prompt_on_comfyui(cog):
         target=lambda: answer.append(cog.put_prediction("cancel-me", {"workflow_json": json.dumps(slow)}))
     )
     thread.start()
-    running = wait_for(lambda: get_json(comfyui + "/queue")["queue_running"], timeout=30)
+    running = wait_for(lambda: answer or get_json(comfyui + "/queue")["queue_running"], timeout=60)
+    assert not answer, f"the prediction ended before its prompt was seen running: {answer}"
     prompt_id = running[0][1]
     cog.cancel("cancel-me")
     thread.join(30)
