@@ -66,6 +66,15 @@ def timed(function) -> float:
     return time.monotonic() - started
 
 
+def write_manifest(path: Path, size: int, sha256: str, url: str) -> Path:
+    """A manifest with one kit of one weight, the file the benchmark serves."""
+    weight = {"name": "bench.bin", "folder": "loras", "size": size, "sha256": sha256, "urls": [url]}
+    weight |= {"license": "mit", "non_commercial": False, "gated": False}
+    kits = {"bench": {"description": "benchmark", "weights": ["loras/bench.bin"]}}
+    path.write_text(json.dumps({"schema_version": 1, "kits": kits, "weights": [weight]}))
+    return path
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench setup", description=__doc__.split("\n\n")[0])
     parser.add_argument("--start-delay", type=float, default=5.5, help="seconds the stand-in takes to start")
@@ -83,26 +92,8 @@ def main(argv: list[str]) -> int:
         (work / "www").mkdir()
         sha256 = write_weight(work / "www" / "bench.safetensors", size)
         with Nginx(work / "www", work / "nginx", limit_rate=args.rate) as nginx:
-            manifest = work / "manifest.json"
-            manifest.write_text(
-                json.dumps(
-                    {
-                        "schema_version": 1,
-                        "kits": {"bench": {"description": "benchmark", "weights": ["loras/bench.bin"]}},
-                        "weights": [
-                            {
-                                "name": "bench.bin",
-                                "folder": "loras",
-                                "size": size,
-                                "sha256": sha256,
-                                "urls": [nginx.url("/limited/bench.safetensors")],
-                                "license": "mit",
-                                "non_commercial": False,
-                                "gated": False,
-                            }
-                        ],
-                    }
-                )
+            manifest = write_manifest(
+                work / "manifest.json", size, sha256, nginx.url("/limited/bench.safetensors")
             )
             starts, preloads, setups = [], [], []
             for run in range(args.runs):

@@ -40,70 +40,47 @@ def build_workflow(nodes: int) -> dict[str, Any]:
     """Blocks of 10 nodes, each a small text-to-image-and-upscale graph with five weights of its own."""
     workflow: dict[str, Any] = {}
     for block in range(nodes // BLOCK):
-        n = block * BLOCK
-
-        def nid(offset: int, n: int = n) -> str:
-            return str(n + offset + 1)
-
-        workflow.update(
-            {
-                nid(0): {
-                    "class_type": "CheckpointLoaderSimple",
-                    "inputs": {"ckpt_name": f"ckpt_{block}.safetensors"},
-                },
-                nid(1): {
-                    "class_type": "LoraLoader",
-                    "inputs": {
-                        "lora_name": f"style_{block}.safetensors",
-                        "strength_model": 0.8,
-                        "strength_clip": 0.8,
-                        "model": [nid(0), 0],
-                        "clip": [nid(0), 1],
-                    },
-                },
-                nid(2): {
-                    "class_type": "CLIPTextEncode",
-                    "inputs": {
-                        "text": PROMPT,
-                        "clip": [nid(1), 1],
-                    },
-                },
-                nid(3): {
-                    "class_type": "CLIPTextEncode",
-                    "inputs": {
-                        "text": f"blurry, lowres, (embedding:neg_{block}:1.1), watermark",
-                        "clip": [nid(1), 1],
-                    },
-                },
-                nid(4): {
-                    "class_type": "EmptyLatentImage",
-                    "inputs": {"width": 1024, "height": 1024, "batch_size": 1},
-                },
-                nid(5): {
-                    "class_type": "KSampler",
-                    "inputs": {
-                        "seed": 156680208700286 + block,
-                        "steps": 20,
-                        "cfg": 7.0,
-                        "sampler_name": "euler",
-                        "scheduler": "normal",
-                        "denoise": 1.0,
-                        "model": [nid(1), 0],
-                        "positive": [nid(2), 0],
-                        "negative": [nid(3), 0],
-                        "latent_image": [nid(4), 0],
-                    },
-                },
-                nid(6): {"class_type": "VAELoader", "inputs": {"vae_name": f"vae_{block}.safetensors"}},
-                nid(7): {"class_type": "VAEDecode", "inputs": {"samples": [nid(5), 0], "vae": [nid(6), 0]}},
-                nid(8): {"class_type": "UpscaleModelLoader", "inputs": {"model_name": f"up_{block}.pth"}},
-                nid(9): {
-                    "class_type": "SaveImage",
-                    "inputs": {"images": [nid(7), 0], "filename_prefix": f"bench_{block}"},
-                },
-            }
-        )
+        workflow.update(_block(block))
     return workflow
+
+
+def _block(block: int) -> dict[str, Any]:
+    """Nodes `10*block+1` … `10*block+10`: checkpoint, LoRA, two prompts, sampler, VAE, upscaler, save."""
+
+    def nid(offset: int) -> str:
+        return str(block * BLOCK + offset + 1)
+
+    def node(class_type: str, **inputs: Any) -> dict[str, Any]:
+        return {"class_type": class_type, "inputs": inputs}
+
+    negative = f"blurry, lowres, (embedding:neg_{block}:1.1), watermark"
+    sampler = {"seed": 156680208700286 + block, "steps": 20, "cfg": 7.0, "sampler_name": "euler"}
+    sampler |= {"scheduler": "normal", "denoise": 1.0}
+    links = {
+        "model": [nid(1), 0],
+        "positive": [nid(2), 0],
+        "negative": [nid(3), 0],
+        "latent_image": [nid(4), 0],
+    }
+    return {
+        nid(0): node("CheckpointLoaderSimple", ckpt_name=f"ckpt_{block}.safetensors"),
+        nid(1): node(
+            "LoraLoader",
+            lora_name=f"style_{block}.safetensors",
+            strength_model=0.8,
+            strength_clip=0.8,
+            model=[nid(0), 0],
+            clip=[nid(0), 1],
+        ),
+        nid(2): node("CLIPTextEncode", text=PROMPT, clip=[nid(1), 1]),
+        nid(3): node("CLIPTextEncode", text=negative, clip=[nid(1), 1]),
+        nid(4): node("EmptyLatentImage", width=1024, height=1024, batch_size=1),
+        nid(5): node("KSampler", **sampler, **links),
+        nid(6): node("VAELoader", vae_name=f"vae_{block}.safetensors"),
+        nid(7): node("VAEDecode", samples=[nid(5), 0], vae=[nid(6), 0]),
+        nid(8): node("UpscaleModelLoader", model_name=f"up_{block}.pth"),
+        nid(9): node("SaveImage", images=[nid(7), 0], filename_prefix=f"bench_{block}"),
+    }
 
 
 def materialise(workflow: dict[str, Any], root: Path) -> tuple[Manifest, ModelPaths, int]:

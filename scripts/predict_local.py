@@ -45,6 +45,30 @@ def get_json(url: str) -> dict | None:
         return None
 
 
+def run_prediction(url: str, inputs: dict[str, str], out: Path, *, timeout: float) -> int:
+    """POST one prediction, write its files into `out` and print its metrics."""
+    request = urllib.request.Request(
+        url + "/predictions",
+        data=json.dumps({"input": inputs}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        prediction = json.load(response)
+    if prediction.get("status") != "succeeded":
+        print(f"error: {prediction.get('error')}", file=sys.stderr)
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    for index, uri in enumerate(prediction["output"]):
+        header, _, payload = uri.partition(",")
+        extension = mimetypes.guess_extension(header[5:].split(";")[0]) or ".bin"
+        path = out / f"output_{index}{extension}"
+        path.write_bytes(base64.b64decode(payload))
+        print(path)
+    print(json.dumps(prediction.get("metrics", {}), indent=2))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workflow", type=Path, help="an API-format workflow JSON file")
@@ -87,26 +111,7 @@ def main() -> int:
         inputs = {"workflow_json": args.workflow.read_text(), "output_format": args.output_format}
         if args.input_file:
             inputs["input_file"] = data_uri(args.input_file)
-        request = urllib.request.Request(
-            url + "/predictions",
-            data=json.dumps({"input": inputs}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=args.setup_timeout) as response:
-            prediction = json.load(response)
-        if prediction.get("status") != "succeeded":
-            print(f"error: {prediction.get('error')}", file=sys.stderr)
-            return 1
-        args.out.mkdir(parents=True, exist_ok=True)
-        for index, uri in enumerate(prediction["output"]):
-            header, _, payload = uri.partition(",")
-            extension = mimetypes.guess_extension(header[5:].split(";")[0]) or ".bin"
-            path = args.out / f"output_{index}{extension}"
-            path.write_bytes(base64.b64decode(payload))
-            print(path)
-        print(json.dumps(prediction.get("metrics", {}), indent=2))
-        return 0
+        return run_prediction(url, inputs, args.out, timeout=args.setup_timeout)
     finally:
         server.terminate()
         server.wait(timeout=30)
