@@ -10,18 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.downloadkit import fast_settings, leftovers, payload, sha256
-from tests.faultserver import FaultServer
 from weightkit.download import ArchiveLimits, Downloader, FetchRequest, safe_extract_tar, safe_extract_zip
 from weightkit.errors import ArchiveTooLargeError, DiskSpaceError, DownloadError, UnsafeArchiveError
 from weightkit.verified import VerifiedRecords
 
 LIMITS = ArchiveLimits(members=1000, bytes=1 << 30, members_setting="MAX_FILES", bytes_setting="MAX_BYTES")
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 def _tar(members: list[tuple[str, str, bytes | str]]) -> bytes:

@@ -10,24 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.downloadkit import fast_settings, leftovers, payload, safetensors_bytes, sha256, with_token
-from tests.faultserver import FaultServer
 from weightkit.download import Downloader, FetchRequest
 from weightkit.errors import DiskSpaceError, DownloadError, DownloadsFailedError, GatedWeightError
 from weightkit.verified import VerifiedRecords
 
 SIZE = 3 << 20
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as running:
-        yield running
-
-
-@pytest.fixture
-def other_server():
-    with FaultServer() as running:
-        yield running
 
 
 def _request(tmp_path: Path, urls, data: bytes | None, name: str = "w.bin", **fields) -> FetchRequest:

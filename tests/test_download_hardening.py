@@ -21,7 +21,6 @@ from tests.downloadkit import (
     sha256,
     tmpfs,
 )
-from tests.faultserver import FaultServer
 from weightkit.download import Downloader, FetchRequest
 from weightkit.errors import DiskSpaceError, DownloadError
 from weightkit.verified import VerifiedRecords
@@ -31,18 +30,6 @@ CHUNK = 256 << 10
 
 class Cancel(BaseException):
     """What coglet raises in the predict thread (`CancelationException` is a BaseException too)."""
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as running:
-        yield running
-
-
-@pytest.fixture
-def other_server():
-    with FaultServer() as running:
-        yield running
 
 
 def _request(folder: Path, urls, data: bytes, name: str = "w.bin") -> FetchRequest:

@@ -14,18 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.downloadkit import leftovers, payload, sha256
-from tests.faultserver import FaultServer
 
 CHILD = Path(__file__).resolve().parent / "download_child.py"
 SIZE = 8 << 20
 CHUNK = 256 << 10
 CONNECTIONS = 4
-
-
-@pytest.fixture
-def server():
-    with FaultServer() as running:
-        yield running
 
 
 def _spawn(spec: dict) -> subprocess.Popen:
