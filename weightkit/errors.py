@@ -239,6 +239,20 @@ class HostFactsError(DownloadError):
         )
 
 
+class CivitaiError(WeightkitError, OSError):
+    """A CivitAI URL whose file CivitAI's API could not tell: says which URL and why."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        self.url = url
+        self.problem = problem
+        super().__init__(
+            f"Could not tell which file {display_url(url)} is: {problem}. Give a CivitAI model page "
+            "(https://civitai.com/models/<id>), a version page (...?modelVersionId=<v>) or a download URL "
+            "(https://civitai.com/api/download/models/<v>); check the network, WEIGHTS_CIVITAI_ENDPOINT, "
+            "and CIVITAI_API_TOKEN for a model that needs a login."
+        )
+
+
 class AddWeightError(WeightkitError, OSError):
     """`python -m weightkit add` could not learn what the entry needs from the URL's host."""
 
