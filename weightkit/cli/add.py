@@ -89,7 +89,7 @@ def run_add(args: argparse.Namespace, context: Context) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    url = normalise_weight_url(args.url)
+    url = args.url.strip() if civitai_ids(args.url) is not None else normalise_weight_url(args.url)
     if not url.lower().startswith(("http://", "https://")):
         print(f"error: {args.url!r} is not an http(s) or hf:// URL of a weight file.", file=sys.stderr)
         return EXIT_BAD_INPUT
