@@ -250,3 +250,14 @@ def test_the_endpoints_come_from_the_environment_and_take_the_tokens_with_them()
     assert moved.credentials[0].origins == ("http://127.0.0.1:8080",)
     with pytest.raises(SettingsError, match="WEIGHTS_CIVITAI_ENDPOINT"):
         DownloadSettings.from_env({"WEIGHTS_CIVITAI_ENDPOINT": "civitai.com"})
+
+
+def test_a_size_the_manifest_gives_must_be_the_one_the_host_states(stand_in, tmp_path):
+    stand_in.publish(REPO, "w.safetensors", DATA)
+    downloader, _ = _setup(stand_in, tmp_path)
+    entry = _entry(size=len(DATA) + 1)
+    with pytest.raises(
+        HostFactsError, match=f"Hugging Face states {len(DATA)} bytes, the manifest {len(DATA) + 1}"
+    ):
+        downloader.fetch(FetchRequest.for_entry(entry, _dest(tmp_path, entry)))
+    assert stand_in.cdn.requests == []

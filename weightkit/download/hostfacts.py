@@ -21,6 +21,7 @@ guarded path.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, replace
@@ -56,6 +57,8 @@ __all__ = [
     "hugging_face_facts",
     "probe_size",
 ]
+
+log = logging.getLogger(__name__)
 
 LINKED_SIZE = "X-Linked-Size"
 LINKED_ETAG = "X-Linked-Etag"
@@ -171,6 +174,9 @@ def ask_host(request: FetchRequest, settings: DownloadSettings, stop: Stop) -> F
         if request.size is not None and facts.size != request.size:
             attempts.append((shown, f"Hugging Face states {facts.size} bytes, the manifest {request.size}"))
             continue
+        log.info(
+            "%s: Hugging Face states %d bytes, sha256 %s (%s)", request.label, facts.size, facts.sha256, shown
+        )
         return replace(request, size=facts.size, sha256=facts.sha256, hash_from="huggingface", ask_host=False)
     if gated is not None:
         raise GatedWeightError(
