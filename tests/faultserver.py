@@ -12,9 +12,11 @@ Serve bytes at a path, then queue faults that hit the next requests for that pat
 Any fault may also take `whole=True`: that response ignores the Range header (a 200 of the whole file).
 Standing behaviours are options of `serve`: `ignore_range`, `corrupt` (wrong bytes), `rate` (bytes/s
 per response, sent in pieces of a twentieth of a second's worth), `redirect` (302 elsewhere),
-`require_token`, `no_length` (no Content-Length: the body ends when the connection closes). Every
-request is recorded with its headers, status and the body bytes written, so tests can count what the
-server sent. `FaultServer(host="127.0.0.2", port=...)` listens on another loopback address.
+`require_token`, `no_length` (no Content-Length: the body ends when the connection closes), `headers`
+(sent with every answer of the path, redirects included). HEAD is answered like GET, without the body.
+Every request is recorded with its method, headers, status and the body bytes written, so tests can
+count what the server sent. `FaultServer(host="127.0.0.2", port=...)` listens on another loopback
+address. `tests/hubservers.py` builds a stand-in Hugging Face and its CDN from two of them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Route:
     redirect: str | None = None
     require_token: str | None = None
     no_length: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
     faults: list[dict] = field(default_factory=list)
 
 
@@ -54,6 +57,7 @@ class Seen:
     sent: int = 0
     at: float = 0.0
     client: tuple[str, int] = ("", 0)
+    method: str = "GET"
 
 
 class FaultServer:
@@ -146,9 +150,14 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
             pass
 
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
         def do_GET(self) -> None:
             headers = dict(self.headers.items())
-            seen = Seen(self.path, headers, at=time.monotonic(), client=self.client_address)
+            seen = Seen(
+                self.path, headers, at=time.monotonic(), client=self.client_address, method=self.command
+            )
             server._record(seen)
             route = server.routes.get(self.path)
             if route is None:
@@ -158,7 +167,7 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             ):
                 return self._status(seen, 401)
             if route.redirect is not None:
-                return self._status(seen, 302, {"Location": route.redirect})
+                return self._status(seen, 302, {"Location": route.redirect, **route.headers})
             fault = route.faults.pop(0) if route.faults else {}
             if fault.get("kind") == "status":
                 headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
@@ -188,8 +197,11 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Accept-Ranges", "none" if route.ignore_range else "bytes")
             if ranged:
                 self.send_header("Content-Range", f"bytes {start}-{end}/{total}")
+            for name, value in route.headers.items():
+                self.send_header(name, value)
             self.end_headers()
-            self._body(seen, route, body, fault)
+            if self.command != "HEAD":
+                self._body(seen, route, body, fault)
 
         def _body(self, seen: Seen, route: Route, body: bytes, fault: dict) -> None:
             kind = fault.get("kind")
@@ -234,6 +246,7 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
     return Handler

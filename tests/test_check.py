@@ -226,7 +226,7 @@ def test_single_missing_file_reads_in_the_singular(paths):
     )
 
 
-def test_a_weight_whose_host_states_its_hash_is_present_at_any_size_and_verified_by_its_record(
+def test_a_weight_whose_host_states_its_hash_is_present_at_any_size_and_verified_by_a_host_record(
     paths, weights, records
 ):
     hosted = {**entry("loras", "hosted.safetensors", b""), "size": None, "sha256": None}
@@ -239,7 +239,10 @@ def test_a_weight_whose_host_states_its_hash_is_present_at_any_size_and_verified
     path = put(weights / "loras" / "hosted.safetensors", b"what the host sent")
     report = check_weights(refs, paths, records)
     assert report.ok and [f.verified for f in report.present] == [False]
-    records.record(path, hashlib.sha256(b"what the host sent").hexdigest())  # as the downloader does
+    digest = hashlib.sha256(b"what the host sent").hexdigest()
+    records.record(path, digest)  # hashed with nothing to compare against: no one vouches for it
+    assert [f.verified for f in check_weights(refs, paths, records).present] == [False]
+    records.record(path, digest, source="huggingface")  # as the downloader does after matching the host
     (found,) = check_weights(refs, paths, records).present
     assert found.verified
     assert verify_present(check_weights(refs, paths, records), records, rehash=True).present == (found,)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 from weightkit.verified import VerifiedRecords, sha256_file
@@ -52,3 +53,20 @@ def test_record_is_per_path_and_can_be_forgotten(tmp_path):
     assert records.lookup(b) is None
     records.forget(a)
     assert records.lookup(a) is None
+
+
+def test_a_record_says_who_vouched_for_the_hash_and_an_old_record_reads_as_computed(tmp_path):
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    records = VerifiedRecords(tmp_path / "records")
+    records.record(path, digest, source="huggingface")
+    found = records.lookup_record(path)
+    assert found is not None and (found.sha256, found.source, found.vouched) == (digest, "huggingface", True)
+    (record_file,) = (tmp_path / "records").iterdir()
+    old = json.loads(record_file.read_text())
+    del old["source"]  # as records were written before sources
+    record_file.write_text(json.dumps(old))
+    found = records.lookup_record(path)
+    assert found is not None and (found.sha256, found.source, found.vouched) == (digest, "computed", False)
+    assert records.lookup(path) == digest

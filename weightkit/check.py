@@ -127,7 +127,8 @@ def check_weights(
 
     A ref without a manifest entry only needs to exist. With `records`, a file whose sha256 was recorded
     for its current size and mtime is `verified` when that hash is the manifest's, and `wrong_hash` when it
-    is not (one small record read per file); without, `verified` is False.
+    is not (one small record read per file); a file whose entry leaves its hash to the host is `verified`
+    when its record says the bytes matched what the host stated. Without records, `verified` is False.
     """
     present: list[FoundWeight] = []
     missing: list[WeightRef] = []
@@ -152,10 +153,12 @@ def check_weights(
         elif records is None:
             present.append(found)
         else:
-            known = records.lookup(path, stat)
-            expected = entry.sha256 or known  # left to the host: the downloader recorded what it verified
-            found = replace(found, verified=known is not None and known == expected)
-            (wrong_hash if known is not None and known != expected else present).append(found)
+            record = records.lookup_record(path, stat)
+            if entry.sha256 is None:  # left to the host: verified when the bytes matched what it stated
+                present.append(replace(found, verified=record is not None and record.vouched))
+            else:
+                found = replace(found, verified=record is not None and record.sha256 == entry.sha256)
+                (wrong_hash if record is not None and not found.verified else present).append(found)
     return CheckReport(tuple(present), tuple(missing), tuple(wrong_size), tuple(wrong_hash), tuple(unplaced))
 
 

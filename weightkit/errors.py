@@ -218,6 +218,52 @@ class GatedWeightError(DownloadError, PermissionError):
         )
 
 
+class HostFactsError(DownloadError):
+    """A weight whose manifest entry leaves size and sha256 to Hugging Face, and no answer stated both:
+    refused rather than installed unverified. `attempts` pairs each URL asked with what its answer
+    lacked; nothing was downloaded."""
+
+    def __init__(self, name: str, *, dest: str, attempts: tuple[tuple[str, str], ...]) -> None:
+        tried = "; ".join(f"{url}: {why}" for url, why in attempts) or "no URL to ask"
+        super().__init__(
+            name,
+            dest=dest,
+            attempts=attempts,
+            message=(
+                f"Could not verify {name}: its manifest entry leaves its size and sha256 to Hugging Face, "
+                f"and no answer stated them ({tried}). It was not downloaded, since nothing could vouch for "
+                "its bytes. Hugging Face states both for every LFS file (the X-Linked-Size and X-Linked-Etag "
+                "headers of its resolve redirect): check the URL, the network and WEIGHTS_HF_ENDPOINT, or "
+                "give size and sha256 in the manifest entry."
+            ),
+        )
+
+
+class CivitaiError(WeightkitError, OSError):
+    """A CivitAI URL whose file CivitAI's API could not tell: says which URL and why."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        self.url = url
+        self.problem = problem
+        super().__init__(
+            f"Could not tell which file {display_url(url)} is: {problem}. Give a CivitAI model page "
+            "(https://civitai.com/models/<id>), a version page (...?modelVersionId=<v>) or a download URL "
+            "(https://civitai.com/api/download/models/<v>); check the network, WEIGHTS_CIVITAI_ENDPOINT, "
+            "and CIVITAI_API_TOKEN for a model that needs a login."
+        )
+
+
+class AddWeightError(WeightkitError, OSError):
+    """`python -m weightkit add` could not learn what the entry needs from the URL's host."""
+
+    def __init__(self, url: str, problem: str, advice: str) -> None:
+        self.url = url
+        self.problem = problem
+        super().__init__(
+            f"Could not add {display_url(url)} to the manifest: {problem}. {advice} Nothing was written."
+        )
+
+
 class DiskSpaceError(WeightkitError, OSError):
     """Not enough free space to download: says how much is needed and how much is free, and where."""
 

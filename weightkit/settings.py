@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from weightkit.env import Env
 from weightkit.errors import SettingsError
@@ -31,6 +32,8 @@ class Credential:
 
 HF_ORIGINS = ("https://huggingface.co", "https://hf.co")
 CIVITAI_ORIGINS = ("https://civitai.com",)
+HF_ENDPOINT = "https://huggingface.co"
+CIVITAI_ENDPOINT = "https://civitai.com"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,8 +54,10 @@ class DownloadSettings:
     | `WEIGHTS_BACKOFF_MAX` | 30 | longest retry delay in seconds |
     | `WEIGHTS_MAX_RETRY_AFTER` | 120 | longest `Retry-After` honoured; longer: next source |
     | `WEIGHTS_MIRROR` | (none) | URL template tried first: `http://cache.internal/weights/{folder}/{name}` |
-    | `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`) | (none) | token for huggingface.co / hf.co only |
-    | `CIVITAI_API_TOKEN` | (none) | token for civitai.com only |
+    | `HF_TOKEN` (or `HUGGING_FACE_HUB_TOKEN`) | (none) | token for Hugging Face (its endpoint) only |
+    | `CIVITAI_API_TOKEN` | (none) | token for CivitAI (its endpoint) only |
+    | `WEIGHTS_HF_ENDPOINT` | `https://huggingface.co` | where huggingface.co / hf.co URLs are asked |
+    | `WEIGHTS_CIVITAI_ENDPOINT` | `https://civitai.com` | where civitai.com URLs (API, downloads) are asked |
     | `WEIGHTS_LOCK_TIMEOUT` | 120 | seconds to wait while another process's download brings no bytes |
     | `WEIGHTS_MIN_FREE_BYTES` | 512M | free space to leave on the volume after a download |
     | `WEIGHTS_PROGRESS_INTERVAL` | 5 | seconds between progress log lines per file |
@@ -60,9 +65,13 @@ class DownloadSettings:
     | `WEIGHTS_ARCHIVE_MAX_BYTES` | 64G | most bytes such an archive may unpack to |
 
     The mirror template may use `{folder}`, `{name}` and `{sha256}`; it is used only for weights with a
-    known sha256, since only those can be checked. A connection below `WEIGHTS_MIN_RATE` counts as a
-    failed attempt: it is retried on a new connection, and a source that stays below the floor for
-    `WEIGHTS_RETRIES` attempts in a row is left for the next one.
+    known sha256, since only those can be checked (a weight whose manifest entry leaves its hash to
+    Hugging Face gets it from the host's answer first). The endpoints replace the scheme and host of
+    URLs on huggingface.co / hf.co and civitai.com, keeping their path (an endpoint may carry a path
+    prefix); each token goes to its endpoint's origin only, never to a host it redirects to.
+    `WEIGHTS_HF_ENDPOINT` is not `HF_ENDPOINT`, a name Cog refuses. A connection below
+    `WEIGHTS_MIN_RATE` counts as a failed attempt: it is retried on a new connection, and a source that
+    stays below the floor for `WEIGHTS_RETRIES` attempts in a row is left for the next one.
     """
 
     connections_per_file: int = 32
@@ -77,6 +86,8 @@ class DownloadSettings:
     backoff_max: float = 30.0
     max_retry_after: float = 120.0
     mirror: str | None = None
+    hf_endpoint: str = HF_ENDPOINT
+    civitai_endpoint: str = CIVITAI_ENDPOINT
     credentials: tuple[Credential, ...] = (
         Credential(env_var="HF_TOKEN", origins=HF_ORIGINS),
         Credential(env_var="CIVITAI_API_TOKEN", origins=CIVITAI_ORIGINS),
@@ -95,6 +106,8 @@ class DownloadSettings:
         if mirror is not None and "{name}" not in mirror:
             raise SettingsError("WEIGHTS_MIRROR", mirror, "a URL template containing {name}")
         hf_token = env.optional_text("HF_TOKEN") or env.optional_text("HUGGING_FACE_HUB_TOKEN")
+        hf_endpoint = _endpoint(env, "WEIGHTS_HF_ENDPOINT", cls.hf_endpoint)
+        civitai_endpoint = _endpoint(env, "WEIGHTS_CIVITAI_ENDPOINT", cls.civitai_endpoint)
         return cls(
             connections_per_file=env.count("WEIGHTS_CONNECTIONS_PER_FILE", cls.connections_per_file),
             max_connections=env.count("WEIGHTS_MAX_CONNECTIONS", cls.max_connections),
@@ -108,11 +121,13 @@ class DownloadSettings:
             backoff_max=env.seconds("WEIGHTS_BACKOFF_MAX", cls.backoff_max),
             max_retry_after=env.seconds("WEIGHTS_MAX_RETRY_AFTER", cls.max_retry_after),
             mirror=mirror,
+            hf_endpoint=hf_endpoint,
+            civitai_endpoint=civitai_endpoint,
             credentials=(
-                Credential(env_var="HF_TOKEN", origins=HF_ORIGINS, token=hf_token),
+                Credential(env_var="HF_TOKEN", origins=_origins(hf_endpoint, HF_ORIGINS), token=hf_token),
                 Credential(
                     env_var="CIVITAI_API_TOKEN",
-                    origins=CIVITAI_ORIGINS,
+                    origins=_origins(civitai_endpoint, CIVITAI_ORIGINS),
                     token=env.optional_text("CIVITAI_API_TOKEN"),
                 ),
             ),
@@ -122,6 +137,27 @@ class DownloadSettings:
             archive_max_files=env.count("WEIGHTS_ARCHIVE_MAX_FILES", cls.archive_max_files),
             archive_max_bytes=env.size("WEIGHTS_ARCHIVE_MAX_BYTES", cls.archive_max_bytes, minimum=1),
         )
+
+
+def _endpoint(env: Env, name: str, default: str) -> str:
+    """An http(s) base URL without query or fragment, its trailing `/` removed."""
+    raw = env.optional_text(name)
+    if raw is None:
+        return default
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(
+            name, raw, "an http(s) URL such as https://hf-mirror.internal (a path may follow)"
+        )
+    return raw.rstrip("/")
+
+
+def _origins(endpoint: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """The origins a token goes to: its host's own, or the endpoint's when one replaces it."""
+    if endpoint in default:
+        return default
+    parts = urlsplit(endpoint)
+    return (f"{parts.scheme}://{parts.netloc.rpartition('@')[2].lower()}",)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,9 +1,15 @@
 """Hash once, then only stat: records of files whose sha256 was checked, keyed by path, size and mtime.
 
-A record says "this path, at this size and modification time, hashed to this sha256". While the file's
-size and mtime are unchanged the record stands and the file is never read again; any change (a rewrite,
-a truncation, a `touch`) invalidates it and the next verification re-hashes. Records live under the
-weights folder in `.weightkit/verified/`, one small JSON file each, written atomically.
+A record says "this path, at this size and modification time, hashed to this sha256, which `source`
+vouched for". While the file's size and mtime are unchanged the record stands and the file is never
+read again; any change (a rewrite, a truncation, a `touch`) invalidates it and the next verification
+re-hashes. Records live under the weights folder in `.weightkit/verified/`, one small JSON file each,
+written atomically.
+
+The source says whether anyone but us vouches for the hash: `manifest` (the bytes matched the
+manifest's sha256), `huggingface` or `civitai` (they matched the sha256 the host stated for the file),
+or `computed` (hashed with nothing to compare against: a fact about the bytes, not a verification). A
+record written before sources were recorded reads as `computed`.
 
 Recording is best-effort: a weights folder baked into an image or mounted read-only is a normal
 layout, and a file in it that is present and correct must not fail for want of a place to write its
@@ -19,13 +25,29 @@ import logging
 import os
 import stat as stat_mode
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["HASH_BLOCK", "VerifiedRecords", "sha256_file"]
+__all__ = ["COMPUTED", "HASH_BLOCK", "SOURCES", "Verified", "VerifiedRecords", "sha256_file"]
 
 log = logging.getLogger(__name__)
 
 HASH_BLOCK = 1 << 20
+COMPUTED = "computed"
+SOURCES = ("manifest", "huggingface", "civitai", COMPUTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A record's facts: the file's sha256 and who vouched for it (one of `SOURCES`)."""
+
+    sha256: str
+    source: str = COMPUTED
+
+    @property
+    def vouched(self) -> bool:
+        """The hash was compared with one the manifest or the file's host stated, and matched."""
+        return self.source != COMPUTED
 
 
 def sha256_file(path: Path | str, *, block: int = HASH_BLOCK) -> str:
@@ -63,6 +85,11 @@ class VerifiedRecords:
 
     def lookup(self, path: Path | str, stat: os.stat_result | None = None) -> str | None:
         """The recorded sha256 if `path` is unchanged since it was hashed, else None."""
+        found = self.lookup_record(path, stat)
+        return found.sha256 if found is not None else None
+
+    def lookup_record(self, path: Path | str, stat: os.stat_result | None = None) -> Verified | None:
+        """The record of `path` (its sha256 and source) if the file is unchanged since, else None."""
         path = Path(path)
         absolute = str(path.absolute())
         try:
@@ -81,13 +108,19 @@ class VerifiedRecords:
                 data.get("path") == absolute
                 and data.get("size") == stat.st_size
                 and data.get("mtime_ns") == stat.st_mtime_ns
+                and isinstance(data.get("sha256"), str)
             ):
-                return data.get("sha256")
+                source = data.get("source", COMPUTED)
+                return Verified(data["sha256"], source if source in SOURCES else COMPUTED)
         return None
 
-    def record(self, path: Path | str, sha256: str, stat: os.stat_result | None = None) -> None:
-        """Remember that `path`, as it is now (or as `stat` saw it), hashes to `sha256`. Never fails for
-        want of a writable place: see the module docstring."""
+    def record(
+        self, path: Path | str, sha256: str, stat: os.stat_result | None = None, *, source: str = COMPUTED
+    ) -> None:
+        """Remember that `path`, as it is now (or as `stat` saw it), hashes to `sha256`, as `source`
+        vouched. Never fails for want of a writable place: see the module docstring."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown hash source {source!r}; one of {', '.join(SOURCES)}")
         path = Path(path)
         stat = stat or path.stat()
         body = json.dumps(
@@ -96,6 +129,7 @@ class VerifiedRecords:
                 "size": stat.st_size,
                 "mtime_ns": stat.st_mtime_ns,
                 "sha256": sha256,
+                "source": source,
             }
         )
         main, fallback = self._record_files(path)
@@ -121,7 +155,8 @@ class VerifiedRecords:
                 log.debug("Could not remove the record %s: %s", record, exc)
 
     def sha256(self, path: Path | str) -> str:
-        """The file's sha256: from its record while unchanged, otherwise hashed now and recorded."""
+        """The file's sha256: from its record while unchanged, otherwise hashed now and recorded (as
+        `computed`: the caller compares it with what it expected and records the match)."""
         path = Path(path)
         stat = path.stat()
         known = self.lookup(path, stat)

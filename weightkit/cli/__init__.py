@@ -1,12 +1,14 @@
-"""`python -m weightkit`: what the manifest offers, what a workflow needs, fetching and verifying weights.
+"""`python -m weightkit`: what the manifest offers, what a workflow needs, fetching, verifying and adding
+weights.
 
 Each subcommand is a `Command` in `COMMANDS`: a name, a help line, a function adding its arguments and a
 function running it with the parsed arguments and a `Context`: a `WeightStore` (manifest, search paths,
 records and downloader, each built on first use) whose manifest has the custom node lock's pack weights,
-loaders and needs merged in, and the lock itself. Adding a subcommand is adding one entry. Exit status:
-0 done, 1 the answer is "no" (a weight is missing and cannot be fetched, a download failed, a hash is
-wrong, a workflow's custom nodes are not all known or installed), 2 bad input (arguments, workflow,
-manifest, lock, config).
+loaders and needs merged in, and the lock itself. Adding a subcommand is adding one entry (`add` writes
+into the user manifest, which it may create). Exit status: 0 done, 1 the answer is "no" (a weight is
+missing and cannot be fetched, a download failed, a hash is wrong, a host could not say what a URL is, a
+workflow's custom nodes are not all known or installed), 2 bad input (arguments, workflow, manifest,
+lock, config).
 """
 
 from __future__ import annotations
@@ -22,12 +24,20 @@ from nodekit.errors import NodekitError
 from nodekit.lock import load_lock
 from nodekit.settings import NodeSettings
 from nodekit.weights import manifest_with_lock
+from weightkit.cli.add import configure_add, run_add
 from weightkit.cli.catalog import configure_kits, configure_list, run_kits, run_list
 from weightkit.cli.common import EXIT_BAD_INPUT, EXIT_NO, Command, Context
 from weightkit.cli.fetch import configure_download, configure_verify, run_download, run_verify
 from weightkit.cli.plan import configure_nodes, configure_plan, run_nodes, run_plan
 from weightkit.download import progress_for
-from weightkit.errors import DiskSpaceError, DownloadError, DownloadsFailedError, WeightkitError
+from weightkit.errors import (
+    AddWeightError,
+    CivitaiError,
+    DiskSpaceError,
+    DownloadError,
+    DownloadsFailedError,
+    WeightkitError,
+)
 from weightkit.settings import WeightSettings
 from weightkit.store import WeightStore
 
@@ -53,6 +63,12 @@ COMMANDS: list[Command] = [
     ),
     Command("download", "download weights by name, kit or workflow", configure_download, run_download),
     Command("verify", "re-hash the weights on disk and report", configure_verify, run_verify),
+    Command(
+        "add",
+        "write a verified entry for a weight's URL into your manifest (WEIGHTS_MANIFEST_EXTRA)",
+        configure_add,
+        run_add,
+    ),
 ]
 
 
@@ -101,11 +117,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     progress = progress_for(sys.stderr, interval=settings.download.progress_interval)
+    # `add` creates the user manifest it writes into: until then the built-in one is all there is.
+    extra = settings.manifest_extra
+    creating = getattr(args, "_creates_manifest_extra", False) and extra is not None and not extra.exists()
+    read = dataclasses.replace(settings, manifest_extra=None) if creating else settings
     try:
         lock = load_lock(args.custom_nodes or NodeSettings.from_env().lock_path)
-        store = WeightStore(settings, manifest=manifest_with_lock(settings, lock), progress=progress)
+        store = WeightStore(settings, manifest=manifest_with_lock(read, lock), progress=progress)
         return args._command.run(args, Context(store=store, lock=lock))
-    except (DownloadError, DownloadsFailedError, DiskSpaceError) as exc:
+    except (DownloadError, DownloadsFailedError, DiskSpaceError, AddWeightError, CivitaiError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO
     except (WeightkitError, NodekitError, OSError) as exc:

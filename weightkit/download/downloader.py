@@ -1,11 +1,13 @@
 """The downloader: each weight placed verified and atomically, from the first source that delivers it.
 
-For one file: if it is already in place and verified, nothing happens. Otherwise, under a lock that only
-saves bandwidth, it claims any orphaned part file of an interrupted run, and tries the sources in order
-(the mirror first): download (`transfer.py`), check size, sha256 and safetensors header, then fsync,
-rename onto the final name and record the verified hash. A wrong file is discarded and the next
-source tried; every source failing leaves nothing under the final name and an error naming each
-source and what it did. Several files download at once and share one connection budget.
+For one file: if it is already in place and verified, nothing happens. A weight whose manifest entry
+leaves its size and sha256 to Hugging Face gets them from the host first (`hostfacts.py`), or is
+refused. Otherwise, under a lock that only saves bandwidth, it claims any orphaned part file of an
+interrupted run, and tries the sources in order (the mirror first): download (`transfer.py`), check
+size, sha256 and safetensors header, then fsync, rename onto the final name and record the verified
+hash with who stated it. A wrong file is discarded and the next source tried; every source failing
+leaves nothing under the final name and an error naming each source and what it did. Several files
+download at once and share one connection budget.
 
 The calling thread only waits, in short steps, while other threads download: an exception raised in
 it (Ctrl-C, or Cog cancelling a prediction by raising in the predict thread, which a thread blocked in
@@ -16,7 +18,6 @@ part files for a resume, and is raised on within a fraction of a second.
 from __future__ import annotations
 
 import logging
-import stat
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,15 +25,17 @@ from pathlib import Path
 
 from weightkit.download.archive import ArchiveLimits
 from weightkit.download.control import Slots, Stop, each_done, interruptible
+from weightkit.download.hostfacts import ask_host
 from weightkit.download.httprange import AuthError, SourceError
 from weightkit.download.install import Mismatch, install_from_tar
 from weightkit.download.lock import DownloadLock
 from weightkit.download.partfile import PartFile, new_tag
+from weightkit.download.present import present_result
 from weightkit.download.progress import LogProgress, ProgressReporter
 from weightkit.download.request import FetchRequest, FetchResult, FetchSummary
 from weightkit.download.space import ensure_space, existing_ancestor
 from weightkit.download.transfer import Outcome, Transfer
-from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url
+from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url, request_url
 from weightkit.download.verify import is_safetensors, mismatch, safetensors_problem
 from weightkit.errors import (
     DiskSpaceError,
@@ -41,7 +44,7 @@ from weightkit.errors import (
     GatedWeightError,
 )
 from weightkit.settings import DownloadSettings
-from weightkit.verified import VerifiedRecords, sha256_file
+from weightkit.verified import COMPUTED, VerifiedRecords
 
 __all__ = ["Downloader"]
 
@@ -92,13 +95,14 @@ class Downloader:
             unique.setdefault(request.dest.absolute(), request)
         batch = list(unique.values())
         started = time.monotonic()
-        self._check_batch_space(batch)
         stop = Stop()
         results: list[FetchResult] = []
         failures: dict[str, Exception] = {}
         workers = max(1, min(self.settings.concurrent_files, len(batch)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weightkit-fetch")
         try:
+            batch = self._ask_hosts(batch, pool, stop, failures)
+            self._check_batch_space(batch)
             futures = {pool.submit(self._fetch, request, stop.child()): request for request in batch}
             for future in interruptible(lambda: each_done(futures), stop, list(futures)):
                 try:
@@ -115,12 +119,35 @@ class Downloader:
             raise DownloadsFailedError(failures, summary)
         return summary
 
+    def _ask_hosts(
+        self, batch: list[FetchRequest], pool: ThreadPoolExecutor, stop: Stop, failures: dict[str, Exception]
+    ) -> list[FetchRequest]:
+        """The batch with the sizes and sha256s their hosts state, asked for all at once, so that free
+        space is checked for the whole batch with every size known; a file whose host fails it is left
+        out and counted in `failures`."""
+        needs = [r for r in batch if r.ask_host and self._present(r, time.monotonic()) is None]
+        if not needs:
+            return batch
+        futures = {pool.submit(self._asked, request, stop.child()): request for request in needs}
+        asked: dict[Path, FetchRequest] = {}
+        for future in interruptible(lambda: each_done(futures), stop, list(futures)):
+            request = futures[future]
+            try:
+                asked[request.dest] = future.result()
+            except Exception as exc:
+                self._progress.failed(request.label, exc)
+                failures[request.label] = exc
+        return [asked.get(r.dest, r) for r in batch if r.label not in failures]
+
     # -- one file ------------------------------------------------------------------------------------
 
     def _fetch(self, request: FetchRequest, stop: Stop) -> FetchResult:
         started = time.monotonic()
         try:
             result = self._present(request, started)
+            if result is None and request.ask_host:
+                request = self._asked(request, stop)
+                result = self._present(request, started)
             if result is None:
                 self._refuse_if_gated(request)
                 self._check_space(request)
@@ -138,31 +165,14 @@ class Downloader:
         return result
 
     def _present(self, request: FetchRequest, started: float, *, waited: bool = False) -> FetchResult | None:
-        """The result for a file already in place with the right size and sha256, else None."""
-        dest = request.dest
-        try:
-            st = dest.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not stat.S_ISREG(st.st_mode) or (request.size is not None and st.st_size != request.size):
-            return None
-        digest = self._records.lookup(dest, st) if self._records is not None else None
-        if request.sha256 is not None:
-            if digest is None:
-                log.info("%s is already at %s; checking its sha256", request.label, dest)
-                digest = self._records.sha256(dest) if self._records is not None else sha256_file(dest)
-            if digest != request.sha256:
-                log.warning("%s at %s has the wrong sha256; downloading it again", request.label, dest)
-                return None
-        return FetchResult(
-            name=request.label,
-            path=dest,
-            size=st.st_size,
-            sha256=digest,
-            seconds=time.monotonic() - started,
-            present=not waited,
-            waited=waited,
-        )
+        return present_result(request, self._records, started, waited=waited)
+
+    def _asked(self, request: FetchRequest, stop: Stop) -> FetchRequest:
+        """`request` with the size and sha256 its host states, when they are the host's to state."""
+        if not request.ask_host:
+            return request
+        self._refuse_if_gated(request)
+        return ask_host(request, self.settings, stop)
 
     def _sources(self, request: FetchRequest) -> list[str]:
         """The mirror (for weights with a sha256 to check it by), then the request's URLs."""
@@ -173,7 +183,7 @@ class Downloader:
                     self.settings.mirror, folder=request.folder, name=request.name, sha256=request.sha256
                 )
             )
-        urls.extend(request.urls)
+        urls.extend(request_url(url, self.settings) for url in request.urls)
         return list(dict.fromkeys(urls))
 
     def _blocked(self, request: FetchRequest, url: str) -> str | None:
@@ -302,7 +312,7 @@ class Downloader:
             if archive:
                 size, digest, st = install_from_tar(request, part, ArchiveLimits.for_weights(self.settings))
                 if self._records is not None:
-                    self._records.record(request.dest, digest, st)
+                    self._records.record(request.dest, digest, st, source=_vouched_by(request))
                 return _result(request, outcome, started, size=size, sha256=digest)
             assert part.fd is not None
             problem = mismatch(
@@ -325,8 +335,13 @@ class Downloader:
     ) -> FetchResult:
         st = part.finish(request.dest)
         if self._records is not None and outcome.sha256 is not None:
-            self._records.record(request.dest, outcome.sha256, st)
+            self._records.record(request.dest, outcome.sha256, st, source=_vouched_by(request))
         return _result(request, outcome, started, size=outcome.size, sha256=outcome.sha256)
+
+
+def _vouched_by(request: FetchRequest) -> str:
+    """Who vouches for the hash of a file just verified: whoever stated the sha256 it matched."""
+    return request.hash_from if request.sha256 is not None else COMPUTED
 
 
 def _result(
@@ -341,6 +356,7 @@ def _result(
         fetched=outcome.fetched,
         resumed=outcome.resumed,
         source=outcome.url,
+        hash_from=_vouched_by(request) if sha256 is not None else None,
     )
 
 

@@ -1,5 +1,6 @@
 """HTTP/1.1 GET of a byte range, over kept-alive connections, following redirects by hand: the one GET
-every download makes (weights now; URL inputs of predictions can use it too).
+every download makes (weights now; URL inputs of predictions can use it too). `send` is its one
+request, which the HEAD asking a host what it states about a file (`hostfacts.py`) shares.
 
 Redirects are followed here rather than by a library so that credentials are decided per hop: a token
 goes only to the origin it belongs to, never to the CDN a host redirects to; and so that a guard sees
@@ -21,7 +22,7 @@ import http.client
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from weightkit.download.connections import Connections, Key
@@ -41,12 +42,16 @@ __all__ = [
     "Checked",
     "Connections",
     "Guard",
+    "Hop",
     "RangeNotSatisfiable",
     "Reply",
     "RetryableError",
     "SourceError",
     "describe",
+    "fail",
     "open_range",
+    "redirect_target",
+    "send",
 ]
 
 USER_AGENT = "weightkit/0.1 (cog-comfyui)"
@@ -116,35 +121,77 @@ def open_range(
     refuses.
     """
     credentials = tuple(credentials)
+    headers = {"Range": f"bytes={start}-{'' if end is None else end}"}
     for _ in range(MAX_REDIRECTS + 1):
-        addresses = _guarded(guard, url)
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
-            raise SourceError(f"unsupported URL {display_url(url)}")
-        try:
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError as exc:
-            raise SourceError(f"bad port in {display_url(url)}") from exc
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {"User-Agent": USER_AGENT, "Range": f"bytes={start}-{'' if end is None else end}"}
-        credential = credential_for(url, credentials)
-        if credential is not None and credential.token:
-            headers["Authorization"] = f"Bearer {credential.token}"
-        key, response = _send(conns, (scheme, parts.hostname, port, addresses), target, headers)
-        status = response.status
-        if status in _REDIRECTS:
-            location = response.getheader("Location")
-            _finish(conns, key, response)
-            if not location:
-                raise SourceError(f"HTTP {status} redirect without a Location")
-            url = urljoin(url, location)
+        hop = send(conns, url, "GET", headers, credentials=credentials, guard=guard)
+        if hop.redirected:
+            url = redirect_target(conns, hop)
             continue
-        if status in (200, 206):
-            return _reply(url, key, response, start)
-        _finish(conns, key, response)
-        _raise_for(status, response, url, credential, "Authorization" in headers)
+        if hop.response.status in (200, 206):
+            return _reply(url, hop.key, hop.response, start)
+        fail(conns, hop)
     raise SourceError(f"more than {MAX_REDIRECTS} redirects")
+
+
+@dataclass
+class Hop:
+    """One request of a chain of redirects and its response (its body unread): the URL asked, the
+    connection it went on, the credential its origin takes and whether its token was sent."""
+
+    url: str
+    key: Key
+    response: http.client.HTTPResponse
+    credential: Credential | None
+    sent: bool
+
+    @property
+    def redirected(self) -> bool:
+        return self.response.status in _REDIRECTS
+
+
+def send(
+    conns: Connections,
+    url: str,
+    method: str,
+    headers: dict[str, str],
+    *,
+    credentials: tuple[Credential, ...],
+    guard: Guard | None,
+) -> Hop:
+    """One request of `method` to `url`, vetted by `guard` (and pinned to its addresses), with the
+    token of `url`'s own origin if one is configured. Raises `SourceError` for a URL the guard refuses
+    or that is not http(s), `RetryableError` for a network failure."""
+    addresses = _guarded(guard, url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise SourceError(f"unsupported URL {display_url(url)}")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError as exc:
+        raise SourceError(f"bad port in {display_url(url)}") from exc
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {"User-Agent": USER_AGENT, **headers}
+    credential = credential_for(url, credentials)
+    if credential is not None and credential.token:
+        headers["Authorization"] = f"Bearer {credential.token}"
+    key, response = _send(conns, (scheme, parts.hostname, port, addresses), method, target, headers)
+    return Hop(url, key, response, credential, "Authorization" in headers)
+
+
+def redirect_target(conns: Connections, hop: Hop) -> str:
+    """Where a redirect leads (its small body read, so the connection carries the next request)."""
+    location = hop.response.getheader("Location")
+    _finish(conns, hop.key, hop.response)
+    if not location:
+        raise SourceError(f"HTTP {hop.response.status} redirect without a Location")
+    return urljoin(hop.url, location)
+
+
+def fail(conns: Connections, hop: Hop) -> NoReturn:
+    """Raise the typed error for a response that is neither a success nor a redirect."""
+    _finish(conns, hop.key, hop.response)
+    _raise_for(hop.response.status, hop.response, hop.url, hop.credential, hop.sent)
 
 
 def _guarded(guard: Guard | None, url: str) -> tuple[str, ...] | None:
@@ -167,6 +214,7 @@ def _guarded(guard: Guard | None, url: str) -> tuple[str, ...] | None:
 def _send(
     conns: Connections,
     where: tuple[str, str, int, tuple[str, ...] | None],
+    method: str,
     target: str,
     headers: dict[str, str],
 ) -> tuple[Key, http.client.HTTPResponse]:
@@ -174,7 +222,7 @@ def _send(
     for _ in range(2):
         conn, key, reused = conns.get(*where)
         try:
-            conn.request("GET", target, headers=headers)
+            conn.request(method, target, headers=headers)
             response = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             conns.discard(key)
@@ -225,7 +273,7 @@ def _raise_for(
     url: str,
     credential: Credential | None,
     sent: bool,
-) -> None:
+) -> NoReturn:
     reason = f"HTTP {status} {response.reason}".rstrip()
     if status in _RETRYABLE:
         retry_after = parse_retry_after(response.getheader("Retry-After")) if status in (429, 503) else None

@@ -16,7 +16,12 @@ class FetchRequest:
     """One file to place at `dest`, from `urls` in order (a configured mirror goes first).
 
     `size` and `sha256` are checked when known; without a sha256 the file's hash is computed and
-    recorded, not compared. `folder` and `name` fill the mirror template; `gated` says the host wants
+    recorded, not compared. `hash_from` says who stated the sha256 (`manifest`, `huggingface`,
+    `civitai`: what the verified record will say). `ask_host` (a manifest entry that leaves size and
+    sha256 to Hugging Face) takes them from the host's answer before anything is written: the first
+    Hugging Face URL that states both gives them, the bytes are verified against them like a manifest
+    hash, and an answer without them refuses the file. `folder` and `name` fill the mirror template;
+    `gated` says the host wants
     a token for it. A `.tar` source is unpacked and the weight taken from it, unless `unpack` is False
     (the archive itself is wanted, as for Cog's `weights`). `url_guard`, for URLs a user supplied, is
     called with every URL before it is requested, each redirect hop included: a `ValueError` from it
@@ -30,6 +35,8 @@ class FetchRequest:
     urls: tuple[str, ...]
     size: int | None = None
     sha256: str | None = None
+    hash_from: str = "manifest"
+    ask_host: bool = False
     folder: str | None = None
     name: str | None = None
     gated: bool = False
@@ -45,6 +52,7 @@ class FetchRequest:
             urls=entry.urls,
             size=entry.size,
             sha256=entry.sha256,
+            ask_host=entry.left_to_host,
             folder=entry.folder,
             name=entry.name,
             gated=entry.gated,
@@ -57,15 +65,21 @@ class FetchRequest:
         dest: Path | str,
         *,
         sha256: str | None = None,
+        hash_from: str = "manifest",
+        ask_host: bool = False,
         unpack: bool = True,
         url_guard: Callable[[str], object] | None = None,
         send_credentials: bool = True,
     ) -> FetchRequest:
-        """A file known only by its URL (a user's LoRA): size from the server, hash computed."""
+        """A file known only by its URL (a user's LoRA): size from the server, hash computed, or
+        checked against `sha256` when one is known (`hash_from="civitai"` for the hash CivitAI's API
+        states, see `weightkit.civitai`); `ask_host=True` takes both from Hugging Face's answer."""
         return cls(
             dest=Path(dest),
             urls=(url,),
             sha256=sha256,
+            hash_from=hash_from,
+            ask_host=ask_host,
             unpack=unpack,
             url_guard=url_guard,
             send_credentials=send_credentials,
@@ -83,13 +97,15 @@ class FetchRequest:
 class FetchResult:
     """One file in place and verified. `present`: it already was (nothing fetched); `waited`: another
     process fetched it while this one waited. `fetched` counts bytes received now, `resumed` bytes
-    reused from an interrupted earlier run."""
+    reused from an interrupted earlier run. `hash_from` says who vouched for `sha256` (`computed`:
+    nobody, it was only hashed; None: not known)."""
 
     name: str
     path: Path
     size: int
     sha256: str | None
     seconds: float
+    hash_from: str | None = None
     fetched: int = 0
     resumed: int = 0
     source: str | None = None
