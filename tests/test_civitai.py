@@ -5,6 +5,7 @@ asked about every request, and no token unless the caller allows one."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -13,22 +14,20 @@ from tests.faultserver import FaultServer
 from weightkit.civitai import civitai_ids, resolve_civitai
 from weightkit.download import Downloader, FetchRequest
 from weightkit.errors import CivitaiError, DownloadError
+from weightkit.settings import WeightSettings
+from weightkit.store import WeightStore
 from weightkit.verified import VerifiedRecords
 
 DATA = safetensors_bytes(100_000, seed=31)
+FILES = [
+    {"name": "s.safetensors", "primary": True, "sizeKB": 97.66, "hashes": {"SHA256": sha256(DATA).upper()}}
+]
 
 
 @pytest.fixture
 def api():
     with FaultServer() as server:
-        files = [
-            {
-                "name": "s.safetensors",
-                "primary": True,
-                "sizeKB": 97.66,
-                "hashes": {"SHA256": sha256(DATA).upper()},
-            }
-        ]
+        files = FILES
         model = {
             "id": 7,
             "name": "S",
@@ -109,3 +108,42 @@ def test_a_refused_or_unknown_model_is_a_civitai_error_naming_the_url(api):
 )
 def test_civitai_urls_name_a_model_or_a_version(url, ids):
     assert civitai_ids(url) == ids
+
+
+# ---- through the store: a workflow's loader input given as a CivitAI URL ---------------------------------
+
+
+@pytest.fixture
+def store(api, tmp_path):
+    bad = {"id": 9, "name": "B", "type": "LORA", "modelVersions": [{"id": 72, "files": FILES}]}
+    api.serve("/api/v1/models/9", json.dumps(bad).encode())
+    settings = WeightSettings(
+        comfyui_path=tmp_path / "ComfyUI", weights_dir=tmp_path / "weights", download=_settings(api)
+    )
+    return WeightStore(settings)
+
+
+def lora(url: str) -> dict:
+    return {"1": {"class_type": "LoraLoader", "inputs": {"lora_name": url}}}
+
+
+def test_a_model_page_in_a_workflow_fetches_its_latest_version_verified_by_the_stated_sha256(api, store):
+    ensured = store.ensure(lora("https://civitai.com/models/7/s-model"))
+    (path,) = [result.path for result in ensured.fetched.results]
+    assert path.read_bytes() == DATA and store.records.lookup_record(path).source == "civitai"
+    assert [r.path for r in api.requests] == ["/api/v1/models/7", "/api/download/models/71"]
+
+
+def test_a_download_that_contradicts_the_stated_sha256_never_gets_its_name(store):
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        store.ensure(lora("https://civitai.com/models/9"))
+    assert not [p for p in (store.settings.weights_dir / "loras").iterdir() if not p.name.startswith(".")]
+
+
+def test_a_version_the_api_cannot_tell_is_still_fetched_and_a_model_page_is_refused(api, store, caplog):
+    caplog.set_level(logging.WARNING)
+    ensured = store.ensure(lora("https://civitai.com/api/download/models/71"))
+    assert ensured.fetched.results[0].path.read_bytes() == DATA
+    assert "without a sha256 to check it against" in caplog.text
+    with pytest.raises(CivitaiError, match="HTTP 404"):
+        store.ensure(lora("https://civitai.com/models/8"))

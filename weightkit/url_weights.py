@@ -1,10 +1,11 @@
 """Weights a workflow gives as URLs (a user's LoRA), fetched into their loader's folder under their stable
 name, then checked to be what the name says.
 
-The file is fetched like any other (resumable, atomic, its sha256 computed and recorded) but nothing can
-vouch for its bytes, so after fetching it must not be a web page (what a link to a page, or a login wall,
-returns) and a `.safetensors` name must hold a whole safetensors layout. A file that fails is moved to
-quarantine, not left where ComfyUI would load it.
+The file is fetched like any other (resumable, atomic, its sha256 computed and recorded). A CivitAI URL
+is first asked of CivitAI's API: a model page means its latest version, and the sha256 the API states
+verifies the bytes. Otherwise nothing can vouch for them, so after fetching the file must not be a web
+page (what a link to a page, or a login wall, returns) and a `.safetensors` name must hold a whole
+safetensors layout. A file that fails is moved to quarantine, not left where ComfyUI would load it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from weightkit.civitai import civitai_ids, resolve_civitai
 from weightkit.download import FetchRequest, FetchSummary
 from weightkit.download.verify import is_safetensors, safetensors_problem
-from weightkit.errors import WeightURLError
+from weightkit.errors import CivitaiError, WeightURLError
 from weightkit.extract import WeightRef
-from weightkit.urlforms import display_url, normalise_weight_url
+from weightkit.urlforms import civitai_download_url, display_url, normalise_weight_url
 
 if TYPE_CHECKING:
     from weightkit.store import WeightStore
@@ -52,10 +54,8 @@ def fetch_url_weights(
     for ref in refs:
         assert ref.url is not None and ref.folder is not None
         dest = store.settings.weights_dir / ref.folder / ref.name
-        url = normalise_weight_url(ref.url)
-        logger.info("%s loads %s from %s", ref.where, ref.label, display_url(url))
-        request = FetchRequest.for_url(url, dest, url_guard=url_guard, send_credentials=tokens)
-        wanted.setdefault(dest, (ref, request))
+        if dest not in wanted:
+            wanted[dest] = (ref, _request(store, ref, dest, url_guard=url_guard, tokens=tokens))
     if not wanted:
         return FetchSummary(results=(), seconds=0.0)
     requests = [request for _, request in wanted.values()]
@@ -72,6 +72,40 @@ def fetch_url_weights(
             store.quarantine(dest, folder=str(ref.folder))
             raise
     return summary
+
+
+def _request(
+    store: WeightStore, ref: WeightRef, dest: Path, *, url_guard: Callable[[str], object] | None, tokens: bool
+) -> FetchRequest:
+    """What to fetch for `ref`: its URL as it serves the file, with the sha256 CivitAI states for its own.
+
+    A CivitAI URL that names a version is still fetched when the API cannot be asked (unverified, as
+    before the API was asked); a model page names no file without it, so its `CivitaiError` is raised."""
+    assert ref.url is not None
+    url = normalise_weight_url(ref.url)
+    sha256 = None
+    if civitai_ids(url) is not None:
+        try:
+            found = resolve_civitai(
+                url, settings=store.settings.download, guard=url_guard, send_credentials=tokens
+            )
+        except CivitaiError as exc:
+            if (url := civitai_download_url(url) or "") == "":
+                raise
+            logger.warning("%s; fetching %s without a sha256 to check it against", exc.problem, url)
+        else:
+            url, sha256 = found.download_url, found.sha256
+            logger.info(
+                "CivitAI: %s is version %d of %s, sha256 %s",
+                display_url(ref.url),
+                found.version_id,
+                found.model_name or f"model {found.model_id}",
+                sha256 or "not stated",
+            )
+    logger.info("%s loads %s from %s", ref.where, ref.label, display_url(url))
+    return FetchRequest.for_url(
+        url, dest, sha256=sha256, hash_from="civitai", url_guard=url_guard, send_credentials=tokens
+    )
 
 
 def check_weight_file(path: Path, *, url: str, name: str) -> None:
