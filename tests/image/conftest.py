@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from cogbuild.dockerfile import read_ca_cert
+from tests.image.container import Container
 from tests.image.engine import DockerEngine, docker_engine
 from tests.image.local_images import VARIANTS, image_size
 from tests.image.model_images import ModelImages, build_model_images
@@ -64,6 +65,15 @@ def images(
     figures["warm_rebuild_s"] = round(built.warm_rebuild_seconds, 1)
     figures["image_size_bytes"] = image_size(engine, built.exact)
     return built
+
+
+@pytest.fixture
+def container(engine: DockerEngine) -> Iterator[list[Container]]:
+    """Containers a test starts (`container.start`); each is removed afterwards, whatever happened."""
+    started: list[Container] = []
+    yield started
+    for each in started:
+        each.remove()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.image.engine import DockerEngine
 
-__all__ = ["Container", "Response"]
+__all__ = ["Container", "Response", "data_uri_bytes", "start"]
 
 CLIENT = """
 import json, sys, urllib.error, urllib.request
@@ -89,7 +89,8 @@ class Container:
         return self.engine.run("exec", self.name, "python", "-c", code).stdout.decode()
 
     def processes(self) -> str:
-        return self.engine.text("top", self.name, "-eo", "pid,args")
+        """`ps` in the container, whole command lines (ps cuts them at 80 columns without `-ww`)."""
+        return self.engine.text("top", self.name, "-ww", "-eo", "pid,args")
 
     def running(self) -> bool:
         return self.engine.text("inspect", "--format", "{{.State.Running}}", self.name) == "true"
@@ -109,6 +110,13 @@ class Container:
 
     def remove(self) -> None:
         self.engine.run("rm", "-f", self.name, check=False)
+
+
+def start(engine: DockerEngine, started: list[Container], image: str, *options: str) -> Container:
+    """A container of `image` started and added to `started` (the `container` fixture removes them)."""
+    running = Container(engine, image, options)
+    started.append(running)
+    return running.start()
 
 
 def data_uri_bytes(uri: str) -> bytes:

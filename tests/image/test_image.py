@@ -14,16 +14,14 @@ import io
 import json
 import re
 import time
-from collections.abc import Iterator
 
-import pytest
 from PIL import Image
 
 from tests.image.bake_weights import KIT, LARGE, UPSCALER
-from tests.image.container import Container, data_uri_bytes
+from tests.image.container import data_uri_bytes, start
 from tests.image.dockerfile_local import BAKE_MANIFEST
-from tests.image.engine import DockerEngine
 from tests.image.model_images import ModelImages
+from tests.image.node_packs import TINT_NAME, assert_packs_loaded
 from tests.image.report import REPORT
 
 NO_PRELOAD = ("-e", "BASE_MODEL_KIT=")  # the image's default kit (sd15) cannot be fetched without a network
@@ -60,21 +58,6 @@ def only_image(prediction: dict) -> Image.Image:
     assert prediction["status"] == "succeeded", prediction.get("error") or prediction
     (uri,) = prediction["output"]
     return Image.open(io.BytesIO(data_uri_bytes(uri)))
-
-
-@pytest.fixture
-def container(engine: DockerEngine) -> Iterator[list[Container]]:
-    """Containers a test starts; each is removed afterwards, whatever happened."""
-    started: list[Container] = []
-    yield started
-    for each in started:
-        each.remove()
-
-
-def start(engine: DockerEngine, started: list[Container], image: str, *options: str) -> Container:
-    running = Container(engine, image, options)
-    started.append(running)
-    return running.start()
 
 
 def test_a_workflow_runs_and_returns_a_real_image(engine, images: ModelImages, container):
@@ -136,25 +119,28 @@ def test_an_invalid_input_is_refused_with_422_by_coglets_schema(engine, images: 
 
 
 def test_docker_stop_stops_comfyui_within_the_grace_period(engine, images: ModelImages, container, tmp_path):
-    # /tmp on the host: what ComfyUI removes when it stops cleanly (on SIGINT) stays visible after the stop.
+    """With the custom node packs installed and loaded by ComfyUI, as cog.yaml's nodekit line left them."""
+    # ComfyUI empties and removes `<temp dir>/temp` when it stops on SIGINT (SIGTERM and SIGKILL leave it);
+    # a temp dir of its own, outside the predictor's folder (which the predictor removes however ComfyUI
+    # ended), on the host's side of a mount, shows which it was.
     tmp = tmp_path / "container-tmp"
     tmp.mkdir()
-    running = start(engine, container, images.exact, *NO_PRELOAD, "-v", f"{tmp}:/tmp")
+    comfy_temp = tmp / "comfyui-temp" / "temp"
+    running = start(
+        engine, container, images.exact, *NO_PRELOAD,
+        "-v", f"{tmp}:/tmp", "-e", "COMFYUI_TEMP_DIR=/tmp/comfyui-temp",
+    )  # fmt: skip
     assert running.wait_setup()[0] == "READY"
     comfyui = [line for line in running.processes().splitlines() if "main.py --listen 127.0.0.1" in line]
-    own_base = list(tmp.glob("comfyui-standin-*"))
-    assert len(comfyui) == 1 and len(own_base) == 1 and (tmp / "comfyui" / "temp").is_dir(), (
-        running.processes()
-    )
+    assert len(comfyui) == 1 and comfy_temp.is_dir(), running.processes()
+    assert_packs_loaded(running.logs(), images.base.pack_commits)
     seconds = running.stop(STOP_GRACE)
     assert seconds < STOP_GRACE and running.exit_code() == 0, (
         seconds,
         running.exit_code(),
         running.logs()[-3000:],
     )
-    assert not own_base[0].exists() and not (tmp / "comfyui" / "temp").exists(), (
-        "ComfyUI was killed, not stopped"
-    )
+    assert not comfy_temp.exists(), "ComfyUI was killed, not stopped"
     assert engine.text("ps", "-q", "--filter", f"name={running.name}") == ""
     REPORT[images.variant]["docker_stop_s"] = round(seconds, 2)
 
@@ -189,4 +175,4 @@ def test_baked_weights_predict_with_the_weights_folder_read_only_and_no_network(
         assert weight["urls"][0].startswith("http://127.0.0.1:")
         data = running.read(f"/src/weights/{weight['folder']}/{weight['name']}")
         assert hashlib.sha256(data).hexdigest() == weight["sha256"]
-    assert {w["name"] for w in manifest["weights"]} == {UPSCALER, LARGE}
+    assert {w["name"] for w in manifest["weights"]} == {UPSCALER, LARGE, TINT_NAME}

@@ -1,0 +1,103 @@
+"""cog.yaml's custom node line as written (`python -m nodekit install`), proved in the image on both bases.
+
+The test base image holds a git mirror of two tiny packs and a lock pinning them (`node_packs.py`,
+`mirrors.py`; `CUSTOM_NODES_GIT_BASE` and `CUSTOM_NODES_LOCK` set in it as `COMFYUI_REPO` is for
+ComfyUI), so the build line installs them: code at the lock's commits from the mirror, the requirement
+(`webcolors`) from PyPI into the base's Python, externally managed or not. Then, with no network, the
+predictor's setup says each pack is at its commit, and a workflow runs nodes of both packs on the pack
+loader's weight, baked into the image by the weight-baking line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from tests.image.container import data_uri_bytes, start
+from tests.image.dockerfile_local import BAKE_MANIFEST
+from tests.image.engine import DockerEngine
+from tests.image.local_images import PACKS_MIRROR
+from tests.image.model_images import ModelImages
+from tests.image.node_packs import (
+    COLOUR_NAMES,
+    CUSTOM_NODES,
+    OWNER,
+    REQUIREMENT,
+    TINT_FOLDER,
+    TINT_NAME,
+    TINTS,
+    assert_packs_loaded,
+    expected_text,
+    workflow,
+)
+from tests.image.report import REPORT
+
+PYTHON_FACTS = (
+    "import importlib.metadata as m, importlib.util as u, os, sysconfig; "
+    "marker = os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED'); "
+    "spec = u.find_spec('webcolors'); "
+    "print(m.version('webcolors') if spec else None, spec.origin if spec else None, os.path.isfile(marker))"
+)
+
+
+def python_facts(engine: DockerEngine, image: str) -> list[str]:
+    """`webcolors`' version and file in `image`'s Python (None None without it), and whether that Python
+    carries PEP 668's marker."""
+    out = engine.text("run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", PYTHON_FACTS)
+    return out.split()
+
+
+def test_the_build_line_installed_the_locked_packs_and_their_requirement_into_the_bases_python(
+    engine, images: ModelImages
+):
+    version = REQUIREMENT[1]
+    managed = str(images.variant == "externally-managed")
+    assert python_facts(engine, images.base.tag) == ["None", "None", managed]  # the base lacks it
+    installed_version, origin, marker = python_facts(engine, images.exact)
+    # In the system Python's site-packages, past PEP 668's marker on the externally managed base.
+    assert (installed_version, marker) == (version, managed) and origin.startswith("/usr/"), origin
+    status = engine.run(
+        "run", "--rm", "--network", "none", "--entrypoint", "python", "-w", "/src", images.exact,
+        "-m", "nodekit", "status", check=False,
+    )  # fmt: skip
+    out = status.stdout.decode()
+    assert status.returncode == 0, out + status.stderr.decode()
+    for pack, commit in images.base.pack_commits.items():
+        assert re.search(rf"^ok\s+{pack}\s+lock {commit[:7]}\s+{CUSTOM_NODES}/{pack}$", out, re.M), out
+    assert "custom nodes: 2 of 2 ok" in out
+
+
+def test_the_installer_decides_as_on_the_bases_python_when_run_again_in_the_image(engine, images):
+    """The same command into a new ComfyUI folder, with no network: it fetches from the base's mirror,
+    says whether the Python is externally managed, and finds the requirement already there."""
+    script = (
+        "mkdir -p /tmp/comfy && cd /src && "
+        "COMFYUI_PATH=/tmp/comfy COMFYUI_PYTHON=python python -m nodekit -v install 2>&1"
+    )
+    out = engine.text("run", "--rm", "--network", "none", "--entrypoint", "bash", images.exact, "-c", script)
+    for pack, commit in images.base.pack_commits.items():
+        assert f"installing {pack} at {commit[:7]} from {PACKS_MIRROR}/{OWNER}/{pack}.git" in out, out
+    managed = "is externally managed (PEP 668): pip runs with --break-system-packages" in out
+    assert managed == (images.variant == "externally-managed"), out
+    assert "Requirement already satisfied: {}=={}".format(*REQUIREMENT) in out, out
+    assert "2 of 2 custom node pack(s) in /tmp/comfy/custom_nodes: 2 installed" in out, out
+
+
+def test_a_workflow_runs_the_installed_packs_on_their_baked_weight_with_no_network(engine, images, container):
+    running = start(
+        engine, container, images.baked,
+        "--read-only", "--tmpfs", "/tmp",
+        "-e", "BASE_MODEL_KIT=image-test", "-e", f"WEIGHTS_MANIFEST_EXTRA={BAKE_MANIFEST}",
+        "-e", "WEIGHTS_STRICT=true",
+    )  # fmt: skip
+    status, _ = running.wait_setup()
+    assert status == "READY", running.logs()[-4000:]
+    assert_packs_loaded(running.logs(), images.base.pack_commits)
+    assert set(images.base.pack_commits) == {TINTS, COLOUR_NAMES}
+    answer = running.predict({"workflow_json": json.dumps(workflow())}).json()
+    assert answer["status"] == "succeeded", answer.get("error") or answer
+    assert [data_uri_bytes(uri).decode() for uri in answer["output"]] == [expected_text()]
+    # The loader's input was known as a weight of the folder the pack registers, and found baked.
+    assert answer["metrics"]["weights_required"] == 1 and answer["metrics"]["weights_fetched"] == 0
+    assert running.read(f"/src/weights/{TINT_FOLDER}/{TINT_NAME}")
+    REPORT[images.variant]["custom_nodes_prediction_predict_time_s"] = answer["metrics"].get("predict_time")
