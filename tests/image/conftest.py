@@ -17,11 +17,19 @@ from typing import Any
 import pytest
 
 from cogbuild.dockerfile import read_ca_cert
+from tests.image.bake_weights import KIT
 from tests.image.container import Container
+from tests.image.dockerfile_local import BAKE_MANIFEST
 from tests.image.engine import DockerEngine, docker_engine
 from tests.image.local_images import VARIANTS, image_size
 from tests.image.model_images import ModelImages, build_model_images
 from tests.image.report import REPORT
+
+BAKED_OPTIONS = (
+    "--read-only", "--tmpfs", "/tmp",
+    "-e", f"BASE_MODEL_KIT={KIT}", "-e", f"WEIGHTS_MANIFEST_EXTRA={BAKE_MANIFEST}",
+    "-e", "WEIGHTS_STRICT=true",
+)  # fmt: skip
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -74,6 +82,20 @@ def container(engine: DockerEngine) -> Iterator[list[Container]]:
     yield started
     for each in started:
         each.remove()
+
+
+@pytest.fixture(scope="session")
+def baked_container(engine: DockerEngine, images: ModelImages) -> Iterator[Container]:
+    """The baked image run as production would run it, READY: root file system read-only, the test kit
+    preloaded from the image, WEIGHTS_STRICT=true, no network. Shared by the tests that only post to it."""
+    running = Container(engine, images.baked, BAKED_OPTIONS)
+    try:
+        running.start()
+        status, _ = running.wait_setup()
+        assert status == "READY", running.logs()[-4000:]
+        yield running
+    finally:
+        running.remove()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -17,7 +17,7 @@ import time
 
 from PIL import Image
 
-from tests.image.bake_weights import KIT, LARGE, UPSCALER
+from tests.image.bake_weights import LARGE, UPSCALER
 from tests.image.container import data_uri_bytes, start
 from tests.image.dockerfile_local import BAKE_MANIFEST
 from tests.image.model_images import ModelImages
@@ -145,20 +145,13 @@ def test_docker_stop_stops_comfyui_within_the_grace_period(engine, images: Model
     REPORT[images.variant]["docker_stop_s"] = round(seconds, 2)
 
 
-def test_baked_weights_predict_with_the_weights_folder_read_only_and_no_network(engine, images, container):
+def test_baked_weights_predict_with_the_weights_folder_read_only_and_no_network(images, baked_container):
     sent = re.search(
         r"bake_weights: the loopback server sent (\d+) bytes; the command exited with 0",
         images.log.read_text(errors="replace"),
     )
     assert sent is None or int(sent.group(1)) > 8 << 20  # None: the step was cached, built in an earlier run
-    running = start(
-        engine, container, images.baked,
-        "--read-only", "--tmpfs", "/tmp",
-        "-e", f"BASE_MODEL_KIT={KIT}", "-e", f"WEIGHTS_MANIFEST_EXTRA={BAKE_MANIFEST}",
-        "-e", "WEIGHTS_STRICT=true",
-    )  # fmt: skip
-    status, _ = running.wait_setup()
-    assert status == "READY", running.logs()[-4000:]
+    running = baked_container  # read-only, the test kit preloaded from the image, WEIGHTS_STRICT=true
     assert (
         "Read-only file system"
         in running.engine.run(

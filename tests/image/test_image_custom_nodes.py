@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import re
 
-from tests.image.container import data_uri_bytes, start
-from tests.image.dockerfile_local import BAKE_MANIFEST
+import pytest
+
+from tests.image.container import data_uri_bytes
 from tests.image.engine import DockerEngine
 from tests.image.local_images import PACKS_MIRROR
 from tests.image.model_images import ModelImages
@@ -38,43 +39,54 @@ PYTHON_FACTS = (
     "spec = u.find_spec('webcolors'); "
     "print(m.version('webcolors') if spec else None, spec.origin if spec else None, os.path.isfile(marker))"
 )
+# In the model image: the facts, `nodekit status` as the image has it, and the installer run again into a
+# new ComfyUI folder (from the base's mirror, no network); each part's output, then its exit status.
+IN_THE_IMAGE = f"""
+python -c "{PYTHON_FACTS}"; echo "exit $?"; echo ----
+cd /src && python -m nodekit status 2>&1; echo "exit $?"; echo ----
+mkdir -p /tmp/comfy && COMFYUI_PATH=/tmp/comfy COMFYUI_PYTHON=python python -m nodekit -v install 2>&1
+echo "exit $?"
+"""
 
 
-def python_facts(engine: DockerEngine, image: str) -> list[str]:
-    """`webcolors`' version and file in `image`'s Python (None None without it), and whether that Python
-    carries PEP 668's marker."""
-    out = engine.text("run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", PYTHON_FACTS)
-    return out.split()
+def run_parts(engine: DockerEngine, image: str, script: str) -> list[tuple[str, int]]:
+    """`script` in a container of `image` with no network: each part's output and exit status."""
+    out = engine.text("run", "--rm", "--network", "none", "--entrypoint", "bash", image, "-c", script)
+    parts = []
+    for part in out.split("----\n"):
+        text, _, code = part.rstrip("\n").rpartition("exit ")
+        parts.append((text, int(code)))
+    return parts
+
+
+@pytest.fixture(scope="module")
+def in_the_image(engine: DockerEngine, images: ModelImages) -> dict[str, tuple[str, int]]:
+    base = run_parts(engine, images.base.tag, f'python -c "{PYTHON_FACTS}"; echo "exit $?"')
+    facts, status, reinstall = run_parts(engine, images.exact, IN_THE_IMAGE)
+    return {"base facts": base[0], "facts": facts, "status": status, "reinstall": reinstall}
 
 
 def test_the_build_line_installed_the_locked_packs_and_their_requirement_into_the_bases_python(
-    engine, images: ModelImages
+    images: ModelImages, in_the_image
 ):
-    version = REQUIREMENT[1]
     managed = str(images.variant == "externally-managed")
-    assert python_facts(engine, images.base.tag) == ["None", "None", managed]  # the base lacks it
-    installed_version, origin, marker = python_facts(engine, images.exact)
+    assert in_the_image["base facts"] == (f"None None {managed}\n", 0)  # the base lacks webcolors
+    facts, code = in_the_image["facts"]
+    installed_version, origin, marker = facts.split()
     # In the system Python's site-packages, past PEP 668's marker on the externally managed base.
-    assert (installed_version, marker) == (version, managed) and origin.startswith("/usr/"), origin
-    status = engine.run(
-        "run", "--rm", "--network", "none", "--entrypoint", "python", "-w", "/src", images.exact,
-        "-m", "nodekit", "status", check=False,
-    )  # fmt: skip
-    out = status.stdout.decode()
-    assert status.returncode == 0, out + status.stderr.decode()
+    assert (installed_version, marker) == (REQUIREMENT[1], managed) and origin.startswith("/usr/"), facts
+    out, code = in_the_image["status"]
+    assert code == 0, out
     for pack, commit in images.base.pack_commits.items():
         assert re.search(rf"^ok\s+{pack}\s+lock {commit[:7]}\s+{CUSTOM_NODES}/{pack}$", out, re.M), out
     assert "custom nodes: 2 of 2 ok" in out
 
 
-def test_the_installer_decides_as_on_the_bases_python_when_run_again_in_the_image(engine, images):
+def test_the_installer_decides_as_on_the_bases_python_when_run_again_in_the_image(images, in_the_image):
     """The same command into a new ComfyUI folder, with no network: it fetches from the base's mirror,
     says whether the Python is externally managed, and finds the requirement already there."""
-    script = (
-        "mkdir -p /tmp/comfy && cd /src && "
-        "COMFYUI_PATH=/tmp/comfy COMFYUI_PYTHON=python python -m nodekit -v install 2>&1"
-    )
-    out = engine.text("run", "--rm", "--network", "none", "--entrypoint", "bash", images.exact, "-c", script)
+    out, code = in_the_image["reinstall"]
+    assert code == 0, out
     for pack, commit in images.base.pack_commits.items():
         assert f"installing {pack} at {commit[:7]} from {PACKS_MIRROR}/{OWNER}/{pack}.git" in out, out
     managed = "is externally managed (PEP 668): pip runs with --break-system-packages" in out
@@ -83,15 +95,8 @@ def test_the_installer_decides_as_on_the_bases_python_when_run_again_in_the_imag
     assert "2 of 2 custom node pack(s) in /tmp/comfy/custom_nodes: 2 installed" in out, out
 
 
-def test_a_workflow_runs_the_installed_packs_on_their_baked_weight_with_no_network(engine, images, container):
-    running = start(
-        engine, container, images.baked,
-        "--read-only", "--tmpfs", "/tmp",
-        "-e", "BASE_MODEL_KIT=image-test", "-e", f"WEIGHTS_MANIFEST_EXTRA={BAKE_MANIFEST}",
-        "-e", "WEIGHTS_STRICT=true",
-    )  # fmt: skip
-    status, _ = running.wait_setup()
-    assert status == "READY", running.logs()[-4000:]
+def test_a_workflow_runs_the_installed_packs_on_their_baked_weight_with_no_network(images, baked_container):
+    running = baked_container  # read-only, the test kit preloaded from the image, WEIGHTS_STRICT=true
     assert_packs_loaded(running.logs(), images.base.pack_commits)
     assert set(images.base.pack_commits) == {TINTS, COLOUR_NAMES}
     answer = running.predict({"workflow_json": json.dumps(workflow())}).json()
