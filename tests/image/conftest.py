@@ -18,7 +18,7 @@ import pytest
 
 from cogbuild.dockerfile import read_ca_cert
 from tests.image.bake_weights import KIT
-from tests.image.container import Container
+from tests.image.container import NO_PRELOAD, Container
 from tests.image.dockerfile_local import BAKE_MANIFEST
 from tests.image.engine import DockerEngine, docker_engine
 from tests.image.local_images import VARIANTS, image_size
@@ -82,6 +82,22 @@ def container(engine: DockerEngine) -> Iterator[list[Container]]:
     yield started
     for each in started:
         each.remove()
+
+
+@pytest.fixture(scope="session")
+def exact_container(engine: DockerEngine, images: ModelImages) -> Iterator[Container]:
+    """The image of cog.yaml as it is, READY, with no network and no preload (its default kit cannot be
+    fetched here). Shared by the tests that only post to it or look into it; its time to READY is
+    reported."""
+    running = Container(engine, images.exact, NO_PRELOAD)
+    try:
+        running.start()
+        status, ready_s = running.wait_setup()
+        assert status == "READY", running.logs()[-4000:]
+        REPORT.setdefault(images.variant, {})["docker_run_to_ready_s"] = round(ready_s, 2)
+        yield running
+    finally:
+        running.remove()
 
 
 @pytest.fixture(scope="session")

@@ -39,8 +39,8 @@ PYTHON_FACTS = (
     "spec = u.find_spec('webcolors'); "
     "print(m.version('webcolors') if spec else None, spec.origin if spec else None, os.path.isfile(marker))"
 )
-# In the model image: the facts, `nodekit status` as the image has it, and the installer run again into a
-# new ComfyUI folder (from the base's mirror, no network); each part's output, then its exit status.
+# In the running model image: the facts, `nodekit status` as the image has it, and the installer run again
+# into a new ComfyUI folder (from the base's mirror, no network); each part's output, then its exit status.
 IN_THE_IMAGE = f"""
 python -c "{PYTHON_FACTS}"; echo "exit $?"; echo ----
 cd /src && python -m nodekit status 2>&1; echo "exit $?"; echo ----
@@ -49,21 +49,23 @@ echo "exit $?"
 """
 
 
-def run_parts(engine: DockerEngine, image: str, script: str) -> list[tuple[str, int]]:
-    """`script` in a container of `image` with no network: each part's output and exit status."""
-    out = engine.text("run", "--rm", "--network", "none", "--entrypoint", "bash", image, "-c", script)
-    parts = []
+def parts(out: str) -> list[tuple[str, int]]:
+    """The output of a script of IN_THE_IMAGE's form: each part's text and exit status."""
+    found = []
     for part in out.split("----\n"):
         text, _, code = part.rstrip("\n").rpartition("exit ")
-        parts.append((text, int(code)))
-    return parts
+        found.append((text, int(code)))
+    return found
 
 
 @pytest.fixture(scope="module")
-def in_the_image(engine: DockerEngine, images: ModelImages) -> dict[str, tuple[str, int]]:
-    base = run_parts(engine, images.base.tag, f'python -c "{PYTHON_FACTS}"; echo "exit $?"')
-    facts, status, reinstall = run_parts(engine, images.exact, IN_THE_IMAGE)
-    return {"base facts": base[0], "facts": facts, "status": status, "reinstall": reinstall}
+def in_the_image(engine: DockerEngine, images: ModelImages, exact_container) -> dict[str, tuple[str, int]]:
+    script = f'python -c "{PYTHON_FACTS}"; echo "exit $?"'
+    base = engine.text(
+        "run", "--rm", "--network", "none", "--entrypoint", "bash", images.base.tag, "-c", script
+    )
+    facts, status, reinstall = parts(exact_container.exec("bash", "-c", IN_THE_IMAGE))
+    return {"base facts": parts(base)[0], "facts": facts, "status": status, "reinstall": reinstall}
 
 
 def test_the_build_line_installed_the_locked_packs_and_their_requirement_into_the_bases_python(
