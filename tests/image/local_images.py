@@ -42,7 +42,6 @@ __all__ = [
     "uv_image",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
 DEBIAN = "http://deb.debian.org/debian"
 REPO = "cog-comfyui-local"
