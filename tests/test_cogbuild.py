@@ -39,6 +39,7 @@ ENV CFLAGS="-O3 -funroll-loops -fno-strict-aliasing -flto -S"
 RUN --mount=type=cache,target=/root/.cache/uv uv pip install --no-cache cog==0.23.1
 ENV CFLAGS=
 RUN --mount=type=bind,source=scripts/install_comfyui.sh,target=/tmp/install_comfyui.sh PYTHON=python bash /tmp/install_comfyui.sh /src/ComfyUI
+RUN --mount=type=bind,source=.,target=/tmp/project cd /tmp/project && COMFYUI_PATH=/src/ComfyUI COMFYUI_PYTHON=python python -m nodekit install
 WORKDIR /src
 EXPOSE 5000
 ENV COG_PREDICT_TYPE_STUB="predict.py:Predictor"

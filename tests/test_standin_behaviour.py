@@ -118,6 +118,20 @@ def test_quick_test_for_ci_sets_up_then_exits_0_without_listening(tmp_path: Path
     assert "To see the GUI" not in result.stderr
 
 
+@standin_only
+def test_an_input_folder_it_cannot_create_in_its_base_is_logged_and_startup_goes_on(tmp_path: Path) -> None:
+    """As ComfyUI's folder_paths: a base where `input/` cannot be made (a read-only checkout in an image;
+    here a dangling link, which stops root too) is logged, and the start goes on."""
+    (tmp_path / "custom_nodes").mkdir()
+    (tmp_path / "input").symlink_to(tmp_path / "nowhere")
+    inputs = tmp_path / "inputs"
+    result = standin(
+        "--base-directory", str(tmp_path), "--input-directory", str(inputs), "--quick-test-for-ci"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Failed to create input directory" in result.stderr
+
+
 @own_server
 def test_directory_flags_place_inputs_outputs_and_previews_and_nothing_lands_in_the_checkout(
     tmp_path: Path,

@@ -4,7 +4,8 @@
 
 The image test switches on cog.yaml's weight-baking line (`weightkit download --kit ...`) under this
 wrapper, in the same `RUN` (so the build needs nothing from outside): it makes the weights of kit
-`image-test` (a tiny RealESRGAN-Compact x2 upscaler that the ComfyUI stand-in loads, and an 8 MiB file),
+`image-test` (a tiny RealESRGAN-Compact x2 upscaler that the ComfyUI stand-in loads, an 8 MiB file, and
+the `.tint` that the test's custom node pack loads from the folder it registers, `node_packs.py`),
 serves them on 127.0.0.1 (tests/faultserver.py, with ranges), writes a manifest naming them (kept in the
 image at `--manifest`, for the running container), runs COMMAND with `WEIGHTS_MANIFEST_EXTRA` set to it,
 says how many bytes the server sent, and exits with COMMAND's status.
@@ -25,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.faultserver import FaultServer
+from tests.image.node_packs import TINT, TINT_FOLDER, TINT_NAME
 
 KIT = "image-test"
 UPSCALER = "image_test_compact_x2.safetensors"
@@ -82,6 +84,7 @@ def main(argv: list[str]) -> int:
     weights = {
         ("upscale_models", UPSCALER): compact_x2(),
         ("loras", LARGE): safetensors({"lora.weight": (2 * 1024 * 1024,)}, seed=2),
+        (TINT_FOLDER, TINT_NAME): TINT,
     }
     with FaultServer() as server:
         for (folder, name), data in weights.items():

@@ -17,10 +17,19 @@ from typing import Any
 import pytest
 
 from cogbuild.dockerfile import read_ca_cert
+from tests.image.bake_weights import KIT
+from tests.image.container import NO_PRELOAD, Container
+from tests.image.dockerfile_local import BAKE_MANIFEST
 from tests.image.engine import DockerEngine, docker_engine
 from tests.image.local_images import VARIANTS, image_size
 from tests.image.model_images import ModelImages, build_model_images
 from tests.image.report import REPORT
+
+BAKED_OPTIONS = (
+    "--read-only", "--tmpfs", "/tmp",
+    "-e", f"BASE_MODEL_KIT={KIT}", "-e", f"WEIGHTS_MANIFEST_EXTRA={BAKE_MANIFEST}",
+    "-e", "WEIGHTS_STRICT=true",
+)  # fmt: skip
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -64,6 +73,45 @@ def images(
     figures["warm_rebuild_s"] = round(built.warm_rebuild_seconds, 1)
     figures["image_size_bytes"] = image_size(engine, built.exact)
     return built
+
+
+@pytest.fixture
+def container(engine: DockerEngine) -> Iterator[list[Container]]:
+    """Containers a test starts (`container.start`); each is removed afterwards, whatever happened."""
+    started: list[Container] = []
+    yield started
+    for each in started:
+        each.remove()
+
+
+@pytest.fixture(scope="session")
+def exact_container(engine: DockerEngine, images: ModelImages) -> Iterator[Container]:
+    """The image of cog.yaml as it is, READY, with no network and no preload (its default kit cannot be
+    fetched here). Shared by the tests that only post to it or look into it; its time to READY is
+    reported."""
+    running = Container(engine, images.exact, NO_PRELOAD)
+    try:
+        running.start()
+        status, ready_s = running.wait_setup()
+        assert status == "READY", running.logs()[-4000:]
+        REPORT.setdefault(images.variant, {})["docker_run_to_ready_s"] = round(ready_s, 2)
+        yield running
+    finally:
+        running.remove()
+
+
+@pytest.fixture(scope="session")
+def baked_container(engine: DockerEngine, images: ModelImages) -> Iterator[Container]:
+    """The baked image run as production would run it, READY: root file system read-only, the test kit
+    preloaded from the image, WEIGHTS_STRICT=true, no network. Shared by the tests that only post to it."""
+    running = Container(engine, images.baked, BAKED_OPTIONS)
+    try:
+        running.start()
+        status, _ = running.wait_setup()
+        assert status == "READY", running.logs()[-4000:]
+        yield running
+    finally:
+        running.remove()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 
 from tests.image.engine import DockerEngine
 
-__all__ = ["Container", "Response"]
+__all__ = ["NO_PRELOAD", "Container", "Response", "data_uri_bytes", "start"]
+
+NO_PRELOAD = ("-e", "BASE_MODEL_KIT=")  # the image's default kit (sd15) cannot be fetched without a network
 
 CLIENT = """
 import json, sys, urllib.error, urllib.request
@@ -85,11 +87,14 @@ class Container:
     def read(self, path: str) -> bytes:
         return self.engine.run("exec", self.name, "cat", path).stdout
 
-    def exec_python(self, code: str) -> str:
-        return self.engine.run("exec", self.name, "python", "-c", code).stdout.decode()
+    def exec(self, *command: str) -> str:
+        """`docker exec` of `command`: its standard output and error, stripped (DockerError if it fails)."""
+        result = self.engine.run("exec", self.name, *command)
+        return (result.stdout + result.stderr).decode(errors="replace").strip()
 
     def processes(self) -> str:
-        return self.engine.text("top", self.name, "-eo", "pid,args")
+        """`ps` in the container, whole command lines (ps cuts them at 80 columns without `-ww`)."""
+        return self.engine.text("top", self.name, "-ww", "-eo", "pid,args")
 
     def running(self) -> bool:
         return self.engine.text("inspect", "--format", "{{.State.Running}}", self.name) == "true"
@@ -109,6 +114,13 @@ class Container:
 
     def remove(self) -> None:
         self.engine.run("rm", "-f", self.name, check=False)
+
+
+def start(engine: DockerEngine, started: list[Container], image: str, *options: str) -> Container:
+    """A container of `image` started and added to `started` (the `container` fixture removes them)."""
+    running = Container(engine, image, options)
+    started.append(running)
+    return running.start()
 
 
 def data_uri_bytes(uri: str) -> bytes:

@@ -4,8 +4,11 @@
 - the stand-in for Cog's base image `r8.im/cog-base:cuda12.8-python3.11-torch2.9.1`, made the way Cog's
   base generator makes one (`pkg/dockerfile/base.go`: CA certificate, Cog's preamble ENV, tini, the
   system packages, Python, then torch, torchvision, torchaudio and opencv-python at the versions
-  `BaseImageGenerator.pythonPackages` pins) plus a local mirror of "ComfyUI" (the project's stand-in) that
-  `scripts/install_comfyui.sh` is pointed at with `COMFYUI_REPO`/`COMFYUI_COMMIT`;
+  `BaseImageGenerator.pythonPackages` pins) plus what the build fetches from GitHub, as local mirrors
+  (`mirrors.py`): "ComfyUI" (the project's stand-in), which `scripts/install_comfyui.sh` is pointed at
+  with `COMFYUI_REPO`/`COMFYUI_COMMIT`, and two tiny custom node packs (`node_packs.py`), which
+  `python -m nodekit install` is pointed at with `CUSTOM_NODES_GIT_BASE` and a lock pinning them
+  (`CUSTOM_NODES_LOCK`);
 - uv 0.9.26 (Cog copies it from `ghcr.io/astral-sh/uv:0.9.26`), from PyPI's `uv` wheel;
 - the `cog_build` context (`.cog/build/`) as an image, since Docker 20.10 has no named build contexts.
 
@@ -27,18 +30,18 @@ from pathlib import Path
 
 from cogbuild.dockerfile import UV_VERSION
 from tests.image.engine import DockerEngine
+from tests.image.mirrors import make_comfyui_mirror, make_pack_mirrors
+from tests.image.node_packs import lock_text
 
 __all__ = [
     "VARIANTS",
     "BaseImage",
     "base_image",
     "cog_build_image",
-    "make_mirror",
     "rootfs_image",
     "uv_image",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
 DEBIAN = "http://deb.debian.org/debian"
 REPO = "cog-comfyui-local"
@@ -57,9 +60,8 @@ BASE_SYSTEM_PACKAGES = (
     "libxrender1", "sox", "unzip", "wget", "zip", "zstd",
 )  # fmt: skip
 MIRROR_PATH = "/opt/mirrors/ComfyUI.git"
-STANDIN_REFERENCE = ("object_info.json", "loader_inputs.json", "extensions.json")
-# ComfyUI's own requirements name the torch family without versions; so does the mirror's.
-MIRROR_REQUIREMENTS = "torch\ntorchvision\ntorchaudio\naiohttp>=3.11.8\nPillow\npyyaml\n"
+PACKS_MIRROR = "/opt/mirrors/custom_nodes"  # CUSTOM_NODES_GIT_BASE: <owner>/<name>.git under it
+TEST_LOCK = "/opt/image-test/custom_nodes.json"  # CUSTOM_NODES_LOCK
 
 
 def content_tag(*parts: str | bytes) -> str:
@@ -90,41 +92,11 @@ def rootfs_image(engine: DockerEngine, log: Path) -> str:
     return tag
 
 
-def make_mirror(folder: Path) -> str:
-    """A bare git repository at `folder` holding the stand-in laid out as a ComfyUI checkout (`main.py`
-    at the top, `requirements.txt`); returns its commit, which depends only on the files."""
-    work = folder.parent / f"{folder.name}.work"
-    shutil.rmtree(work, ignore_errors=True)
-    standin = ROOT / "tests" / "comfyui_standin"
-    shutil.copytree(standin, work / "tests" / "comfyui_standin", ignore=shutil.ignore_patterns("__pycache__"))
-    reference = work / "tests" / "reference" / "comfyui"
-    reference.mkdir(parents=True)
-    for name in STANDIN_REFERENCE:
-        shutil.copy2(ROOT / "tests" / "reference" / "comfyui" / name, reference / name)
-    (work / "main.py").symlink_to("tests/comfyui_standin/main.py")
-    (work / "requirements.txt").write_text(MIRROR_REQUIREMENTS)
-    env = {
-        "GIT_AUTHOR_NAME": "image-test", "GIT_AUTHOR_EMAIL": "image-test@localhost",
-        "GIT_COMMITTER_NAME": "image-test", "GIT_COMMITTER_EMAIL": "image-test@localhost",
-        "GIT_AUTHOR_DATE": "2025-10-12T00:00:00Z", "GIT_COMMITTER_DATE": "2025-10-12T00:00:00Z",
-        "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(work),
-    }  # fmt: skip
-    git = ["git", "-C", str(work)]
-    subprocess.run([*git, "init", "-q", "-b", "main"], check=True, env=env)
-    subprocess.run([*git, "add", "-A"], check=True, env=env)
-    subprocess.run([*git, "commit", "-q", "-m", "ComfyUI stand-in"], check=True, env=env)
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True, env=env)
-    shutil.rmtree(folder, ignore_errors=True)
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(folder)], check=True, env=env)
-    subprocess.run(["git", "-C", str(folder), "remote", "remove", "origin"], check=True, env=env)
-    shutil.rmtree(work)
-    return commit.stdout.strip()
-
-
 @dataclass(frozen=True)
 class BaseImage:
     tag: str
-    mirror_commit: str
+    mirror_commit: str  # ComfyUI's
+    pack_commits: dict[str, str]  # the test lock's, by pack name
     seconds: float  # 0 when it was already on this machine
 
 
@@ -162,6 +134,9 @@ def base_dockerfile(rootfs: str, variant: str, mirror_commit: str, ca_cert: byte
     lines += [
         f"COPY ComfyUI.git {MIRROR_PATH}",
         f"ENV COMFYUI_REPO={MIRROR_PATH} COMFYUI_COMMIT={mirror_commit}",
+        f"COPY custom_nodes {PACKS_MIRROR}",
+        f"COPY custom_nodes.json {TEST_LOCK}",
+        f"ENV CUSTOM_NODES_GIT_BASE={PACKS_MIRROR} CUSTOM_NODES_LOCK={TEST_LOCK}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -172,18 +147,20 @@ def base_image(engine: DockerEngine, variant: str, work: Path, log: Path, ca_cer
     context = work / f"base-{variant}"
     shutil.rmtree(context, ignore_errors=True)
     context.mkdir(parents=True)
-    commit = make_mirror(context / "ComfyUI.git")
+    commit = make_comfyui_mirror(context / "ComfyUI.git")
+    packs = make_pack_mirrors(context / "custom_nodes")
+    lock = lock_text(packs)
+    (context / "custom_nodes.json").write_text(lock)
     dockerfile = base_dockerfile(rootfs, variant, commit, ca_cert)
-    tag = (
-        f"{REPO}/cog-base:cuda12.8-python3.11-torch2.9.1-{variant}-{content_tag(dockerfile, ca_cert or b'')}"
-    )
+    inputs = content_tag(dockerfile, ca_cert or b"", lock)
+    tag = f"{REPO}/cog-base:cuda12.8-python3.11-torch2.9.1-{variant}-{inputs}"
     if engine.image_exists(tag):
-        return BaseImage(tag, commit, 0.0)
+        return BaseImage(tag, commit, packs, 0.0)
     if ca_cert:
         (context / "cog-ca-cert.crt").write_bytes(ca_cert)
     seconds = engine.build(context, dockerfile, tag, log=log)
     prune(engine, f"{REPO}/cog-base", keep=tag, like=f"-{variant}-")
-    return BaseImage(tag, commit, seconds)
+    return BaseImage(tag, commit, packs, seconds)
 
 
 def uv_image(engine: DockerEngine, work: Path, log: Path) -> str:

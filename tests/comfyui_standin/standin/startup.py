@@ -54,7 +54,11 @@ def load_extra_path_config(yaml_path: str, folders: Folders) -> None:
 def configure_folders(args: argparse.Namespace, *, base_path: str, standin_dir: str) -> Folders:
     """Folders for `args`; `base_path` is `--base-directory` or the stand-in's stand-in for a checkout."""
     folders = Folders(os.path.abspath(base_path))
-    os.makedirs(folders.input_directory, exist_ok=True)
+    if not os.path.exists(folders.input_directory):  # as folder_paths does on import, before any flag
+        try:
+            os.makedirs(folders.input_directory)
+        except OSError:  # a read-only checkout: ComfyUI goes on (--input-directory may point elsewhere)
+            log.error("Failed to create input directory")
 
     beside_main = os.path.join(standin_dir, "extra_model_paths.yaml")
     if os.path.isfile(beside_main):
