@@ -45,6 +45,20 @@ def free_port(host: str = HOST) -> int:
         return probe.getsockname()[1]
 
 
+def _user_directory(settings: RuntimeSettings) -> Path | None:
+    """Where ComfyUI keeps its user folder when it cannot in its checkout, else None.
+
+    ComfyUI's user manager creates `<checkout>/user` at start and stops where it cannot (a read-only
+    image: `docker run --read-only`); then it gets one beside its temp folder, which is ours to write."""
+    try:
+        (settings.comfyui_path / "user").mkdir(exist_ok=True)
+    except OSError:
+        fallback = settings.temp_dir / "user"
+        fallback.mkdir(parents=True, exist_ok=True)
+        return fallback
+    return None
+
+
 class ComfyProcess:
     """One ComfyUI server started from the checkout at `settings.comfyui_path`."""
 
@@ -91,6 +105,8 @@ class ComfyProcess:
             str(s.temp_dir.absolute()),
             "--disable-auto-launch",
         ]
+        if "--user-directory" not in s.extra_args and (user := _user_directory(s)) is not None:
+            command += ["--user-directory", str(user.absolute())]
         if self.model_paths_files:
             command += ["--extra-model-paths-config", *(str(p.absolute()) for p in self.model_paths_files)]
         return command + list(s.extra_args)

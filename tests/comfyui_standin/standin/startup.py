@@ -81,4 +81,7 @@ def configure_folders(args: argparse.Namespace, *, base_path: str, standin_dir: 
     if args.temp_directory:
         folders.temp_directory = os.path.join(os.path.abspath(args.temp_directory), "temp")
         log.info("Setting temp directory to: %s", folders.temp_directory)
+    # ComfyUI's user manager, made with the server: an OSError here (a read-only checkout) stops the start.
+    if not os.path.exists(folders.user_directory):
+        os.makedirs(folders.user_directory, exist_ok=True)
     return folders
