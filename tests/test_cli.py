@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli_process import weightkit_runner
 from weightkit.urlforms import stable_weight_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,18 +24,7 @@ def run(tmp_path):
         COMFYUI_PATH=str(tmp_path / "ComfyUI"), WEIGHTS_DIR=str(tmp_path / "weights"), PYTHONPATH=str(ROOT)
     )
 
-    def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "weightkit", *args],
-            input=stdin.decode() if stdin is not None else None,
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=60,
-        )
-
-    return run
+    return weightkit_runner(env, tmp_path)
 
 
 def write_workflow(tmp_path: Path, nodes: dict) -> str:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli_process import weightkit_runner
 from tests.downloadkit import safetensors_bytes, sha256
 from tests.faultserver import FaultServer
 from tests.hubservers import Hub, hub
@@ -98,17 +97,7 @@ def run(tmp_path, stand_in, civitai):
         PYTHONPATH=str(ROOT),
     )
 
-    def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "weightkit", *args],
-            capture_output=True,
-            text=True,
-            env={**env, **extra_env},
-            cwd=tmp_path,
-            timeout=60,
-        )
-
-    return run
+    return weightkit_runner(env, tmp_path)
 
 
 def _mine(tmp_path: Path) -> dict:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli_process import weightkit_runner
 from tests.downloadkit import payload, safetensors_bytes, sha256
 from tests.faultserver import FaultServer
 
@@ -62,17 +61,7 @@ def run(tmp_path, server):
         PYTHONPATH=str(ROOT),
     )
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "weightkit", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=60,
-        )
-
-    return run
+    return weightkit_runner(env, tmp_path)
 
 
 def test_download_a_kit_then_again_is_a_no_op(run, tmp_path, server):
