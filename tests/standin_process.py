@@ -34,6 +34,11 @@ def comfyui_path() -> Path:
     return Path(os.environ.get("COMFYUI_PATH", "").strip() or STANDIN_PATH)
 
 
+def comfyui_python() -> str:
+    """The Python that runs it: `COMFYUI_PYTHON`, else this one."""
+    return os.environ.get("COMFYUI_PYTHON", "").strip() or sys.executable
+
+
 def running_standin() -> bool:
     return comfyui_path().resolve() == STANDIN_PATH
 
@@ -157,9 +162,8 @@ def _launch(
     base: Path, args: Sequence[str], env: Mapping[str, str] | None
 ) -> tuple[subprocess.Popen[str], int, list[str], threading.Event]:
     port = free_port()
-    python = os.environ.get("COMFYUI_PYTHON", "").strip() or sys.executable
     command = [
-        python,
+        comfyui_python(),
         str(comfyui_path() / "main.py"),
         "--listen",
         "127.0.0.1",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.standin_process import attached_url, comfyui_path
+from tests.standin_process import attached_url, comfyui_path, comfyui_python
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
@@ -34,6 +34,7 @@ def test_comfyui_started_by_a_parent_that_ignores_sigint_still_stops_cleanly_on_
         settings = RuntimeSettings(
             weights=WeightSettings(comfyui_path=Path({str(comfyui_path())!r}), weights_dir=base / "w"),
             input_dir=base / "i", output_dir=base / "o", temp_dir=base / "t", extra_args=("--cpu",),
+            python={comfyui_python()!r},
         )
         for folder in ("i", "o", "t"):
             (base / folder).mkdir()
