@@ -257,19 +257,11 @@ class PromptExecutor:
         progress: _Progress,
         executed: list[str],
     ) -> tuple[_Result, dict[str, Any] | None, BaseException | None]:
+        """Run one node (or re-announce its cached output); a failure comes back as ComfyUI's error."""
         outbox = self._outbox
         class_type = prompt[node_id]["class_type"]
         if self._outputs.get(node_id) is not None:
-            if outbox.client_id is not None:
-                cached_ui = self._ui.get(node_id) or {}
-                data = {
-                    "node": node_id,
-                    "display_node": node_id,
-                    "output": cached_ui.get("output"),
-                    "prompt_id": prompt_id,
-                }
-                outbox.send_sync("executed", data, outbox.client_id)
-            progress.finish(node_id)
+            self._announce_cached(node_id, prompt_id, progress)
             return _Result.SUCCESS, None, None
 
         values: dict[str, list[Any]] | None = None
@@ -282,46 +274,55 @@ class PromptExecutor:
                 outbox.send_sync("executing", data, outbox.client_id)
             state = self._objects.setdefault((node_id, class_type), {})
             results = self._run(class_type, node_id, prompt_id, values, state, progress)
-            output_data = [
-                list(column) for column in zip(*(r.result for r in results if r.result), strict=True)
-            ]
-            uis = [r.ui for r in results if r.ui is not None]
-            output_ui = {key: [item for ui in uis for item in ui[key]] for key in uis[0]} if uis else {}
-            if output_ui:
-                meta = {
-                    "node_id": node_id,
-                    "display_node": node_id,
-                    "parent_node": None,
-                    "real_node_id": node_id,
-                }
-                self._ui.set(node_id, {"meta": meta, "output": output_ui})
-                if outbox.client_id is not None:
-                    data = {
-                        "node": node_id,
-                        "display_node": node_id,
-                        "output": output_ui,
-                        "prompt_id": prompt_id,
-                    }
-                    outbox.send_sync("executed", data, outbox.client_id)
-            self._outputs.set(node_id, output_data)
+            self._keep_outputs(node_id, prompt_id, results)
         except InterruptProcessingException as ex:
             log.info("Processing interrupted")
             return _Result.FAILURE, {"node_id": node_id}, ex
         except Exception as ex:
             log.error("!!! Exception during processing !!! %s", ex)
             log.error(traceback.format_exc())
-            current_inputs = {name: [_format_value(v) for v in vals] for name, vals in (values or {}).items()}
-            error = {
-                "node_id": node_id,
-                "exception_message": f"{ex}\n",
-                "exception_type": full_type_name(type(ex)),
-                "traceback": traceback.format_tb(ex.__traceback__),
-                "current_inputs": current_inputs,
-            }
-            return _Result.FAILURE, error, ex
+            return _Result.FAILURE, _exception_error(node_id, ex, values), ex
         progress.finish(node_id)
         executed.append(node_id)
         return _Result.SUCCESS, None, None
+
+    def _announce_cached(self, node_id: str, prompt_id: str, progress: _Progress) -> None:
+        """A cached node is not run, but its `executed` (with the cached UI output) is sent again."""
+        outbox = self._outbox
+        if outbox.client_id is not None:
+            cached_ui = self._ui.get(node_id) or {}
+            data = {
+                "node": node_id,
+                "display_node": node_id,
+                "output": cached_ui.get("output"),
+                "prompt_id": prompt_id,
+            }
+            outbox.send_sync("executed", data, outbox.client_id)
+        progress.finish(node_id)
+
+    def _keep_outputs(self, node_id: str, prompt_id: str, results: list[NodeOutput]) -> None:
+        """Cache a node's outputs and its UI output; a UI output is also sent as `executed`."""
+        outbox = self._outbox
+        output_data = [list(column) for column in zip(*(r.result for r in results if r.result), strict=True)]
+        uis = [r.ui for r in results if r.ui is not None]
+        output_ui = {key: [item for ui in uis for item in ui[key]] for key in uis[0]} if uis else {}
+        if output_ui:
+            meta = {
+                "node_id": node_id,
+                "display_node": node_id,
+                "parent_node": None,
+                "real_node_id": node_id,
+            }
+            self._ui.set(node_id, {"meta": meta, "output": output_ui})
+            if outbox.client_id is not None:
+                data = {
+                    "node": node_id,
+                    "display_node": node_id,
+                    "output": output_ui,
+                    "prompt_id": prompt_id,
+                }
+                outbox.send_sync("executed", data, outbox.client_id)
+        self._outputs.set(node_id, output_data)
 
     def _run(
         self,
@@ -390,6 +391,18 @@ class PromptExecutor:
             current_outputs=list(current_outputs),
         )
         self._add_message("execution_error", message, broadcast=False)
+
+
+def _exception_error(node_id: str, ex: Exception, values: dict[str, list[Any]] | None) -> dict[str, Any]:
+    """The `execution_error` fields of a node that raised: message, type, traceback and its inputs."""
+    current_inputs = {name: [_format_value(v) for v in vals] for name, vals in (values or {}).items()}
+    return {
+        "node_id": node_id,
+        "exception_message": f"{ex}\n",
+        "exception_type": full_type_name(type(ex)),
+        "traceback": traceback.format_tb(ex.__traceback__),
+        "current_inputs": current_inputs,
+    }
 
 
 def _format_value(value: Any) -> Any:
