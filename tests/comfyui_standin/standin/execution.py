@@ -22,7 +22,8 @@ from .catalog import Catalog
 from .errors import InterruptProcessingException, full_type_name
 from .folders import Folders
 from .graph import ExecutionList, Prompt, node_inputs
-from .nodes import NodeContext, NodeLibrary, NodeOutput, Preview, not_implemented
+from .node_api import NodeContext, NodeOutput, Preview
+from .nodes import NodeLibrary, not_implemented
 
 log = logging.getLogger(__name__)
 

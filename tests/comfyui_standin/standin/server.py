@@ -31,7 +31,8 @@ from .execution import (
     PromptExecutor,
 )
 from .folders import Folders
-from .nodes import NodeLibrary, Preview
+from .node_api import Preview
+from .nodes import NodeLibrary
 from .prompt_queue import PromptQueue
 from .settings import StandinSettings
 
