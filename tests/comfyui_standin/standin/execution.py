@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
 from .caching import Cache, input_signatures
 from .catalog import Catalog
@@ -24,24 +24,9 @@ from .folders import Folders
 from .graph import ExecutionList, Prompt, node_inputs
 from .node_api import NodeContext, NodeOutput, Preview
 from .nodes import NodeLibrary, not_implemented
+from .progress import UNENCODED_PREVIEW_IMAGE, Outbox, Progress
 
 log = logging.getLogger(__name__)
-
-# Binary websocket events (ComfyUI's protocol.BinaryEventTypes)
-PREVIEW_IMAGE = 1
-UNENCODED_PREVIEW_IMAGE = 2
-PREVIEW_IMAGE_WITH_METADATA = 4
-
-
-class Outbox(Protocol):
-    """The part of the server the executor talks to."""
-
-    client_id: str | None
-    last_node_id: str | None
-
-    def send_sync(self, event: str | int, data: Any, sid: str | None) -> None: ...
-
-    def supports_preview_metadata(self, sid: str | None) -> bool: ...
 
 
 class Interrupt:
@@ -70,59 +55,6 @@ class Interrupt:
 class _Result(Enum):
     SUCCESS = 0
     FAILURE = 1
-
-
-class _Progress:
-    """Per-node progress of the running prompt; every change sends the whole `progress_state`."""
-
-    def __init__(self, outbox: Outbox, prompt_id: str) -> None:
-        self._outbox = outbox
-        self._prompt_id = prompt_id
-        self._nodes: dict[str, dict[str, Any]] = {}
-
-    def _entry(self, node_id: str) -> dict[str, Any]:
-        return self._nodes.setdefault(node_id, {"state": "pending", "value": 0, "max": 1})
-
-    def start(self, node_id: str) -> None:
-        self._entry(node_id).update(state="running", value=0.0, max=1.0)
-        self._send()
-
-    def update(self, node_id: str, value: float, maximum: float, preview: Preview | None) -> None:
-        self._entry(node_id).update(state="running", value=value, max=maximum)
-        self._send()
-        if preview is not None and self._outbox.supports_preview_metadata(self._outbox.client_id):
-            metadata = {
-                "node_id": node_id,
-                "prompt_id": self._prompt_id,
-                "display_node_id": node_id,
-                "parent_node_id": None,
-                "real_node_id": node_id,
-            }
-            self._outbox.send_sync(PREVIEW_IMAGE_WITH_METADATA, (preview, metadata), self._outbox.client_id)
-
-    def finish(self, node_id: str) -> None:
-        entry = self._entry(node_id)
-        entry.update(state="finished", value=entry["max"])
-        self._send()
-
-    def _send(self) -> None:
-        nodes = {
-            node_id: {
-                "value": entry["value"],
-                "max": entry["max"],
-                "state": entry["state"],
-                "node_id": node_id,
-                "prompt_id": self._prompt_id,
-                "display_node_id": node_id,
-                "parent_node_id": None,
-                "real_node_id": node_id,
-            }
-            for node_id, entry in self._nodes.items()
-            if entry["state"] != "pending"
-        }
-        self._outbox.send_sync(
-            "progress_state", {"prompt_id": self._prompt_id, "nodes": nodes}, self._outbox.client_id
-        )
 
 
 class PromptExecutor:
@@ -175,7 +107,7 @@ class PromptExecutor:
         self.history_result = {"outputs": {}, "meta": {}}
         self._add_message("execution_start", {"prompt_id": prompt_id}, broadcast=False)
 
-        progress = _Progress(self._outbox, prompt_id)
+        progress = Progress(self._outbox, prompt_id)
         keys = input_signatures(prompt, self._fingerprints(prompt), self._node_id_matters(prompt))
         self._outputs.set_prompt(keys)
         self._ui.set_prompt(keys)
@@ -255,7 +187,7 @@ class PromptExecutor:
         prompt_id: str,
         node_id: str,
         extra_data: dict[str, Any],
-        progress: _Progress,
+        progress: Progress,
         executed: list[str],
     ) -> tuple[_Result, dict[str, Any] | None, BaseException | None]:
         """Run one node (or re-announce its cached output); a failure comes back as ComfyUI's error."""
@@ -287,7 +219,7 @@ class PromptExecutor:
         executed.append(node_id)
         return _Result.SUCCESS, None, None
 
-    def _announce_cached(self, node_id: str, prompt_id: str, progress: _Progress) -> None:
+    def _announce_cached(self, node_id: str, prompt_id: str, progress: Progress) -> None:
         """A cached node is not run, but its `executed` (with the cached UI output) is sent again."""
         outbox = self._outbox
         if outbox.client_id is not None:
@@ -332,7 +264,7 @@ class PromptExecutor:
         prompt_id: str,
         values: dict[str, list[Any]],
         state: dict[str, Any],
-        progress: _Progress,
+        progress: Progress,
     ) -> list[NodeOutput]:
         """Call the node once per list index (inputs shorter than the longest repeat their last value)."""
 
