@@ -6,8 +6,9 @@ is then compared with its recording (`standin_recordings.assert_matches_recordin
 a fresh server run on one of their own, in test_standin_conformance_fresh.py (d_partial_invalid_legacy,
 h_interrupt, extra_paths_priority).
 
-Covered, with the fresh-server file: all 36 traced cases, d_no_prompt and d_bad_json, the uploads, the startup snapshot, the
-recorded HTTP answers, the observer client, the websocket connect examples and the hot-add listings.
+Covered, with the fresh-server file: all 36 traced cases, d_no_prompt and d_bad_json, the uploads, the
+startup snapshot, the recorded HTTP answers, the observer client, the websocket connect examples and the
+hot-add listings.
 Not compared: e_rerun0's two further runs (replayed for their effect on caching and numbering, but not
 recorded), the hot-add preparation prompts 33-37 (not recorded; their saved files are recreated), and
 `/experiment/models` (a front-end route the stand-in does not serve). Prompt numbers are compared
