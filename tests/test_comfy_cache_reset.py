@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from tests.cog_deployment import deployment, images, upscale, weights_server
 from tests.cog_server import CogServer
-from tests.test_predict_cog import deployment, images, upscale, weights_server
 
 pytestmark = pytest.mark.comfyui
 __all__ = ["weights_server"]

@@ -15,9 +15,9 @@ import yaml
 
 from comfyrun.errors import UnknownNodeClassError
 from comfyui import ComfyUI
+from tests.cog_deployment import COMFYUI_PATH, deployment, upscale, weights_server
 from tests.cog_server import CogServer, data_uri_bytes
 from tests.custom_packs import loaded_text, tiny_workflow, write_packs
-from tests.test_predict_cog import COMFYUI_PATH, deployment, upscale, weights_server
 from weightkit.settings import WeightSettings
 
 pytestmark = pytest.mark.comfyui

@@ -10,8 +10,8 @@ import threading
 import pytest
 from PIL import Image
 
+from tests.cog_deployment import deployment, images, weights_server
 from tests.cog_server import CogServer, data_uri
-from tests.test_predict_cog import deployment, images, weights_server
 
 pytestmark = pytest.mark.comfyui
 __all__ = ["weights_server"]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cog_deployment import COMFYUI_PATH, REAL_COMFYUI, deployment, images, upscale, weights_server
 from tests.cog_server import CogServer, comfyui_processes, process_exists, wait_for
-from tests.test_predict_cog import COMFYUI_PATH, REAL_COMFYUI, deployment, images, upscale, weights_server
 
 pytestmark = pytest.mark.comfyui
 __all__ = ["weights_server"]  # a module fixture, shared

@@ -14,10 +14,10 @@ import time
 
 import pytest
 
+from tests.cog_deployment import TINY, deployment, entry, images, upscale
 from tests.cog_server import CogServer
 from tests.downloadkit import safetensors_bytes
 from tests.faultserver import FaultServer
-from tests.test_predict_cog import TINY, deployment, entry, images, upscale
 
 pytestmark = pytest.mark.comfyui
 

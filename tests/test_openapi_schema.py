@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from cogbuild import SCHEMA_PATH, openapi_schema
+from tests.cog_deployment import deployment, upscale
 from tests.cog_server import CogServer
 from tests.faultserver import FaultServer
-from tests.test_predict_cog import deployment, upscale
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.cog_deployment import deployment, entry
 from tests.cog_server import CogServer, data_uri_bytes
 from tests.downloadkit import payload
 from tests.faultserver import FaultServer
 from tests.nodepacks import GIT_ENV, PackRepos, pack_entry, write_lock
 from tests.standin_process import attached_url
-from tests.test_predict_cog import deployment, entry
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.cog_deployment import TINY, deployment, images, invert_input, picture, upscale, with_lora_url
 from tests.cog_server import CogServer
 from tests.faultserver import FaultServer
-from tests.test_predict_cog import TINY, deployment, images, invert_input, picture, upscale, with_lora_url
 
 pytestmark = pytest.mark.comfyui
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from tests.cog_deployment import TINY, deployment, upscale
 from tests.faultserver import FaultServer
-from tests.test_predict_cog import TINY, deployment, upscale
 
 ROOT = Path(__file__).resolve().parent.parent
 

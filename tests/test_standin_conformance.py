@@ -2,221 +2,44 @@
 
 The recorded session is replayed in its order on one server (so caching, file counters and prompt
 numbers line up): the same workflows, uploads, model files and `/free` calls between them. Each case
-is then compared with its recording: the HTTP answer to `POST /prompt`, every websocket message in
-order (text and binary), the history entry and the output files. What differs between any two runs
-is normalised away: prompt and client ids, timestamps, tracebacks, PNG bytes, preview file names'
-random part. Cases recorded on a fresh server run on one of their own (d_partial_invalid_legacy,
+is then compared with its recording (`standin_recordings.assert_matches_recording`). Cases recorded on
+a fresh server run on one of their own, in test_standin_conformance_fresh.py (d_partial_invalid_legacy,
 h_interrupt, extra_paths_priority).
 
-Covered: all 36 traced cases, d_no_prompt and d_bad_json, the uploads, the startup snapshot, the
-recorded HTTP answers, the observer client, the websocket connect examples and the hot-add listings.
+Covered, with the fresh-server file: all 36 traced cases, d_no_prompt and d_bad_json, the uploads, the
+startup snapshot, the recorded HTTP answers, the observer client, the websocket connect examples and the
+hot-add listings.
 Not compared: e_rerun0's two further runs (replayed for their effect on caching and numbering, but not
 recorded), the hot-add preparation prompts 33-37 (not recorded; their saved files are recreated), and
 `/experiment/models` (a front-end route the stand-in does not serve). Prompt numbers are compared
 exactly up to g_preview_image; after h_interrupt (which needs its own server) they are only checked
-to be numbers. With `COMFYUI_PATH` set this runs against that real ComfyUI instead; h_interrupt needs
-the stand-in's step delay and is skipped there.
+to be numbers. With `COMFYUI_PATH` set this runs against that real ComfyUI instead.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
-from standin_process import ComfyProcess, attached_url, running_standin, start_comfyui
+from standin_process import ComfyProcess, start_comfyui
+from standin_recordings import (
+    MODELS,
+    REPLAYS,
+    Run,
+    assert_matches_recording,
+    normalize,
+    png,
+    ref,
+    run_case,
+)
 from standin_wire import Answer, Frame, Socket, get, post, upload
 
-pytestmark = [
-    pytest.mark.comfyui,
-    pytest.mark.skipif(
-        attached_url() is not None, reason="replays on servers it starts; COMFYUI_URL names one"
-    ),
-]
-
-REF = Path(__file__).resolve().parent / "reference" / "comfyui"
-MODELS = REF / "models"
-PREVIEW_NAME = re.compile(r"_temp_[a-z]{5}_")
-
-
-def ref(name: str) -> Any:
-    return json.loads((REF / name).read_text())
-
-
-def workflow(case: str) -> dict[str, Any]:
-    path = REF / f"workflow_{case}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    (entry,) = ref(f"history_{case}.json").values()
-    return entry["prompt"][2]
-
-
-def png(rgb: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, rgb).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-# -- normalising what differs between runs -----------------------------------------------------------
-
-
-def normalize(value: Any, ids: dict[str, str]) -> Any:
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if key == "timestamp":
-                assert isinstance(item, int)
-                out[key] = "<timestamp>"
-            elif key == "traceback":
-                assert isinstance(item, list) and all(isinstance(line, str) for line in item)
-                out[key] = "<traceback>"
-            elif key == "sid":
-                assert isinstance(item, str) and item
-                out[key] = "<sid>"
-            elif key in ("current_outputs", "executed", "dependent_outputs"):  # sets in ComfyUI
-                out[key] = sorted(item)
-            elif key == "errors":  # ComfyUI checks inputs in set order
-                out[key] = sorted((normalize(e, ids) for e in item), key=json.dumps)
-            else:
-                out[key] = normalize(item, ids)
-        return out
-    if isinstance(value, list):
-        return [normalize(item, ids) for item in value]
-    if isinstance(value, str):
-        return ids.get(value, PREVIEW_NAME.sub("_temp_xxxxx_", value))
-    if isinstance(value, float):  # JSON's 1.0 and 1 differ on the wire (progress_state has both)
-        return f"float:{value!r}"
-    return value
-
-
-def describe_binary(data: bytes) -> dict[str, Any]:
-    event = int.from_bytes(data[:4], "big")
-    if event == 4:
-        length = int.from_bytes(data[4:8], "big")
-        return {
-            "event_type": 4,
-            "metadata": json.loads(data[8 : 8 + length]),
-            "magic": data[8 + length : 16 + length].hex(),
-        }
-    return {"event_type": event, "image_type": int.from_bytes(data[4:8], "big"), "magic": data[8:16].hex()}
-
-
-def describe_recorded_binary(row: dict[str, Any]) -> dict[str, Any]:
-    if row["event_type"] == 4:
-        return {"event_type": 4, "metadata": row["metadata"], "magic": row["image_magic_hex"]}
-    return {
-        "event_type": row["event_type"],
-        "image_type": int(row["first8_hex"][8:16], 16),
-        "magic": row["image_magic_hex"],
-    }
-
-
-def live_frames(frames: list[Frame]) -> list[Any]:
-    return [f.msg if f.kind == "text" else describe_binary(f.data) for f in frames]
-
-
-def recorded_frames(case: str) -> tuple[dict[str, Any] | None, list[Any]]:
-    """The recorded `POST /prompt` answer row and the frames the client received, in order."""
-    answer = None
-    frames = []
-    for line in (REF / f"trace_{case}.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if row["dir"] == "http":
-            answer = row
-        elif row["dir"] == "in":
-            frames.append(row["msg"] if row["kind"] == "text" else describe_recorded_binary(row))
-    return answer, frames
-
-
-# -- running a case ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    answer: Answer
-    client_id: str
-    frames: list[Frame]
-    history: dict[str, Any] = field(default_factory=dict)
-    views: list[tuple[str, dict[str, Any], Answer]] = field(default_factory=list)
-
-    @property
-    def prompt_id(self) -> str | None:
-        return self.answer.json().get("prompt_id") if self.answer.status == 200 else None
-
-
-def run_case(comfy: ComfyProcess, case: str, *, feature_flags: bool = False, **body: Any) -> Run:
-    client_id = uuid.uuid4().hex
-    with Socket(comfy.ws_url(client_id)) as socket:
-        frames = [socket.receive()]
-        if feature_flags:
-            socket.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
-            frames.append(socket.receive())
-        answer = post(comfy.url, "/prompt", {"prompt": workflow(case), "client_id": client_id, **body})
-        run = Run(answer, client_id, frames)
-        if answer.status == 200:
-            run.frames += socket.until_done(run.prompt_id)
-    if answer.status == 200:
-        run.history = get(comfy.url, f"/history/{run.prompt_id}").json()
-        for node_id, output in run.history[run.prompt_id]["outputs"].items():
-            for item in output.get("images", []):
-                query = f"/view?filename={item['filename']}&subfolder={item['subfolder']}&type={item['type']}"
-                run.views.append((node_id, item, get(comfy.url, query)))
-    return run
-
-
-def assert_matches_recording(case: str, run: Run, *, exact_number: bool) -> None:
-    recorded_answer, recorded = recorded_frames(case)
-    assert recorded_answer is not None
-    summary = ref(f"summary_{case}.json") if (REF / f"summary_{case}.json").exists() else {}
-    ids = {run.client_id: "<client>", summary.get("client_id", "?"): "<client>"}
-    if run.prompt_id:
-        ids[run.prompt_id] = "<prompt_id>"
-        ids[recorded_answer["body"]["prompt_id"]] = "<prompt_id>"
-
-    live_body, recorded_body = run.answer.json(), recorded_answer["body"]
-    if not exact_number and "number" in recorded_body:
-        assert isinstance(live_body["number"], int)
-        live_body["number"] = recorded_body["number"]
-    assert run.answer.status == recorded_answer["status"]
-    assert normalize(live_body, ids) == normalize(recorded_body, ids)
-    assert normalize(live_frames(run.frames), ids) == normalize(recorded, ids)
-
-    if run.prompt_id:
-        (recorded_entry,) = ref(f"history_{case}.json").values()
-        live_entry = run.history[run.prompt_id]
-        if not exact_number:
-            live_entry["prompt"][0] = recorded_entry["prompt"][0]
-        # The outputs to execute: ComfyUI builds this list from a set, so its order varies between runs.
-        for entry in (live_entry, recorded_entry):
-            entry["prompt"][4] = sorted(entry["prompt"][4])
-        assert normalize(live_entry, ids) == normalize(recorded_entry, ids)
-        recorded_views = [
-            _view_row(o["node"], o, o["status"], o["content_type"], o["magic_hex"])
-            for o in ref(f"outputs_{case}.json")
-        ]
-        live_views = [
-            _view_row(node, item, a.status, a.content_type, a.body[:8].hex()) for node, item, a in run.views
-        ]
-        assert live_views == recorded_views
-
-
-def _view_row(
-    node: str, item: dict[str, Any], status: int, content_type: str | None, magic: str
-) -> tuple[Any, ...]:
-    """An output file as `/view` served it (the random part of a preview's name left out)."""
-    name = PREVIEW_NAME.sub("_temp_xxxxx_", item["filename"])
-    return (node, name, item["subfolder"], item["type"], status, content_type, magic)
-
-
-# -- the recorded session, replayed -------------------------------------------------------------------
+pytestmark = REPLAYS
 
 UPSCALERS = [p.name for p in MODELS.iterdir()] + ["slow_compact_x2.safetensors"]
 
@@ -493,125 +316,6 @@ def test_object_info_is_the_recorded_one_with_file_lists_from_disk(session: Sess
         "lab_input (1).png",
         "lab_input.png",
     ]
-
-
-# -- cases recorded on a fresh server -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def slow_comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyProcess]:
-    """A second server whose upscaler steps take 0.5 s, so a run can be interrupted mid-node."""
-    with start_comfyui(tmp_path_factory.mktemp("slow"), env={"COMFYUI_STANDIN_STEP_DELAY": "0.5"}) as comfy:
-        shutil.copy(
-            MODELS / "tiny_compact_x2.safetensors",
-            comfy.dirs.model_folder("upscale_models") / "slow_compact_x2.safetensors",
-        )
-        yield comfy
-
-
-def test_partly_valid_prompt_runs_only_its_valid_outputs(slow_comfy: ComfyProcess) -> None:
-    run = run_case(slow_comfy, "d_partial_invalid_legacy")
-    assert_matches_recording("d_partial_invalid_legacy", run, exact_number=False)
-
-
-def test_interrupt_stops_the_running_prompt_and_queue_edits_touch_only_pending_ones(
-    slow_comfy: ComfyProcess,
-) -> None:
-    if not running_standin():
-        pytest.skip(
-            "needs the stand-in's COMFYUI_STANDIN_STEP_DELAY (the recorded run used a 2.4 MB upscaler)"
-        )
-    recorded = ref("h_queue_interrupt_effects.json")
-    client_id = uuid.uuid4().hex
-    url = slow_comfy.url
-    with Socket(slow_comfy.ws_url(client_id)) as socket:
-        frames = [socket.receive()]
-        answer = post(url, "/prompt", {"prompt": workflow("h_interrupt"), "client_id": client_id})
-        prompt_id = answer.json()["prompt_id"]
-        while (frame := socket.receive()).type != "progress":
-            frames.append(frame)
-        frames.append(frame)
-        queued = []
-        for item in recorded["queue_before"]["queue_pending"]:
-            queued.append(
-                post(url, "/prompt", {"prompt": item[2], "client_id": client_id}).json()["prompt_id"]
-            )
-        queue_info = get(url, "/prompt").json()
-        before = get(url, "/queue").json()
-        post(url, "/queue", {"delete": [queued[1]]})
-        after_delete = get(url, "/queue").json()
-        post(url, "/queue", {"clear": True})
-        after_clear = get(url, "/queue").json()
-        interrupted = post(url, "/interrupt", {})
-        frames += socket.until_done(prompt_id)
-
-    assert queue_info == recorded["get_prompt_before"]
-    assert interrupted.status == 200
-    ids = {prompt_id: "<running>", queued[0]: "<queued0>", queued[1]: "<queued1>"}
-    recorded_ids = {
-        recorded["result"]["prompt_id"]: "<running>",
-        **dict(zip(recorded["queued_ids"], ["<queued0>", "<queued1>"], strict=True)),
-    }
-    for live, name in (
-        (before, "queue_before"),
-        (after_delete, "queue_after_delete"),
-        (after_clear, "queue_after_clear"),
-    ):
-        assert _queue_shape(live, ids) == _queue_shape(recorded[name], recorded_ids), name
-    assert get(url, "/queue").json() == recorded["queue_end"]
-
-    _, recorded_frames_h = recorded_frames("h_interrupt")
-    names = {prompt_id: "<prompt_id>", client_id: "<client>", recorded["result"]["prompt_id"]: "<prompt_id>"}
-    assert normalize(live_frames(frames), names) == normalize(recorded_frames_h, names)
-    (recorded_entry,) = ref("history_h_interrupt.json").values()
-    live_entry = get(url, f"/history/{prompt_id}").json()[prompt_id]
-    assert normalize(live_entry["status"], names) == normalize(recorded_entry["status"], names)
-    assert (live_entry["outputs"], live_entry["meta"]) == ({}, {})
-    assert get(url, f"/history/{queued[0]}").json() == {}
-
-
-def _queue_shape(queue: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
-    """Queue items with ids named and numbers made relative to the running prompt's."""
-    items = queue["queue_running"] + queue["queue_pending"]
-    first = items[0][0] if items else 0
-    return {
-        key: [
-            [item[0] - first, ids[item[1]], item[2], {"client_id": "<client>"}, item[4]]
-            for item in queue[key]
-        ]
-        for key in ("queue_running", "queue_pending")
-    }
-
-
-def test_extra_model_paths_is_default_first_then_models_then_the_others(tmp_path: Path) -> None:
-    extra = tmp_path / "extra_models"
-    for folder in ("ups_default", "ups"):
-        (extra / folder).mkdir(parents=True)
-    shutil.copy(MODELS / "tiny_compact_x2.safetensors", extra / "ups_default" / "tiny_compact_x2.safetensors")
-    shutil.copy(MODELS / "broken_header.safetensors", extra / "ups" / "tiny_compact_x2.safetensors")
-    shutil.copy(MODELS / "tiny_compact_x2.safetensors", extra / "ups" / "extra_only.safetensors")
-    config = tmp_path / "extra_model_paths.yaml"
-    config.write_text(
-        f"lab_default:\n  base_path: {extra}\n  is_default: true\n  upscale_models: ups_default\n"
-        f"lab:\n  base_path: {extra}\n  upscale_models: ups\n  my_custom_folder: ups\n"
-    )
-    with start_comfyui(tmp_path / "base", args=["--extra-model-paths-config", str(config)]) as comfy:
-        shutil.copy(
-            MODELS / "broken_truncated.safetensors",
-            comfy.dirs.model_folder("upscale_models") / "tiny_compact_x2.safetensors",
-        )
-        run = run_case(comfy, "extra_paths_priority")
-        folder_paths = get(comfy.url, "/internal/folder_paths").json()
-        custom = get(comfy.url, "/models/my_custom_folder").json()
-        base = str(comfy.dirs.base)
-    assert_matches_recording("extra_paths_priority", run, exact_number=True)
-    recorded = ref("extra_model_paths_test.json")
-    order = [
-        p.replace(str(extra), "<extra_models>").replace(base, "<ComfyUI>")
-        for p in folder_paths["upscale_models"]
-    ]
-    assert order == recorded["folder_paths_order"]
-    assert custom == recorded["models_my_custom_folder"]
 
 
 def test_websocket_without_client_id_gets_a_generated_sid_and_feature_flags_are_answered(

@@ -35,8 +35,21 @@ def _switches(group: argparse._ActionsContainer, *names: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser, with ComfyUI's flags; the stand-in's own meaning is noted where it differs."""
+    """The parser, with ComfyUI's flags in ComfyUI's order; the stand-in's own meaning is noted where it
+    differs."""
     p = argparse.ArgumentParser(description="ComfyUI stand-in: ComfyUI's HTTP and websocket API for tests.")
+    _add_server_flags(p)
+    _add_directory_flags(p)
+    _switches(p, "--auto-launch", "--disable-auto-launch")  # opening a browser: no effect here
+    _add_device_and_precision_flags(p)
+    _add_preview_and_cache_flags(p)
+    _add_attention_and_memory_flags(p)
+    _add_node_and_logging_flags(p)
+    _add_front_end_and_service_flags(p)
+    return p
+
+
+def _add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--listen",
         default="127.0.0.1",
@@ -57,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="no effect here: the stand-in has no browser-facing middlewares",
     )
     p.add_argument("--max-upload-size", type=float, default=100, help="largest request body, in MB")
+
+
+def _add_directory_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-directory", help="base for models/, input/, output/, temp/ and user/")
     p.add_argument(
         "--extra-model-paths-config",
@@ -68,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-directory", help="output directory (overrides --base-directory)")
     p.add_argument("--temp-directory", help="the temp directory is <this>/temp (overrides --base-directory)")
     p.add_argument("--input-directory", help="input directory (overrides --base-directory)")
-    _switches(p, "--auto-launch", "--disable-auto-launch")
+
+
+def _add_device_and_precision_flags(p: argparse.ArgumentParser) -> None:
+    """GPUs and number formats: accepted, no effect on a CPU-only server without models."""
     p.add_argument("--cuda-device", type=int, default=None, metavar="DEVICE_ID")
     p.add_argument("--default-device", type=int, default=None, metavar="DEFAULT_DEVICE_ID")
     _switches(p.add_mutually_exclusive_group(), "--cuda-malloc", "--disable-cuda-malloc")
@@ -97,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--directml", type=int, nargs="?", metavar="DIRECTML_DEVICE", const=-1)
     p.add_argument("--oneapi-device-selector", default=None, metavar="SELECTOR_STRING")
     _switches(p, "--disable-ipex-optimize", "--supports-fp8-compute")
+
+
+def _add_preview_and_cache_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preview-method", default="none", choices=PREVIEW_METHODS, metavar=f"[{','.join(PREVIEW_METHODS)}]"
     )
@@ -105,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--cache-classic", action="store_true", help="keep outputs of the last prompt's nodes")
     cache.add_argument("--cache-lru", type=int, default=0, help="not supported by the stand-in")
     cache.add_argument("--cache-none", action="store_true", help="re-execute every node of every prompt")
+
+
+def _add_attention_and_memory_flags(p: argparse.ArgumentParser) -> None:
+    """Attention kernels and memory placement (no-ops here), with the upload hash among them, as in
+    ComfyUI's list."""
     _switches(
         p.add_mutually_exclusive_group(),
         "--use-split-cross-attention",
@@ -135,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     _switches(p, "--disable-smart-memory", "--deterministic")
     p.add_argument("--fast", nargs="*", choices=FAST_FEATURES)
     _switches(p, "--mmap-torch-files", "--disable-mmap")
+
+
+def _add_node_and_logging_flags(p: argparse.ArgumentParser) -> None:
+    """How it starts, which node classes it loads, and how it logs."""
     p.add_argument("--dont-print-server", action="store_true", help="do not log the server start lines")
     p.add_argument("--quick-test-for-ci", action="store_true", help="set everything up, then exit 0")
     p.add_argument("--windows-standalone-build", action="store_true")
@@ -147,13 +178,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", default="INFO", const="DEBUG", nargs="?", choices=LOG_LEVELS, help="log level"
     )
     p.add_argument("--log-stdout", action="store_true", help="log to stdout (errors still to stderr)")
+
+
+def _add_front_end_and_service_flags(p: argparse.ArgumentParser) -> None:
+    """The front end, the user folder (used), response compression and ComfyUI's services (accepted,
+    unused)."""
     p.add_argument("--front-end-version", default="comfyanonymous/ComfyUI@latest")
     p.add_argument("--front-end-root", type=_existing_directory, default=None)
     p.add_argument("--user-directory", type=_existing_directory, default=None)
     p.add_argument("--enable-compress-response-body", action="store_true", help="no effect here")
     p.add_argument("--comfy-api-base", default="https://api.comfy.org")
     p.add_argument("--database-url", default="sqlite:///:memory:")
-    return p
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -15,32 +15,18 @@ import time
 import traceback
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
 from .caching import Cache, input_signatures
 from .catalog import Catalog
 from .errors import InterruptProcessingException, full_type_name
 from .folders import Folders
 from .graph import ExecutionList, Prompt, node_inputs
-from .nodes import NodeContext, NodeLibrary, NodeOutput, Preview, not_implemented
+from .node_api import NodeContext, NodeOutput, Preview
+from .nodes import NodeLibrary, not_implemented
+from .progress import UNENCODED_PREVIEW_IMAGE, Outbox, Progress
 
 log = logging.getLogger(__name__)
-
-# Binary websocket events (ComfyUI's protocol.BinaryEventTypes)
-PREVIEW_IMAGE = 1
-UNENCODED_PREVIEW_IMAGE = 2
-PREVIEW_IMAGE_WITH_METADATA = 4
-
-
-class Outbox(Protocol):
-    """The part of the server the executor talks to."""
-
-    client_id: str | None
-    last_node_id: str | None
-
-    def send_sync(self, event: str | int, data: Any, sid: str | None) -> None: ...
-
-    def supports_preview_metadata(self, sid: str | None) -> bool: ...
 
 
 class Interrupt:
@@ -69,59 +55,6 @@ class Interrupt:
 class _Result(Enum):
     SUCCESS = 0
     FAILURE = 1
-
-
-class _Progress:
-    """Per-node progress of the running prompt; every change sends the whole `progress_state`."""
-
-    def __init__(self, outbox: Outbox, prompt_id: str) -> None:
-        self._outbox = outbox
-        self._prompt_id = prompt_id
-        self._nodes: dict[str, dict[str, Any]] = {}
-
-    def _entry(self, node_id: str) -> dict[str, Any]:
-        return self._nodes.setdefault(node_id, {"state": "pending", "value": 0, "max": 1})
-
-    def start(self, node_id: str) -> None:
-        self._entry(node_id).update(state="running", value=0.0, max=1.0)
-        self._send()
-
-    def update(self, node_id: str, value: float, maximum: float, preview: Preview | None) -> None:
-        self._entry(node_id).update(state="running", value=value, max=maximum)
-        self._send()
-        if preview is not None and self._outbox.supports_preview_metadata(self._outbox.client_id):
-            metadata = {
-                "node_id": node_id,
-                "prompt_id": self._prompt_id,
-                "display_node_id": node_id,
-                "parent_node_id": None,
-                "real_node_id": node_id,
-            }
-            self._outbox.send_sync(PREVIEW_IMAGE_WITH_METADATA, (preview, metadata), self._outbox.client_id)
-
-    def finish(self, node_id: str) -> None:
-        entry = self._entry(node_id)
-        entry.update(state="finished", value=entry["max"])
-        self._send()
-
-    def _send(self) -> None:
-        nodes = {
-            node_id: {
-                "value": entry["value"],
-                "max": entry["max"],
-                "state": entry["state"],
-                "node_id": node_id,
-                "prompt_id": self._prompt_id,
-                "display_node_id": node_id,
-                "parent_node_id": None,
-                "real_node_id": node_id,
-            }
-            for node_id, entry in self._nodes.items()
-            if entry["state"] != "pending"
-        }
-        self._outbox.send_sync(
-            "progress_state", {"prompt_id": self._prompt_id, "nodes": nodes}, self._outbox.client_id
-        )
 
 
 class PromptExecutor:
@@ -174,7 +107,7 @@ class PromptExecutor:
         self.history_result = {"outputs": {}, "meta": {}}
         self._add_message("execution_start", {"prompt_id": prompt_id}, broadcast=False)
 
-        progress = _Progress(self._outbox, prompt_id)
+        progress = Progress(self._outbox, prompt_id)
         keys = input_signatures(prompt, self._fingerprints(prompt), self._node_id_matters(prompt))
         self._outputs.set_prompt(keys)
         self._ui.set_prompt(keys)
@@ -254,22 +187,14 @@ class PromptExecutor:
         prompt_id: str,
         node_id: str,
         extra_data: dict[str, Any],
-        progress: _Progress,
+        progress: Progress,
         executed: list[str],
     ) -> tuple[_Result, dict[str, Any] | None, BaseException | None]:
+        """Run one node (or re-announce its cached output); a failure comes back as ComfyUI's error."""
         outbox = self._outbox
         class_type = prompt[node_id]["class_type"]
         if self._outputs.get(node_id) is not None:
-            if outbox.client_id is not None:
-                cached_ui = self._ui.get(node_id) or {}
-                data = {
-                    "node": node_id,
-                    "display_node": node_id,
-                    "output": cached_ui.get("output"),
-                    "prompt_id": prompt_id,
-                }
-                outbox.send_sync("executed", data, outbox.client_id)
-            progress.finish(node_id)
+            self._announce_cached(node_id, prompt_id, progress)
             return _Result.SUCCESS, None, None
 
         values: dict[str, list[Any]] | None = None
@@ -282,46 +207,55 @@ class PromptExecutor:
                 outbox.send_sync("executing", data, outbox.client_id)
             state = self._objects.setdefault((node_id, class_type), {})
             results = self._run(class_type, node_id, prompt_id, values, state, progress)
-            output_data = [
-                list(column) for column in zip(*(r.result for r in results if r.result), strict=True)
-            ]
-            uis = [r.ui for r in results if r.ui is not None]
-            output_ui = {key: [item for ui in uis for item in ui[key]] for key in uis[0]} if uis else {}
-            if output_ui:
-                meta = {
-                    "node_id": node_id,
-                    "display_node": node_id,
-                    "parent_node": None,
-                    "real_node_id": node_id,
-                }
-                self._ui.set(node_id, {"meta": meta, "output": output_ui})
-                if outbox.client_id is not None:
-                    data = {
-                        "node": node_id,
-                        "display_node": node_id,
-                        "output": output_ui,
-                        "prompt_id": prompt_id,
-                    }
-                    outbox.send_sync("executed", data, outbox.client_id)
-            self._outputs.set(node_id, output_data)
+            self._keep_outputs(node_id, prompt_id, results)
         except InterruptProcessingException as ex:
             log.info("Processing interrupted")
             return _Result.FAILURE, {"node_id": node_id}, ex
         except Exception as ex:
             log.error("!!! Exception during processing !!! %s", ex)
             log.error(traceback.format_exc())
-            current_inputs = {name: [_format_value(v) for v in vals] for name, vals in (values or {}).items()}
-            error = {
-                "node_id": node_id,
-                "exception_message": f"{ex}\n",
-                "exception_type": full_type_name(type(ex)),
-                "traceback": traceback.format_tb(ex.__traceback__),
-                "current_inputs": current_inputs,
-            }
-            return _Result.FAILURE, error, ex
+            return _Result.FAILURE, _exception_error(node_id, ex, values), ex
         progress.finish(node_id)
         executed.append(node_id)
         return _Result.SUCCESS, None, None
+
+    def _announce_cached(self, node_id: str, prompt_id: str, progress: Progress) -> None:
+        """A cached node is not run, but its `executed` (with the cached UI output) is sent again."""
+        outbox = self._outbox
+        if outbox.client_id is not None:
+            cached_ui = self._ui.get(node_id) or {}
+            data = {
+                "node": node_id,
+                "display_node": node_id,
+                "output": cached_ui.get("output"),
+                "prompt_id": prompt_id,
+            }
+            outbox.send_sync("executed", data, outbox.client_id)
+        progress.finish(node_id)
+
+    def _keep_outputs(self, node_id: str, prompt_id: str, results: list[NodeOutput]) -> None:
+        """Cache a node's outputs and its UI output; a UI output is also sent as `executed`."""
+        outbox = self._outbox
+        output_data = [list(column) for column in zip(*(r.result for r in results if r.result), strict=True)]
+        uis = [r.ui for r in results if r.ui is not None]
+        output_ui = {key: [item for ui in uis for item in ui[key]] for key in uis[0]} if uis else {}
+        if output_ui:
+            meta = {
+                "node_id": node_id,
+                "display_node": node_id,
+                "parent_node": None,
+                "real_node_id": node_id,
+            }
+            self._ui.set(node_id, {"meta": meta, "output": output_ui})
+            if outbox.client_id is not None:
+                data = {
+                    "node": node_id,
+                    "display_node": node_id,
+                    "output": output_ui,
+                    "prompt_id": prompt_id,
+                }
+                outbox.send_sync("executed", data, outbox.client_id)
+        self._outputs.set(node_id, output_data)
 
     def _run(
         self,
@@ -330,7 +264,7 @@ class PromptExecutor:
         prompt_id: str,
         values: dict[str, list[Any]],
         state: dict[str, Any],
-        progress: _Progress,
+        progress: Progress,
     ) -> list[NodeOutput]:
         """Call the node once per list index (inputs shorter than the longest repeat their last value)."""
 
@@ -390,6 +324,18 @@ class PromptExecutor:
             current_outputs=list(current_outputs),
         )
         self._add_message("execution_error", message, broadcast=False)
+
+
+def _exception_error(node_id: str, ex: Exception, values: dict[str, list[Any]] | None) -> dict[str, Any]:
+    """The `execution_error` fields of a node that raised: message, type, traceback and its inputs."""
+    current_inputs = {name: [_format_value(v) for v in vals] for name, vals in (values or {}).items()}
+    return {
+        "node_id": node_id,
+        "exception_message": f"{ex}\n",
+        "exception_type": full_type_name(type(ex)),
+        "traceback": traceback.format_tb(ex.__traceback__),
+        "current_inputs": current_inputs,
+    }
 
 
 def _format_value(value: Any) -> Any:

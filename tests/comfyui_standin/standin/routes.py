@@ -38,13 +38,25 @@ _INDEX_HTML = (
 
 def build_app(server: PromptServer) -> web.Application:
     """The aiohttp application with every route; the routes are also served under `/api`."""
-    args = server.args
-    app = web.Application(client_max_size=round(args.max_upload_size * 1024 * 1024))
+    app = web.Application(client_max_size=round(server.args.max_upload_size * 1024 * 1024))
     routes = web.RouteTableDef()
-    folders = server.folders
-    queue = server.prompt_queue
-
     routes.get("/ws")(server.websocket_handler)
+    _add_listing_routes(routes, server)
+    _add_file_routes(routes, server)
+    _add_system_routes(routes, server)
+    _add_queue_reading_routes(routes, server)
+    _add_queue_writing_routes(routes, server)
+    app.add_routes(
+        [web.route(r.method, "/api" + r.path, r.handler) for r in routes if isinstance(r, web.RouteDef)]
+    )
+    app.add_routes(routes)
+    app.add_subapp("/internal", _internal_app(server))
+    return app
+
+
+def _add_listing_routes(routes: web.RouteTableDef, server: PromptServer) -> None:
+    """The front page and what is installed: embeddings, model folders and their files, extensions."""
+    folders = server.folders
 
     @routes.get("/")
     async def index(request: web.Request) -> web.Response:
@@ -74,9 +86,14 @@ def build_app(server: PromptServer) -> web.Application:
                 found.append(f"/extensions/{urllib.parse.quote(name)}/{relative}")
         return web.json_response(found)
 
+
+def _add_file_routes(routes: web.RouteTableDef, server: PromptServer) -> None:
+    """Uploads, downloads (`/view`) and a safetensors file's metadata."""
+    folders = server.folders
+
     @routes.post("/upload/image")
     async def upload(request: web.Request) -> web.Response:
-        return upload_image(await request.post(), folders, args.default_hashing_function)
+        return upload_image(await request.post(), folders, server.args.default_hashing_function)
 
     @routes.get("/view")
     async def view_file(request: web.Request) -> web.StreamResponse:
@@ -99,30 +116,13 @@ def build_app(server: PromptServer) -> web.Application:
             return web.Response(status=404)
         return web.json_response(header["__metadata__"])
 
+
+def _add_system_routes(routes: web.RouteTableDef, server: PromptServer) -> None:
+    """What the server is: its system, its features, its queue's size and its node classes."""
+
     @routes.get("/system_stats")
     async def system_stats(request: web.Request) -> web.Response:
-        total, free = _memory()
-        system = {
-            "os": os.name,
-            "ram_total": total,
-            "ram_free": free,
-            "comfyui_version": COMFYUI_VERSION,
-            **_FRONTEND,
-            "python_version": sys.version,
-            "pytorch_version": "none (ComfyUI stand-in)",
-            "embedded_python": False,
-            "argv": sys.argv,
-        }
-        device = {
-            "name": "cpu",
-            "type": "cpu",
-            "index": None,
-            "vram_total": total,
-            "vram_free": free,
-            "torch_vram_total": total,
-            "torch_vram_free": free,
-        }
-        return web.json_response({"system": system, "devices": [device]})
+        return web.json_response(_system_stats())
 
     @routes.get("/features")
     async def features(request: web.Request) -> web.Response:
@@ -142,6 +142,11 @@ def build_app(server: PromptServer) -> web.Application:
         name = request.match_info["node_class"]
         return web.json_response({name: server.catalog.node_info(name)} if name in server.catalog else {})
 
+
+def _add_queue_reading_routes(routes: web.RouteTableDef, server: PromptServer) -> None:
+    """The history (all, the last `max_items`, or one prompt) and the queue."""
+    queue = server.prompt_queue
+
     @routes.get("/history")
     async def history(request: web.Request) -> web.Response:
         query = request.rel_url.query
@@ -158,39 +163,15 @@ def build_app(server: PromptServer) -> web.Application:
         running, pending = queue.current()
         return web.json_response({"queue_running": running, "queue_pending": pending})
 
+
+def _add_queue_writing_routes(routes: web.RouteTableDef, server: PromptServer) -> None:
+    """Queueing a prompt, editing the queue and the history, interrupting, and `/free`."""
+    queue = server.prompt_queue
+
     @routes.post("/prompt")
     async def post_prompt(request: web.Request) -> web.Response:
         log.info("got prompt")
-        body = await request.json()
-        if "number" in body:
-            number: Any = float(body["number"])
-        else:
-            number = server.number
-            if body.get("front"):
-                number = -number
-            server.number += 1
-        if "prompt" not in body:
-            error = {
-                "type": "no_prompt",
-                "message": "No prompt provided",
-                "details": "No prompt provided",
-                "extra_info": {},
-            }
-            return web.json_response({"error": error, "node_errors": {}}, status=400)
-        prompt = body["prompt"]
-        prompt_id = str(body.get("prompt_id", uuid.uuid4()))
-        targets = body.get("partial_execution_targets")
-        result = validate_prompt(prompt, server.catalog, server.library, folders, targets)
-        extra_data = body.get("extra_data", {})
-        if "client_id" in body:
-            extra_data["client_id"] = body["client_id"]
-        if not result.ok:
-            log.warning("invalid prompt: %s", result.error)
-            return web.json_response({"error": result.error, "node_errors": result.node_errors}, status=400)
-        queue.put((number, prompt_id, prompt, extra_data, result.good_outputs))
-        return web.json_response(
-            {"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors}
-        )
+        return _queue_prompt(server, await request.json())
 
     @routes.post("/queue")
     async def post_queue(request: web.Request) -> web.Response:
@@ -235,12 +216,36 @@ def build_app(server: PromptServer) -> web.Application:
             queue.delete_history_item(prompt_id)
         return web.Response(status=200)
 
-    app.add_routes(
-        [web.route(r.method, "/api" + r.path, r.handler) for r in routes if isinstance(r, web.RouteDef)]
-    )
-    app.add_routes(routes)
-    app.add_subapp("/internal", _internal_app(server))
-    return app
+
+def _queue_prompt(server: PromptServer, body: dict[str, Any]) -> web.Response:
+    """`POST /prompt`: number it (a prompt sent with `front` goes first), validate it, queue it."""
+    if "number" in body:
+        number: Any = float(body["number"])
+    else:
+        number = server.number
+        if body.get("front"):
+            number = -number
+        server.number += 1
+    if "prompt" not in body:
+        error = {
+            "type": "no_prompt",
+            "message": "No prompt provided",
+            "details": "No prompt provided",
+            "extra_info": {},
+        }
+        return web.json_response({"error": error, "node_errors": {}}, status=400)
+    prompt = body["prompt"]
+    prompt_id = str(body.get("prompt_id", uuid.uuid4()))
+    targets = body.get("partial_execution_targets")
+    result = validate_prompt(prompt, server.catalog, server.library, server.folders, targets)
+    extra_data = body.get("extra_data", {})
+    if "client_id" in body:
+        extra_data["client_id"] = body["client_id"]
+    if not result.ok:
+        log.warning("invalid prompt: %s", result.error)
+        return web.json_response({"error": result.error, "node_errors": result.node_errors}, status=400)
+    server.prompt_queue.put((number, prompt_id, prompt, extra_data, result.good_outputs))
+    return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors})
 
 
 def _internal_app(server: PromptServer) -> web.Application:
@@ -264,6 +269,32 @@ def _internal_app(server: PromptServer) -> web.Application:
     app = web.Application()
     app.add_routes(routes)
     return app
+
+
+def _system_stats() -> dict[str, Any]:
+    """`/system_stats` as ComfyUI answers it on a CPU-only machine."""
+    total, free = _memory()
+    system = {
+        "os": os.name,
+        "ram_total": total,
+        "ram_free": free,
+        "comfyui_version": COMFYUI_VERSION,
+        **_FRONTEND,
+        "python_version": sys.version,
+        "pytorch_version": "none (ComfyUI stand-in)",
+        "embedded_python": False,
+        "argv": sys.argv,
+    }
+    device = {
+        "name": "cpu",
+        "type": "cpu",
+        "index": None,
+        "vram_total": total,
+        "vram_free": free,
+        "torch_vram_total": total,
+        "torch_vram_free": free,
+    }
+    return {"system": system, "devices": [device]}
 
 
 def _memory() -> tuple[int, int]:

@@ -23,15 +23,11 @@ from aiohttp import ClientError, WSMsgType, web
 from PIL import Image, ImageOps
 
 from .catalog import Catalog
-from .execution import (
-    PREVIEW_IMAGE,
-    PREVIEW_IMAGE_WITH_METADATA,
-    UNENCODED_PREVIEW_IMAGE,
-    Interrupt,
-    PromptExecutor,
-)
+from .execution import Interrupt, PromptExecutor
 from .folders import Folders
-from .nodes import NodeLibrary, Preview
+from .node_api import Preview
+from .nodes import NodeLibrary
+from .progress import PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA, UNENCODED_PREVIEW_IMAGE
 from .prompt_queue import PromptQueue
 from .settings import StandinSettings
 

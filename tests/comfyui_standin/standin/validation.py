@@ -48,7 +48,41 @@ def validate_prompt(
     partial_targets: list[str] | None,
 ) -> Validation:
     """Check a prompt; raises (a 500 for the server) where ComfyUI would, e.g. for a non-dict node."""
-    outputs = []
+    unknown = _unknown_node(prompt, catalog)
+    if unknown is not None:
+        return unknown
+    outputs = [  # iterated as ComfyUI does, so a prompt that is not a dict fails as there
+        node_id
+        for node_id in prompt
+        if catalog.is_output(prompt[node_id]["class_type"])
+        and (partial_targets is None or node_id in partial_targets)
+    ]
+    if not outputs:
+        return Validation(False, _error("prompt_no_outputs", "Prompt has no outputs", ""))
+
+    checker = _NodeChecker(prompt, catalog, library, folders)
+    good_outputs: list[str] = []
+    failures: list[tuple[str, list[dict[str, Any]]]] = []
+    node_errors: dict[str, dict[str, Any]] = {}
+    for output in outputs:
+        valid, reasons = _check_output(checker, output)
+        if valid:
+            good_outputs.append(output)
+            continue
+        log.error("Failed to validate prompt for output %s:", output)
+        failures.append((output, reasons))
+        _add_node_errors(node_errors, checker, output)
+        log.error("Output will be ignored")
+
+    if not good_outputs:
+        details = "\n".join(f"{e['message']}: {e['details']}" for _, reasons in failures for e in reasons)
+        error = _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
+        return Validation(False, error, [], node_errors)
+    return Validation(True, None, good_outputs, node_errors)
+
+
+def _unknown_node(prompt: Prompt, catalog: Catalog) -> Validation | None:
+    """The refusal of the first node without a `class_type`, or of a class ComfyUI does not have."""
     for node_id in prompt:
         node = prompt[node_id]
         if "class_type" not in node:
@@ -58,55 +92,42 @@ def validate_prompt(
         if class_type not in catalog:
             message = f"Cannot execute because node {class_type} does not exist."
             return Validation(False, _error("invalid_prompt", message, f"Node ID '#{node_id}'"))
-        if catalog.is_output(class_type) and (partial_targets is None or node_id in partial_targets):
-            outputs.append(node_id)
-    if not outputs:
-        return Validation(False, _error("prompt_no_outputs", "Prompt has no outputs", ""))
+    return None
 
-    checker = _NodeChecker(prompt, catalog, library, folders)
-    good_outputs: list[str] = []
-    failures: list[tuple[str, list[dict[str, Any]]]] = []
-    node_errors: dict[str, dict[str, Any]] = {}
-    for output in outputs:
-        try:
-            valid, reasons = checker.check(output)
-        except Exception as ex:
-            valid = False
-            reasons = [
-                _error(
-                    "exception_during_validation",
-                    "Exception when validating node",
-                    str(ex),
-                    {
-                        "exception_type": full_type_name(type(ex)),
-                        "traceback": traceback.format_tb(sys.exc_info()[2]),
-                    },
-                )
-            ]
-            checker.validated[output] = (False, reasons)
-        if valid:
-            good_outputs.append(output)
-            continue
-        log.error("Failed to validate prompt for output %s:", output)
-        failures.append((output, reasons))
-        for node_id, (node_valid, node_reasons) in checker.validated.items():
-            if node_valid is not True and node_reasons:
-                entry = node_errors.setdefault(
-                    node_id,
-                    {
-                        "errors": node_reasons,
-                        "dependent_outputs": [],
-                        "class_type": prompt[node_id]["class_type"],
-                    },
-                )
-                entry["dependent_outputs"].append(output)
-        log.error("Output will be ignored")
 
-    if not good_outputs:
-        details = "\n".join(f"{e['message']}: {e['details']}" for _, reasons in failures for e in reasons)
-        error = _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
-        return Validation(False, error, [], node_errors)
-    return Validation(True, None, good_outputs, node_errors)
+def _check_output(checker: _NodeChecker, output: str) -> tuple[bool, list[dict[str, Any]]]:
+    """An output node's (valid, errors); an exception while checking it is its error."""
+    try:
+        return checker.check(output)
+    except Exception as ex:
+        reasons = [
+            _error(
+                "exception_during_validation",
+                "Exception when validating node",
+                str(ex),
+                {
+                    "exception_type": full_type_name(type(ex)),
+                    "traceback": traceback.format_tb(sys.exc_info()[2]),
+                },
+            )
+        ]
+        checker.validated[output] = (False, reasons)
+        return False, reasons
+
+
+def _add_node_errors(node_errors: dict[str, dict[str, Any]], checker: _NodeChecker, output: str) -> None:
+    """File every invalid node checked so far under `node_errors`, with `output` among its dependents."""
+    for node_id, (node_valid, node_reasons) in checker.validated.items():
+        if node_valid is not True and node_reasons:
+            entry = node_errors.setdefault(
+                node_id,
+                {
+                    "errors": node_reasons,
+                    "dependent_outputs": [],
+                    "class_type": checker.prompt[node_id]["class_type"],
+                },
+            )
+            entry["dependent_outputs"].append(output)
 
 
 class _NodeChecker:

@@ -1,0 +1,117 @@
+"""A ComfyUI process that dies mid-run, exits at start, never answers, or is not there."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from comfyrun.errors import ComfyUIDiedError, ComfyUIStartError
+from comfyrun.settings import RuntimeSettings
+from comfyui import ComfyUI
+from tests.comfyui_watch import SLOW, in_thread, logged, needs_own_server, upscale
+from weightkit.settings import WeightSettings
+
+pytestmark = pytest.mark.comfyui
+
+
+def _fake_checkout(root: Path, main: str) -> Path:
+    root.mkdir()
+    (root / "main.py").write_text(textwrap.dedent(main))
+    return root
+
+
+def _settings(tmp_path: Path, checkout: Path, **overrides) -> RuntimeSettings:
+    return RuntimeSettings(
+        weights=WeightSettings(comfyui_path=checkout, weights_dir=tmp_path / "weights"),
+        python=sys.executable,
+        input_dir=tmp_path / "input",
+        output_dir=tmp_path / "output",
+        temp_dir=tmp_path / "temp",
+        model_paths_file=tmp_path / "extra_model_paths.yaml",
+        **overrides,
+    )
+
+
+@needs_own_server
+def test_comfyui_killed_mid_run_fails_saying_so_with_its_last_log_lines(comfy, tmp_path):
+    doomed = ComfyUI(
+        replace(
+            comfy.settings, input_dir=tmp_path / "in", output_dir=tmp_path / "out", temp_dir=tmp_path / "tmp"
+        )
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COMFYUI_STANDIN_STEP_DELAY", "0.1")
+        doomed.start()
+    try:
+        with logged("running node 3") as running:
+            thread, result = in_thread(lambda: doomed.run(upscale("killed", size=SLOW)))
+            assert running.wait(30)
+            os.kill(doomed.pid, signal.SIGKILL)
+            thread.join(30)
+    finally:
+        doomed.stop()
+    (error,) = result
+    assert isinstance(error, ComfyUIDiedError)
+    assert error.exit_code == -signal.SIGKILL
+    assert error.log_tail and "got prompt" in "\n".join(error.log_tail)
+    assert "was killed by SIGKILL (exit code -9) while running prompt" in str(error)
+
+
+def test_server_that_exits_at_start_fails_with_its_exit_code_and_last_log_lines(tmp_path, caplog):
+    checkout = _fake_checkout(
+        tmp_path / "ComfyUI",
+        """
+        import sys
+        for n in range(60):
+            print(f"loading custom node {n}")
+        print("Traceback: ImportError: No module named 'torch'", file=sys.stderr)
+        sys.exit(3)
+        """,
+    )
+    comfy = ComfyUI(_settings(tmp_path, checkout, log_prefix="[test-comfy] "))
+    with caplog.at_level(logging.INFO, logger="comfyrun.process"), pytest.raises(ComfyUIStartError) as info:
+        comfy.start()
+    error = info.value
+    assert error.exit_code == 3
+    assert error.log_tail[-1] == "Traceback: ImportError: No module named 'torch'"
+    assert error.log_tail[0] == "loading custom node 21"  # the last 40 lines, not all of them
+    assert "exited with code 3" in str(error) and "No module named 'torch'" in str(error)
+    assert "[test-comfy] loading custom node 0" in caplog.text  # forwarded as it printed
+
+
+def test_server_that_never_answers_fails_after_the_start_timeout_and_is_stopped(tmp_path):
+    checkout = _fake_checkout(
+        tmp_path / "ComfyUI",
+        """
+        import os, sys, time
+        print("starting, but never listening", os.getpid(), flush=True)
+        print(" ".join(sys.argv[1:]), flush=True)
+        while True:
+            time.sleep(1)
+        """,
+    )
+    comfy = ComfyUI(_settings(tmp_path, checkout, start_timeout=1.0, port=None))
+    with pytest.raises(ComfyUIStartError) as info:
+        comfy.start()
+    assert "did not answer within 1 s" in str(info.value)
+    assert info.value.exit_code is None
+    assert info.value.log_tail[0].startswith("starting, but never listening")
+    arguments = info.value.log_tail[1].split()
+    assert arguments[:2] == ["--listen", "127.0.0.1"]
+    assert "--extra-model-paths-config" in arguments and "--disable-auto-launch" in arguments
+    pid = int(info.value.log_tail[0].split()[-1])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # stopped and reaped
+
+
+def test_missing_checkout_fails_before_starting_anything(tmp_path):
+    comfy = ComfyUI(_settings(tmp_path, tmp_path / "nowhere"))
+    with pytest.raises(ComfyUIStartError, match=r"there is no main\.py in COMFYUI_PATH="):
+        comfy.start()
