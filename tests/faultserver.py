@@ -138,115 +138,121 @@ class FaultServer:
 
 
 def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        reset = False
+    return type("Handler", (_Handler,), {"fault_server": server})
 
-        def finish(self) -> None:
-            super().finish()
-            if self.reset:  # close before the server's graceful shutdown(SHUT_WR): the peer gets a RST
-                self.connection.close()
 
-        def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
-            pass
+class _Handler(BaseHTTPRequestHandler):
+    """Serves `fault_server`'s routes, applying each route's next fault."""
 
-        def do_HEAD(self) -> None:
-            self.do_GET()
+    protocol_version = "HTTP/1.1"
+    reset = False
+    fault_server: FaultServer  # set on the subclass `_make_handler` makes
 
-        def do_GET(self) -> None:
-            headers = dict(self.headers.items())
-            seen = Seen(
-                self.path, headers, at=time.monotonic(), client=self.client_address, method=self.command
-            )
-            server._record(seen)
-            route = server.routes.get(self.path)
-            if route is None:
-                return self._status(seen, 404)
-            if route.require_token is not None and self.headers.get("Authorization") != (
-                f"Bearer {route.require_token}"
-            ):
-                return self._status(seen, 401)
-            if route.redirect is not None:
-                return self._status(seen, 302, {"Location": route.redirect, **route.headers})
-            fault = route.faults.pop(0) if route.faults else {}
-            if fault.get("kind") == "status":
-                headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
-                return self._status(seen, fault["code"], headers)
-            data = route.data
-            total = len(data)
-            start, end = 0, total - 1
-            match = _RANGE.fullmatch(self.headers.get("Range", ""))
-            ranged = match is not None and not route.ignore_range and not fault.get("whole")
-            if ranged and match is not None:
-                start = int(match.group(1))
-                end = min(int(match.group(2)) if match.group(2) else total - 1, total - 1)
-                if start >= total:
-                    return self._status(seen, 416, {"Content-Range": f"bytes */{total}"})
-            body = data[start : end + 1]
-            if route.corrupt:
-                body = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
-            seen.status = 206 if ranged else 200
-            self.send_response(seen.status)
-            if route.no_length:
-                self.close_connection = True
-                self.send_header("Connection", "close")
-            else:
-                self.send_header("Content-Length", str(len(body)))
-            self.send_header("ETag", route.etag)
-            self.send_header("Last-Modified", route.last_modified)
-            self.send_header("Accept-Ranges", "none" if route.ignore_range else "bytes")
-            if ranged:
-                self.send_header("Content-Range", f"bytes {start}-{end}/{total}")
-            for name, value in route.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self._body(seen, route, body, fault)
+    def finish(self) -> None:
+        super().finish()
+        if self.reset:  # close before the server's graceful shutdown(SHUT_WR): the peer gets a RST
+            self.connection.close()
 
-        def _body(self, seen: Seen, route: Route, body: bytes, fault: dict) -> None:
-            kind = fault.get("kind")
-            limit = len(body)
-            if kind in ("reset", "stall"):
-                limit = min(limit, fault["after"])
-            elif kind == "short":
-                limit = max(0, limit - fault["by"])
-            rate = fault.get("rate", route.rate) if kind == "slow" else route.rate
-            step = max(1, min(_PIECE, int(rate / 20))) if rate else _PIECE
-            pos, began = 0, time.monotonic()
-            try:
-                while pos < limit:
-                    piece = body[pos : min(limit, pos + step)]
-                    self.wfile.write(piece)
-                    self.wfile.flush()
-                    pos += len(piece)
-                    server._count(seen, len(piece))
-                    if rate:
-                        ahead = pos / rate - (time.monotonic() - began)
-                        if ahead > 0:
-                            time.sleep(ahead)
-                self.wfile.flush()
-            except OSError:
-                self.close_connection = True
-                return
-            if kind == "reset":
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.close_connection = True
-                self.reset = True
-            elif kind == "short":
-                self.close_connection = True
-            elif kind == "stall":
-                server._release.wait(fault.get("seconds", 30))
-                self.close_connection = True
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
 
-        def _status(self, seen: Seen, code: int, headers: dict[str, str] | None = None) -> None:
-            seen.status = code
-            body = f"status {code}\n".encode()
-            self.send_response(code)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        server = self.fault_server
+        headers = dict(self.headers.items())
+        seen = Seen(self.path, headers, at=time.monotonic(), client=self.client_address, method=self.command)
+        server._record(seen)
+        route = server.routes.get(self.path)
+        if route is None:
+            return self._status(seen, 404)
+        if route.require_token is not None and self.headers.get("Authorization") != (
+            f"Bearer {route.require_token}"
+        ):
+            return self._status(seen, 401)
+        if route.redirect is not None:
+            return self._status(seen, 302, {"Location": route.redirect, **route.headers})
+        fault = route.faults.pop(0) if route.faults else {}
+        if fault.get("kind") == "status":
+            headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
+            return self._status(seen, fault["code"], headers)
+        self._data(seen, route, fault)
+
+    def _data(self, seen: Seen, route: Route, fault: dict) -> None:
+        """The route's bytes, or the range asked of them, with its headers."""
+        total = len(route.data)
+        start, end = 0, total - 1
+        match = _RANGE.fullmatch(self.headers.get("Range", ""))
+        ranged = match is not None and not route.ignore_range and not fault.get("whole")
+        if ranged and match is not None:
+            start = int(match.group(1))
+            end = min(int(match.group(2)) if match.group(2) else total - 1, total - 1)
+            if start >= total:
+                return self._status(seen, 416, {"Content-Range": f"bytes */{total}"})
+        body = route.data[start : end + 1]
+        if route.corrupt:
+            body = bytes(b ^ 0xFF for b in body[:64]) + body[64:]
+        seen.status = 206 if ranged else 200
+        self.send_response(seen.status)
+        if route.no_length:
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        else:
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+        self.send_header("ETag", route.etag)
+        self.send_header("Last-Modified", route.last_modified)
+        self.send_header("Accept-Ranges", "none" if route.ignore_range else "bytes")
+        if ranged:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{total}")
+        for name, value in route.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self._body(seen, route, body, fault)
 
-    return Handler
+    def _body(self, seen: Seen, route: Route, body: bytes, fault: dict) -> None:
+        kind = fault.get("kind")
+        limit = len(body)
+        if kind in ("reset", "stall"):
+            limit = min(limit, fault["after"])
+        elif kind == "short":
+            limit = max(0, limit - fault["by"])
+        rate = fault.get("rate", route.rate) if kind == "slow" else route.rate
+        step = max(1, min(_PIECE, int(rate / 20))) if rate else _PIECE
+        pos, began = 0, time.monotonic()
+        try:
+            while pos < limit:
+                piece = body[pos : min(limit, pos + step)]
+                self.wfile.write(piece)
+                self.wfile.flush()
+                pos += len(piece)
+                self.fault_server._count(seen, len(piece))
+                if rate:
+                    ahead = pos / rate - (time.monotonic() - began)
+                    if ahead > 0:
+                        time.sleep(ahead)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+            return
+        if kind == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.reset = True
+        elif kind == "short":
+            self.close_connection = True
+        elif kind == "stall":
+            self.fault_server._release.wait(fault.get("seconds", 30))
+            self.close_connection = True
+
+    def _status(self, seen: Seen, code: int, headers: dict[str, str] | None = None) -> None:
+        seen.status = code
+        body = f"status {code}\n".encode()
+        self.send_response(code)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
