@@ -31,7 +31,7 @@ from prediction.settings import PredictorSettings
 from prediction.url_inputs import download_url_inputs
 from prediction.workflow_source import workflow_text
 from weightkit.download import FetchSummary
-from weightkit.errors import WeightkitError
+from weightkit.errors import PreloadError, WeightkitError
 from weightkit.store import EnsureResult, WeightStore, apply_renames
 from weightkit.units import format_bytes
 from weightkit.workflow import parse_workflow
@@ -70,17 +70,6 @@ class PredictRequest:
 class PredictResult:
     files: list[Path]
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-class PreloadError(WeightkitError, RuntimeError):
-    """Setup could not make the configured weights present; a model without its weights should not start."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(
-            f"Setup could not preload the weights it was asked for: {cause} Fix the setting "
-            "(BASE_MODEL_KIT, PRELOAD_WORKFLOW, PRELOAD_WEIGHTS) or the network, or set "
-            "PRELOAD_BEST_EFFORT=true to start anyway and fetch weights when a prediction needs them."
-        )
 
 
 class App:

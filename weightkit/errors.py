@@ -358,3 +358,14 @@ class DownloadsFailedError(WeightkitError, OSError):
         self.summary = summary
         listed = " ".join(f"[{name}] {error}" for name, error in failures.items())
         super().__init__(f"{len(failures)} download(s) failed. {listed}")
+
+
+class PreloadError(WeightkitError, RuntimeError):
+    """Setup could not make the configured weights present; a model without its weights should not start."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(
+            f"Setup could not preload the weights it was asked for: {cause} Fix the setting "
+            "(BASE_MODEL_KIT, PRELOAD_WORKFLOW, PRELOAD_WEIGHTS) or the network, or set "
+            "PRELOAD_BEST_EFFORT=true to start anyway and fetch weights when a prediction needs them."
+        )
