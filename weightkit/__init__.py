@@ -1,84 +1,72 @@
 """weightkit: which model weights a ComfyUI workflow needs, whether they are here, and fetching them.
 
-Independent of Cog and of the ComfyUI process: `comfyui.py` and `predict.py` are thin users of it.
+Independent of Cog and of the ComfyUI process: `comfyui.py` and `predict.py` are thin users of it. The
+names below are imported when first used, so a process that only downloads (`from weightkit.download
+import Downloader`) does not pay for the manifest, the workflow parser and YAML.
 """
 
-from weightkit.check import CheckReport, FoundWeight, check_weights, missing_weights_error, verify_present
-from weightkit.download import Downloader, FetchRequest, FetchResult, FetchSummary
-from weightkit.errors import (
-    ArchiveTooLargeError,
-    DiskSpaceError,
-    DownloadError,
-    DownloadsFailedError,
-    ExtraModelPathsError,
-    GatedWeightError,
-    ManifestError,
-    MissingWeightsError,
-    RepairError,
-    SettingsError,
-    UnknownKitError,
-    UnknownWeightError,
-    UnsafeArchiveError,
-    UnsafeWeightNameError,
-    WeightkitError,
-    WorkflowError,
-)
-from weightkit.extract import WeightRef, required_weights
-from weightkit.loaders import LoaderMap, builtin_loader_map
-from weightkit.manifest import Kit, Manifest, WeightEntry
-from weightkit.manifest_file import load_manifest
-from weightkit.modelpaths import ModelPaths, read_extra_model_paths, weight_folders, write_extra_model_paths
-from weightkit.settings import DownloadSettings, WeightSettings
-from weightkit.store import EnsureResult, WeightStore, apply_renames
-from weightkit.units import format_bytes
-from weightkit.verified import VerifiedRecords, sha256_file
-from weightkit.workflow import parse_workflow
+from __future__ import annotations
 
-__all__ = [
-    "ArchiveTooLargeError",
-    "CheckReport",
-    "DiskSpaceError",
-    "DownloadError",
-    "DownloadSettings",
-    "Downloader",
-    "DownloadsFailedError",
-    "EnsureResult",
-    "ExtraModelPathsError",
-    "FetchRequest",
-    "FetchResult",
-    "FetchSummary",
-    "FoundWeight",
-    "GatedWeightError",
-    "Kit",
-    "LoaderMap",
-    "Manifest",
-    "ManifestError",
-    "MissingWeightsError",
-    "ModelPaths",
-    "RepairError",
-    "SettingsError",
-    "UnknownKitError",
-    "UnknownWeightError",
-    "UnsafeArchiveError",
-    "UnsafeWeightNameError",
-    "VerifiedRecords",
-    "WeightEntry",
-    "WeightRef",
-    "WeightSettings",
-    "WeightStore",
-    "WeightkitError",
-    "WorkflowError",
-    "apply_renames",
-    "builtin_loader_map",
-    "check_weights",
-    "format_bytes",
-    "load_manifest",
-    "missing_weights_error",
-    "parse_workflow",
-    "read_extra_model_paths",
-    "required_weights",
-    "sha256_file",
-    "verify_present",
-    "weight_folders",
-    "write_extra_model_paths",
-]
+import importlib
+from typing import Any
+
+# Each public name → the module that defines it.
+_WHERE = {
+    "ArchiveTooLargeError": "weightkit.errors",
+    "CheckReport": "weightkit.check",
+    "DiskSpaceError": "weightkit.errors",
+    "DownloadError": "weightkit.errors",
+    "DownloadSettings": "weightkit.settings",
+    "Downloader": "weightkit.download",
+    "DownloadsFailedError": "weightkit.errors",
+    "EnsureResult": "weightkit.store",
+    "ExtraModelPathsError": "weightkit.errors",
+    "FetchRequest": "weightkit.download",
+    "FetchResult": "weightkit.download",
+    "FetchSummary": "weightkit.download",
+    "FoundWeight": "weightkit.check",
+    "GatedWeightError": "weightkit.errors",
+    "Kit": "weightkit.manifest",
+    "LoaderMap": "weightkit.loaders",
+    "Manifest": "weightkit.manifest",
+    "ManifestError": "weightkit.errors",
+    "MissingWeightsError": "weightkit.errors",
+    "ModelPaths": "weightkit.modelpaths",
+    "RepairError": "weightkit.errors",
+    "SettingsError": "weightkit.errors",
+    "UnknownKitError": "weightkit.errors",
+    "UnknownWeightError": "weightkit.errors",
+    "UnsafeArchiveError": "weightkit.errors",
+    "UnsafeWeightNameError": "weightkit.errors",
+    "VerifiedRecords": "weightkit.verified",
+    "WeightEntry": "weightkit.manifest",
+    "WeightRef": "weightkit.extract",
+    "WeightSettings": "weightkit.settings",
+    "WeightStore": "weightkit.store",
+    "WeightkitError": "weightkit.errors",
+    "WorkflowError": "weightkit.errors",
+    "apply_renames": "weightkit.store",
+    "builtin_loader_map": "weightkit.loaders",
+    "check_weights": "weightkit.check",
+    "format_bytes": "weightkit.units",
+    "load_manifest": "weightkit.manifest_file",
+    "missing_weights_error": "weightkit.check",
+    "parse_workflow": "weightkit.workflow",
+    "read_extra_model_paths": "weightkit.modelpaths",
+    "required_weights": "weightkit.extract",
+    "sha256_file": "weightkit.verified",
+    "verify_present": "weightkit.check",
+    "weight_folders": "weightkit.modelpaths",
+    "write_extra_model_paths": "weightkit.modelpaths",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
