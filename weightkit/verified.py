@@ -19,6 +19,7 @@ weights folder), and if that fails too, it is not kept and the file is hashed ag
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -71,7 +72,7 @@ class VerifiedRecords:
         self.root = Path(root)
         self._fallback = Path(fallback) if fallback is not None else None
 
-    @property
+    @functools.cached_property
     def fallback(self) -> Path:
         if self._fallback is None:
             key = hashlib.sha1(str(self.root.absolute()).encode(), usedforsecurity=False).hexdigest()
