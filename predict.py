@@ -14,6 +14,7 @@ import logging
 from cog import BasePredictor, Input, Path, current_scope
 
 from prediction.app import App, PredictRequest
+from prediction.server_watch import exit_with_parent
 from prediction.settings import PredictorSettings
 from weightkit.download import FetchSummary
 
@@ -24,6 +25,7 @@ class Predictor(BasePredictor):
         folders (as Replicate passes trained weights), unpacked into the weights directory."""
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        exit_with_parent()  # coglet stopped during setup leaves its worker running
         self.app = App(PredictorSettings.from_env())
         self.app.setup(weights)
 

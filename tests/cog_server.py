@@ -62,6 +62,12 @@ class CogServer:
         self.stop()
 
     def start(self) -> dict[str, Any]:
+        """Launch coglet and wait for setup to end; its health then."""
+        self.launch()
+        return self.wait_setup()
+
+    def launch(self) -> None:
+        """Launch coglet without waiting for its setup."""
         write_schema(self.env["COG_PREDICT_TYPE_STUB"], ROOT)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
@@ -72,6 +78,9 @@ class CogServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def wait_setup(self) -> dict[str, Any]:
+        assert self.process is not None
         deadline = time.monotonic() + self.setup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,6 +1,6 @@
 """ComfyUI's life under the real Cog runtime: killed, it is started again and the next prediction runs;
 when it cannot be brought back the healthcheck says UNHEALTHY; and it never outlives the worker that
-started it, SIGKILL included. Processes are killed for real, with SIGKILL."""
+started it, SIGKILL included, nor coglet stopped during setup. Processes are killed for real."""
 
 from __future__ import annotations
 
@@ -99,4 +99,24 @@ def test_sigkill_of_the_cog_worker_takes_comfyui_and_its_port_with_it(supervised
             pass
     finally:
         if process_exists(comfyui):  # so that a failure here leaves nothing running
+            os.killpg(comfyui, signal.SIGKILL)
+
+
+def test_sigterm_to_coglet_during_setup_takes_comfyui_with_it_at_once(tmp_path, weights_server):
+    """A container stopped while the model is still starting: coglet gets SIGTERM while ComfyUI starts."""
+    env = deployment(tmp_path, weights_server, COMFYUI_STANDIN_START_DELAY="120")
+    cog = CogServer(env, log_path=tmp_path / "cog.log")
+    cog.launch()
+    try:
+        (comfyui,) = wait_for(lambda: comfyui_processes(str(tmp_path / "input")), timeout=60)
+        assert cog.health()["status"] == "STARTING"
+        assert cog.process is not None
+        cog.process.terminate()
+        stopping = time.monotonic()
+        wait_for(lambda: not process_exists(comfyui), timeout=30)
+        log.info("ComfyUI gone %.2f s after coglet's SIGTERM during setup", time.monotonic() - stopping)
+        cog.process.wait(30)
+    finally:
+        cog.stop()
+        if process_exists(comfyui):
             os.killpg(comfyui, signal.SIGKILL)
