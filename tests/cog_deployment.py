@@ -7,7 +7,6 @@ is set); `upscale` and `invert_input` are small workflows it runs; `images` deco
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -24,6 +23,7 @@ from PIL import Image
 from tests.cog_server import data_uri_bytes
 from tests.downloadkit import safetensors_bytes
 from tests.faultserver import FaultServer
+from tests.manifest_entries import entry
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "tests" / "reference" / "comfyui" / "models"
@@ -33,19 +33,6 @@ LORA = safetensors_bytes(20_000, seed=7)
 USER_LORA = safetensors_bytes(10_000, seed=8)
 REAL_COMFYUI = os.environ.get("COMFYUI_PATH", "").strip() or None
 COMFYUI_PATH = Path(REAL_COMFYUI or ROOT / "tests" / "comfyui_standin")
-
-
-def entry(name: str, folder: str, data: bytes, url: str) -> dict:
-    return {
-        "name": name,
-        "folder": folder,
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "urls": [url],
-        "license": "mit",
-        "non_commercial": False,
-        "gated": False,
-    }
 
 
 def upscale(model: str, prefix: str = "up", *, size: int = 16, color: int = 0x336699) -> dict:

@@ -11,6 +11,7 @@ import pytest
 from tests.cli_process import weightkit_runner
 from tests.downloadkit import payload, safetensors_bytes, sha256
 from tests.faultserver import FaultServer
+from tests.manifest_entries import entry as manifest_entry
 
 ROOT = Path(__file__).resolve().parent.parent
 LORA = safetensors_bytes(50_000, seed=4)
@@ -29,16 +30,7 @@ def server():
 @pytest.fixture
 def run(tmp_path, server):
     def entry(name, folder, data, path):
-        return {
-            "name": name,
-            "folder": folder,
-            "size": len(data),
-            "sha256": sha256(data),
-            "urls": [server.url(path)],
-            "license": "mit",
-            "non_commercial": False,
-            "gated": False,
-        }
+        return manifest_entry(name, folder, data, server.url(path))
 
     manifest = {
         "schema_version": 1,

@@ -14,7 +14,6 @@ says how many bytes the server sent, and exits with COMMAND's status.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.faultserver import FaultServer
 from tests.image.node_packs import TINT, TINT_FOLDER, TINT_NAME
+from tests.manifest_entries import entry
 
 KIT = "image-test"
 UPSCALER = "image_test_compact_x2.safetensors"
@@ -60,19 +60,6 @@ def compact_x2() -> bytes:
         },
         seed=1,
     )
-
-
-def entry(name: str, folder: str, data: bytes, url: str) -> dict:
-    return {
-        "name": name,
-        "folder": folder,
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "urls": [url],
-        "license": "mit",
-        "non_commercial": False,
-        "gated": False,
-    }
 
 
 def main(argv: list[str]) -> int:
