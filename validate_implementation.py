@@ -4,27 +4,36 @@
     python validate_implementation.py [--manifest FILE] [--cog-yaml FILE] [--examples DIR]
 
 Checks the public surface users rely on (the predictor's and the ComfyUI wrapper's methods and
-signatures), the weights manifest against its schema (sizes, sha256 digests, URLs, kits naming real
-entries, byte-stable), every example workflow resolving to manifest weights, and cog.yaml against the
+signatures), the weights manifest against its schema (sizes, sha256 digests, URLs whose file names are
+the entries' own or plainly renamed, kits naming real entries, byte-stable), every example workflow resolving to manifest weights, and cog.yaml against the
 JSON Schema that `cog build` validates it with. It runs in the test suite too.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import inspect
 import json
+import posixpath
 import re
 import sys
 import traceback
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from weightkit.manifest import WeightEntry
 
 ROOT = Path(__file__).resolve().parent
 COG_SCHEMA = ROOT / "tests" / "reference" / "cog" / "config_schema_v1.0.json"
 REFUSED_ENV = re.compile(
     r"^(PATH|PYTHONPATH|R8_|REPLICATE_|CUDA_|NVIDIA_|PGET_|HF_ENDPOINT$|HF_HUB_ENABLE_HF_TRANSFER$|KUBERNETES_)"
 )
+
+PLAIN_FILE_NAME = re.compile(r"[A-Za-z0-9._+-]+")
 
 
 class CheckFailed(Exception):
@@ -106,12 +115,39 @@ def check_manifest(path: Path) -> str:
         if not entry.left_to_host:  # else the manifest's own validation required Hugging Face URLs
             require(re.fullmatch(r"[0-9a-f]{64}", entry.sha256 or "") is not None, f"{entry.key}: sha256")
             require((entry.size or 0) > 0, f"{entry.key}: size")
+    typos = [problem for entry in manifest.entries.values() for problem in url_file_problems(entry)]
+    require(not typos, "; ".join(typos))
     for name in ("sd15", "sdxl", "flux", "flux-dev", "sd35", "upscale"):
         require(name in manifest.kits, f"kit {name} is missing")
     for kit in manifest.kits.values():
         require(bool(kit.description.strip()), f"kit {kit.name} has no description")
         require(all(ref in manifest.entries for ref in kit.weights), f"kit {kit.name} names unknown weights")
     return f"{len(manifest.entries)} weights, {len(manifest.kits)} kits, canonical form"
+
+
+def url_file_problems(entry: WeightEntry) -> list[str]:
+    """Typos in the file names of `entry`'s URLs: each must be a plain file name with the entry's extension,
+    and be the entry's name (or an alias's), or plainly another name (a rename, such as h94's
+    `model.safetensors` saved as `CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors`). A name only a character
+    or two from the entry's is a typo: the URL would answer 404, or serve some other file."""
+    names = {posixpath.basename(name) for name in (entry.name, *entry.aliases)}
+    problems = []
+    for url in entry.urls:
+        file = posixpath.basename(urllib.parse.urlsplit(url).path)
+        if file in names:
+            continue
+        if not PLAIN_FILE_NAME.fullmatch(file):
+            problems.append(f"{entry.key}: the URL's file name {file!r} has characters no weight name has")
+        elif _extension(file) != _extension(entry.name):
+            problems.append(f"{entry.key}: the URL's file {file!r} has another extension than the name")
+        elif max(difflib.SequenceMatcher(None, file.lower(), n.lower()).ratio() for n in names) >= 0.8:
+            problems.append(f"{entry.key}: the URL's file {file!r} is nearly, not exactly, the entry's name")
+    return problems
+
+
+def _extension(name: str) -> str:
+    extension = posixpath.splitext(name)[1].lower()
+    return ".safetensors" if extension == ".sft" else extension
 
 
 def check_examples(manifest_path: Path, examples: Path) -> str:
