@@ -5,8 +5,9 @@
 
 Checks the public surface users rely on (the predictor's and the ComfyUI wrapper's methods and
 signatures), the weights manifest against its schema (sizes, sha256 digests, URLs whose file names are
-the entries' own or plainly renamed, kits naming real entries, byte-stable), every example workflow resolving to manifest weights, and cog.yaml against the
-JSON Schema that `cog build` validates it with. It runs in the test suite too.
+the entries' own or plainly renamed, kits naming real entries, byte-stable), every example workflow
+resolving to manifest weights, and cog.yaml against the JSON Schema that `cog build` validates it with.
+It runs in the test suite too.
 """
 
 from __future__ import annotations
