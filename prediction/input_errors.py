@@ -2,11 +2,14 @@
 paragraph a user can act on.
 
 Every error subclasses `InputError`; those caused by what the user gave also subclass `ValueError`.
-URLs are printed without user name, password, query or fragment (`display_url`): a user's URL may carry
+URLs are printed without user name, password, query or fragment (`shown_url`): a user's URL may carry
 a token there, and messages reach logs.
 """
 
 from __future__ import annotations
+
+import re
+from typing import Literal
 
 from weightkit.urlforms import display_url
 
@@ -18,12 +21,43 @@ __all__ = [
     "InputFileError",
     "InputTooLargeError",
     "OutputOptionError",
+    "RefusalKind",
     "URLRefusedError",
     "WorkflowSourceError",
+    "shown_url",
 ]
 
 # The setting that lets a deployment fetch from private addresses; named in refusals.
 ALLOW_PRIVATE_URLS = "ALLOW_PRIVATE_URLS"
+
+# What a refusal is about, which decides its advice: the URL's form, a cloud metadata service, or an
+# address outside the public internet.
+RefusalKind = Literal["form", "metadata", "address"]
+
+_ADVICE: dict[str, str] = {
+    "form": "Give a full http:// or https:// URL with a host name, a valid port, and no user name or "
+    "password.",
+    "metadata": (
+        "Cloud metadata services hand out this machine's credentials, so they are reached only when "
+        f"{ALLOW_PRIVATE_URLS}=true (everything); a list of networks in {ALLOW_PRIVATE_URLS} never "
+        "opens them."
+    ),
+    "address": (
+        "Inputs given as URLs are fetched only from public internet addresses. If this deployment should "
+        f"reach such addresses, set {ALLOW_PRIVATE_URLS}=true (everything) or {ALLOW_PRIVATE_URLS} to a "
+        "comma-separated list of networks such as 10.1.0.0/16."
+    ),
+}
+_USERINFO = re.compile(r"^([^:/?#]*:?//)[^/?#]*@")
+
+
+def shown_url(url: str) -> str:
+    """`url` as messages and logs show it (weightkit's `display_url`), and never an exception: a URL
+    Python cannot split (`http://[::1`) is shown cut at its query and fragment, without user info."""
+    try:
+        return display_url(url)
+    except ValueError:
+        return _USERINFO.sub(r"\1", re.split(r"[?#]", url, maxsplit=1)[0])
 
 
 class InputError(Exception):
@@ -34,11 +68,21 @@ class InputError(Exception):
 
 
 class URLRefusedError(InputError, ValueError):
-    """A URL that may not be fetched: wrong scheme, or a host on a private or special network."""
+    """A URL that may not be fetched: a malformed one (`kind="form"`), a cloud metadata service
+    (`"metadata"`), or a host on a private or special network (`"address"`); the kind picks the advice."""
 
-    def __init__(self, url: str, reason: str, *, host: str | None = None, address: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        reason: str,
+        *,
+        kind: RefusalKind,
+        host: str | None = None,
+        address: str | None = None,
+    ) -> None:
         self.url = url
         self.reason = reason
+        self.kind = kind
         self.host = host
         self.address = address
         where = ""
@@ -46,12 +90,7 @@ class URLRefusedError(InputError, ValueError):
             where = f" ({host} resolves to {address})"
         elif address or host:
             where = f" ({address or host})"
-        super().__init__(
-            f"Refused to fetch {display_url(url)}{where}: {reason}. Inputs given as URLs are fetched only "
-            "from public internet addresses over http or https. If this deployment should reach such "
-            f"addresses, set {ALLOW_PRIVATE_URLS}=true (everything) or {ALLOW_PRIVATE_URLS} to a "
-            "comma-separated list of networks such as 10.1.0.0/16."
-        )
+        super().__init__(f"Refused to fetch {shown_url(url)}{where}: {reason}. {_ADVICE[kind]}")
 
 
 class InputDownloadError(InputError, ValueError):
@@ -62,7 +101,7 @@ class InputDownloadError(InputError, ValueError):
         self.problem = problem
         self.status = status
         super().__init__(
-            f"Could not download {display_url(url)}: {problem}. Check that the URL is right and publicly "
+            f"Could not download {shown_url(url)}: {problem}. Check that the URL is right and publicly "
             "reachable (open it in a browser), or upload the file instead."
         )
 
@@ -77,7 +116,7 @@ class InputTooLargeError(InputError, ValueError):
         self.setting = setting
         told = f"it is {size:,} bytes" if size is not None else "it sent more than that"
         super().__init__(
-            f"Refused to download {display_url(url)}: the limit is {limit:,} bytes and {told}. Use a smaller "
+            f"Refused to download {shown_url(url)}: the limit is {limit:,} bytes and {told}. Use a smaller "
             f"file, or raise the limit with the setting {setting}."
         )
 

@@ -7,7 +7,8 @@ of those (`special_addresses`); `URLGuard` hands the checked addresses to weight
 connects to exactly those (so DNS cannot answer differently between the check and the connection) and
 asks the guard again at every redirect hop. There is one HTTP client for every URL a prediction brings:
 the downloader's. A deployment can allow some networks, or everything, with `ALLOW_PRIVATE_URLS` (see
-`InputSettings`).
+`InputSettings`); cloud metadata hosts and addresses are reached only when it allows everything, whatever
+networks it lists.
 
 Proxy variables (`HTTP_PROXY`, `HTTPS_PROXY`) are not used: a proxy would make the connection, and the
 addresses checked here would no longer be the ones reached.
@@ -22,10 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from prediction.input_errors import InputDownloadError, InputError, URLRefusedError
+from prediction.input_errors import InputDownloadError, InputError, RefusalKind, URLRefusedError, shown_url
 from prediction.settings import InputSettings
-from prediction.special_addresses import IPAddress, address_problem
-from weightkit.urlforms import display_url
+from prediction.special_addresses import IPAddress, address_problem, is_metadata_address
 
 __all__ = ["CheckedURL", "Resolver", "URLGuard", "check_url", "system_resolve"]
 
@@ -51,29 +51,32 @@ class CheckedURL:
 def check_url(url: str, *, settings: InputSettings, resolve: Resolver | None = None) -> CheckedURL:
     """Resolve the URL's host once (with `resolve`, DNS by default) and say whether it may be fetched.
 
-    Raises `URLRefusedError` for a scheme other than http/https, a URL without a host or with a user
-    name, a metadata host name, or a host with any address that is not public (unless the settings allow
-    it), and `InputDownloadError` when the host does not resolve.
+    Raises `URLRefusedError` for a malformed URL, a scheme other than http/https, a URL without a host or
+    with a user name, a metadata host name or address (unless the settings allow everything), or a host
+    with any other address that is not public (unless the settings allow it), and `InputDownloadError`
+    when the host does not resolve.
     """
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise URLRefusedError(url, f"it is not a valid URL ({exc})") from exc
+        raise URLRefusedError(url, f"it is not a valid URL ({exc})", kind="form") from exc
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise URLRefusedError(url, f"only http and https URLs can be fetched, not {scheme or 'a bare path'}")
+        reason = f"only http and https URLs can be fetched, not {scheme or 'a bare path'}"
+        raise URLRefusedError(url, reason, kind="form")
     if parts.username is not None or parts.password is not None:
-        raise URLRefusedError(url, "URLs with a user name or password are not supported")
+        raise URLRefusedError(url, "URLs with a user name or password are not supported", kind="form")
     host = (parts.hostname or "").rstrip(".")
     if not host:
-        raise URLRefusedError(url, "it has no host name")
+        raise URLRefusedError(url, "it has no host name", kind="form")
     if not settings.allow_private_urls and host in METADATA_HOSTS:
-        raise URLRefusedError(url, "it names a cloud metadata service", host=host)
+        raise URLRefusedError(url, "it names a cloud metadata service", kind="metadata", host=host)
     try:
         host = host.encode("idna").decode("ascii")
     except UnicodeError as exc:
-        raise URLRefusedError(url, "its host name is not a valid internet name", host=host) from exc
+        reason = "its host name is not a valid internet name"
+        raise URLRefusedError(url, reason, kind="form", host=host) from exc
     port = port or (443 if scheme == "https" else 80)
     try:
         addresses = tuple(dict.fromkeys((resolve or system_resolve)(host, port)))
@@ -83,12 +86,19 @@ def check_url(url: str, *, settings: InputSettings, resolve: Resolver | None = N
         address = ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
         problem = address_problem(address)
         if problem and not _allowed(address, settings):
-            raise URLRefusedError(url, f"{address} is {problem}", host=host, address=str(address))
+            kind: RefusalKind = "metadata" if is_metadata_address(address) else "address"
+            raise URLRefusedError(url, f"{address} is {problem}", kind=kind, host=host, address=str(address))
     return CheckedURL(url=url, scheme=scheme, host=host, port=port, addresses=addresses)
 
 
 def _allowed(address: IPAddress, settings: InputSettings) -> bool:
-    return settings.allow_private_urls or any(address in network for network in settings.allowed_networks)
+    """Whether the settings open this non-public address: everything does; a listed network does unless
+    the address is a cloud metadata service's."""
+    if settings.allow_private_urls:
+        return True
+    if is_metadata_address(address):
+        return False
+    return any(address in network for network in settings.allowed_networks)
 
 
 def system_resolve(host: str, port: int) -> list[str]:
@@ -133,6 +143,7 @@ class URLGuard:
         """The refusal of a hop of `asked`, worded for it (a redirect says where it came from), or None."""
         refusal = self.refusal
         if isinstance(refusal, URLRefusedError) and refusal.url != asked:
-            reason = f"{refusal.reason}, and {display_url(asked)} redirected there"
-            return URLRefusedError(refusal.url, reason, host=refusal.host, address=refusal.address)
+            reason = f"{refusal.reason}, and {shown_url(asked)} redirected there"
+            kind = refusal.kind
+            return URLRefusedError(refusal.url, reason, kind=kind, host=refusal.host, address=refusal.address)
         return refusal

@@ -43,7 +43,8 @@ class InputSettings:
 
     `ALLOW_PRIVATE_URLS` is `true` (URLs may lead anywhere, cloud metadata hosts included), or a
     comma-separated list of networks such as `10.1.0.0/16,fd00::/8`, or empty/`false` (the default:
-    only public internet addresses).
+    only public internet addresses). A list never opens a cloud metadata address, even one inside a listed
+    network (`fd00:ec2::254` is in `fd00::/8`): only `true` does.
 
     `INPUT_URLS_GET_TOKENS=true` lets the operator's tokens go to huggingface.co and civitai.com for
     weights a workflow gives by URL: any caller can then download the private and gated files those tokens

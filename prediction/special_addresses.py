@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 
-__all__ = ["METADATA_ADDRESSES", "address_problem"]
+__all__ = ["METADATA_ADDRESSES", "address_problem", "is_metadata_address"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -99,6 +99,16 @@ def address_problem(address: IPAddress) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST:
         return "an unassigned IPv6 address (outside 2000::/3)"
     return None
+
+
+def is_metadata_address(address: IPAddress) -> bool:
+    """Whether `address` reaches a cloud metadata service (directly or as an IPv6 form of the IPv4 one):
+    such addresses are opened only by allowing everything, never by an allowed network that contains
+    them (`fd00::/8` holds AWS's `fd00:ec2::254`, `100.64.0.0/10` Alibaba's `100.100.100.200`)."""
+    if address in METADATA_ADDRESSES:
+        return True
+    embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
+    return embedded is not None and embedded in METADATA_ADDRESSES
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

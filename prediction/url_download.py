@@ -23,19 +23,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prediction.input_errors import InputDownloadError, InputTooLargeError
+from prediction.input_errors import InputDownloadError, InputTooLargeError, shown_url
 from prediction.netguard import URLGuard
 from prediction.settings import InputSettings
 from weightkit.download.httprange import Connections, Reply, RetryableError, SourceError, open_range
 from weightkit.download.rate import RateFloor
 from weightkit.download.stream import Stream
-from weightkit.urlforms import display_url, safe_file_name, url_file_name
+from weightkit.urlforms import safe_file_name, url_file_name
 
 __all__ = ["Fetched", "download_to_folder", "fetch_bytes"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+_MAX_NAME_BYTES = 200  # under the 255 of file systems, with room for `_n` when the name is taken
 _STATUS = re.compile(r"HTTP (\d{3})\b")
 
 
@@ -84,7 +85,7 @@ def download_to_folder(
             Path(temporary).unlink(missing_ok=True)
             raise
     log.info(
-        "Downloaded %s to %s: %d bytes in %.1f s", display_url(url), path, size, time.monotonic() - started
+        "Downloaded %s to %s: %d bytes in %.1f s", shown_url(url), path, size, time.monotonic() - started
     )
     return path
 
@@ -94,11 +95,15 @@ def _get(url: str, settings: InputSettings, guard: URLGuard) -> Iterator[tuple[R
     """The reply to a GET of `url` through the downloader's reader, with no token sent anywhere, every
     hop vetted by the URL guard and connected to as checked, and its body as a stream that gives up on
     a stall, a trickle below `INPUT_DOWNLOAD_MIN_RATE` and at the deadline."""
+    guard(url)  # refused here as it is, before weightkit would print a URL it cannot split
     with Connections(timeout=settings.download_timeout) as conns:
         try:
             reply = open_range(conns, url, 0, None, credentials=(), guard=guard)
         except (SourceError, RetryableError) as exc:
             raise guard.refused(url) or _download_error(url, exc) from exc
+        except ValueError as exc:  # a redirect to a URL Python cannot split (`http://[::1`)
+            malformed = InputDownloadError(url, f"it redirected to a malformed URL ({exc})")
+            raise guard.refused(url) or malformed from exc
         floor = RateFloor(bytes_per_second=settings.download_min_rate, window=settings.min_rate_window)
         deadline = time.monotonic() + settings.download_deadline
         with Stream(
@@ -145,14 +150,27 @@ def _copy(
 
 
 def _response_file_name(reply: Reply) -> str:
-    """The name the server gives (Content-Disposition), else the URL's, with an extension if known."""
+    """The name the server gives (Content-Disposition), else the URL's, with an extension if known,
+    at most `_MAX_NAME_BYTES` bytes long."""
     headers = reply.body.headers
     name = safe_file_name(headers.get_filename() or "") or url_file_name(reply.url)
     if "." not in name and headers.get("Content-Type"):
         extension = mimetypes.guess_extension(headers.get_content_type())
         if extension and extension != ".bin":
             name += extension
-    return name
+    return _byte_capped(name)
+
+
+def _byte_capped(name: str) -> str:
+    """`name` cut to `_MAX_NAME_BYTES` of UTF-8, its extension kept: file systems count bytes (255),
+    and weightkit's `safe_file_name` counts characters, so 120 CJK ones are 360 bytes."""
+    if len(name.encode()) <= _MAX_NAME_BYTES:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not (stem and 0 < len(extension.encode()) <= 16):
+        stem, dot, extension = name, "", ""
+    room = _MAX_NAME_BYTES - len((dot + extension).encode())
+    return stem.encode()[:room].decode("utf-8", errors="ignore") + dot + extension
 
 
 def _publish(temporary: Path, folder: Path, name: str) -> Path:

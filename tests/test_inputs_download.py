@@ -201,3 +201,27 @@ def test_an_input_url_that_outlasts_its_deadline_is_given_up_with_nothing_left(t
         with pytest.raises(InputDownloadError, match="INPUT_DOWNLOAD_DEADLINE"):
             download_to_folder(slow.url("/big.png"), tmp_path, settings=settings)
     assert listing(tmp_path) == []
+
+
+def test_url_input_with_a_bracketed_name_host_is_refused_with_the_paragraph(tmp_path: Path) -> None:
+    workflow = {"1": {"class_type": "LoadImage", "inputs": {"image": "https://[example.com]/a.png"}}}
+    with pytest.raises(URLRefusedError, match="not a valid URL"):
+        download_url_inputs(workflow, tmp_path, settings=InputSettings(), loaders=builtin_loader_map())
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/" + "%E5%86%99%E7%9C%9F" * 60 + ".png", {}),
+        ("/dl", {"Content-Disposition": "attachment; filename*=UTF-8''" + "%E5%86%99" * 150}),
+    ],
+)
+def test_a_long_non_ascii_name_is_cut_to_fit_the_file_system(
+    server, tmp_path: Path, path: str, headers: dict
+) -> None:
+    server.routes[path] = Route(PNG, headers=headers)
+    first = download_to_folder(server.url(path), tmp_path, settings=ALLOWED)
+    second = download_to_folder(server.url(path), tmp_path, settings=ALLOWED)
+    assert first.read_bytes() == second.read_bytes() == PNG and first != second
+    assert all(len(p.name.encode()) <= 255 and p.name.startswith("写") for p in (first, second))
+    assert first.suffix == (".png" if path.endswith(".png") else "")

@@ -267,3 +267,63 @@ def test_https_untrusted_certificate_is_refused(tls_files: tuple[Path, Path]) ->
         with pytest.raises(InputDownloadError, match="certificate verify failed"):
             get(server.url("/x", host="localhost"), LOOPBACK_ALLOWED)
         assert server.requests == []
+
+
+DOCUMENTED_NETWORKS = InputSettings.from_env({"ALLOW_PRIVATE_URLS": "10.1.0.0/16,fd00::/8,100.64.0.0/10"})
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["fd00:ec2::254", "100.100.100.200", "169.254.169.254", "168.63.129.16", "::ffff:169.254.169.254"],
+)
+@pytest.mark.parametrize("networks", ["10.1.0.0/16,fd00::/8,100.64.0.0/10", "0.0.0.0/0,::/0"])
+def test_allowed_networks_that_contain_a_metadata_address_still_refuse_it(address: str, networks: str):
+    settings = InputSettings.from_env({"ALLOW_PRIVATE_URLS": networks})
+    with pytest.raises(URLRefusedError, match="metadata") as caught:
+        check_url("http://metadata.test/latest/", settings=settings, resolve=lambda host, port: [address])
+    assert caught.value.kind == "metadata" and "never opens them" in str(caught.value)
+
+
+def test_allowed_networks_open_their_other_addresses() -> None:
+    checked = check_url(
+        "http://nas.test/x", settings=DOCUMENTED_NETWORKS, resolve=lambda host, port: ["fd00:ec2::253"]
+    )
+    assert checked.addresses == ("fd00:ec2::253",)
+
+
+def test_allow_everything_opens_a_metadata_address() -> None:
+    settings = InputSettings.from_env({"ALLOW_PRIVATE_URLS": "true"})
+    checked = check_url("http://[fd00:ec2::254]/latest/", settings=settings, resolve=lambda h, p: [h])
+    assert checked.addresses == ("fd00:ec2::254",)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "https://[example.com]/a.png", "http://user:pw@[::1/x?token=secret"]
+)
+def test_unsplittable_url_is_refused_with_the_paragraph(url: str) -> None:
+    with pytest.raises(URLRefusedError, match="not a valid URL") as caught:
+        get(url, DEFAULT)
+    assert caught.value.kind == "form" and "secret" not in str(caught.value) and "pw" not in str(caught.value)
+
+
+def test_redirect_to_an_unsplittable_url_is_a_download_error() -> None:
+    with LocalServer() as server:
+        server.routes["/go"] = Route(status=302, headers={"Location": "http://[::1/x"})
+        with pytest.raises((InputDownloadError, URLRefusedError), match=r"http://127\.0\.0\.1"):
+            get(server.url("/go"), LOOPBACK_ALLOWED)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com:99999/x", "http:///x", "http://user:secret@example.com/x", "ftp://example.com/x"],
+)
+def test_refusal_of_a_malformed_url_does_not_advise_allowing_networks(url: str) -> None:
+    with pytest.raises(URLRefusedError) as caught:
+        check_url(url, settings=DEFAULT)
+    assert "ALLOW_PRIVATE_URLS" not in str(caught.value) and "Give a full http" in str(caught.value)
+
+
+def test_refusal_of_a_private_address_advises_allowing_networks() -> None:
+    with pytest.raises(URLRefusedError) as caught:
+        check_url("http://10.0.0.1/x", settings=DEFAULT)
+    assert caught.value.kind == "address" and "ALLOW_PRIVATE_URLS" in str(caught.value)
