@@ -265,3 +265,24 @@ def test_an_unknown_name_gets_near_names_from_the_catalog_and_the_add_command(pa
     message = str(missing_weights_error(report, paths, catalog))
     assert f"Did you mean '{meant}' (in the manifest)" in message
     assert f"python -m weightkit add <its URL> --folder checkpoints --name {written}" in message
+
+
+def test_a_rehash_of_a_weight_the_host_vouched_for_compares_with_the_recorded_host_sha256(
+    paths, weights, records
+):
+    hosted = {**entry("loras", "hosted.safetensors", b""), "size": None, "sha256": None}
+    hosted["urls"] = ["https://huggingface.co/org/repo/resolve/main/hosted.safetensors"]
+    manifest = parse_manifest({"schema_version": 1, "weights": [hosted]})
+    refs = [WeightRef.of_entry(manifest.entries["loras/hosted.safetensors"])]
+    data = b"what the host sent"
+    path = put(weights / "loras" / "hosted.safetensors", data)
+    records.record(path, hashlib.sha256(data).hexdigest(), source="huggingface")
+    (good,) = verify_present(check_weights(refs, paths, records), records, rehash=True).present
+    assert good.verified and records.lookup_record(path).source == "huggingface"  # still vouched after
+    stat = path.stat()
+    path.write_bytes(b"X" + data[1:])  # one byte flipped, same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the record still matches size and mtime
+    assert [f.verified for f in check_weights(refs, paths, records).present] == [True]
+    rehashed = verify_present(check_weights(refs, paths, records), records, rehash=True)
+    assert rehashed.present == () and [f.path for f in rehashed.wrong_hash] == [path]
+    assert [f.verified for f in check_weights(refs, paths, records).present] == [False]  # no longer vouched

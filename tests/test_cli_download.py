@@ -11,6 +11,7 @@ import pytest
 from tests.cli_process import weightkit_runner
 from tests.downloadkit import payload, safetensors_bytes, sha256
 from tests.faultserver import FaultServer
+from tests.hubservers import Hub, hub
 from tests.manifest_entries import entry as manifest_entry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,3 +113,24 @@ def test_verify_rehashes_and_reports_a_file_changed_behind_its_record(run, tmp_p
     bad = run("verify")
     assert bad.returncode == 1
     assert "wrong sha256" in bad.stdout and "upscale_models/x2.pth" in bad.stdout
+
+
+def test_verify_rehashes_a_weight_whose_hash_hugging_face_states_and_reports_a_flipped_byte(run, tmp_path):
+    hosted = manifest_entry("hosted.safetensors", "loras", LORA, Hub.url("org/repo", "hosted.safetensors"))
+    manifest = {"schema_version": 1, "weights": [hosted | {"size": None, "sha256": None}]}
+    (tmp_path / "hosted.json").write_text(json.dumps(manifest))
+    with hub() as stand_in:
+        stand_in.publish("org/repo", "hosted.safetensors", LORA)
+        hosted_run = {
+            "WEIGHTS_MANIFEST_EXTRA": str(tmp_path / "hosted.json"),
+            "WEIGHTS_HF_ENDPOINT": stand_in.endpoint,
+        }
+        assert run("download", "hosted.safetensors", **hosted_run).returncode == 0
+    good = run("verify", "hosted.safetensors", **hosted_run)
+    assert good.returncode == 0 and "1 of 1 verified" in good.stdout, good.stdout + good.stderr
+    path = tmp_path / "weights" / "loras" / "hosted.safetensors"
+    stat = path.stat()
+    path.write_bytes(bytes([LORA[0] ^ 1]) + LORA[1:])  # one byte flipped, same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same mtime: only a re-hash sees it
+    bad = run("verify", "hosted.safetensors", **hosted_run)
+    assert bad.returncode == 1 and "wrong sha256" in bad.stdout and "loras/hosted.safetensors" in bad.stdout

@@ -167,27 +167,49 @@ def verify_present(report: CheckReport, records: VerifiedRecords, *, rehash: boo
 
     Each such file is hashed once (and the result recorded), then trusted while its size and mtime are
     unchanged; `rehash` ignores earlier records and hashes every file again. A file whose hash is not the
-    manifest's moves to `wrong_hash`; a file that was recorded as wrong and now hashes right moves back.
-    Files without a manifest entry, or whose entry leaves the hash to its host, have nothing to be
-    checked against here and stay present (the downloader verified the latter against the host's answer
-    and recorded it). Raises `OSError` if a file cannot be read.
+    expected one moves to `wrong_hash`; a file that was recorded as wrong and now hashes right moves back.
+    The expected hash is the manifest's, or, for an entry that leaves it to the host, the one the host
+    stated when the file was downloaded (its verified record keeps it): without `rehash` such a file
+    stays as its record says, and without a vouched record there is nothing to compare against, so it
+    stays present and unverified. Raises `OSError` if a file cannot be read.
     """
     present: list[FoundWeight] = []
     wrong_hash = [] if rehash else list(report.wrong_hash)
     for found in (*report.present, *report.wrong_hash) if rehash else report.present:
         entry = found.ref.entry
-        if entry is None or entry.sha256 is None or (found.verified and not rehash):
+        if entry is None or (not rehash and (found.verified or entry.sha256 is None)):
+            present.append(found)
+            continue
+        expected, source = _expected_sha256(entry, found, records)
+        if expected is None:
             present.append(found)
             continue
         if rehash:
             records.forget(found.path)
         digest = _sha256(found, records)
-        if digest == entry.sha256:
+        if digest == expected:
+            if records.lookup(found.path) == digest:  # unchanged since hashed: record who vouched
+                records.record(found.path, digest, source=source)
             present.append(replace(found, verified=True))
         else:
-            logger.warning("%s: sha256 %s, but the manifest says %s", found.path, digest, entry.sha256)
+            logger.warning("%s: sha256 %s, but %s says %s", found.path, digest, _SAID_BY[source], expected)
             wrong_hash.append(found)
     return replace(report, present=tuple(present), wrong_hash=tuple(wrong_hash))
+
+
+_SAID_BY = {"manifest": "the manifest", "huggingface": "Hugging Face", "civitai": "Civitai"}
+
+
+def _expected_sha256(
+    entry: WeightEntry, found: FoundWeight, records: VerifiedRecords
+) -> tuple[str | None, str]:
+    """The sha256 `found` must have and who stated it: the manifest's, else the host's from the record."""
+    if entry.sha256 is not None:
+        return entry.sha256, "manifest"
+    record = records.lookup_record(found.path)
+    if record is None or not record.vouched:
+        return None, "manifest"
+    return record.sha256, record.source
 
 
 def _sha256(found: FoundWeight, records: VerifiedRecords) -> str:

@@ -49,8 +49,9 @@ def configure_verify(parser: argparse.ArgumentParser) -> None:
 
 
 def run_verify(args: argparse.Namespace, context: Context) -> int:
+    """Re-hash every manifest weight found on disk, ignoring earlier records, against the manifest's sha256
+    or the one its host stated at download (kept in its record), and record the answers."""
     store = context.store
-    """Re-hash every manifest weight found on disk, ignoring earlier records, and record the answers."""
     named = bool(args.names or args.kit)
     entries = store.entries_for(kits=args.kit, names=args.names) if named else store.manifest.entries.values()
     refs = [WeightRef.of_entry(entry) for entry in entries]
