@@ -3,8 +3,9 @@
 One out-of-memory kill must not take a replica out for good. `Supervisor.start()` launches ComfyUI and
 waits until it answers (raising `ComfyUIStartError` if it does not: a model that cannot start should fail
 its setup). A watcher thread then waits for the process to exit; when it exits without being asked to,
-the watcher logs why (exit code or signal, last log lines) and starts it again after `RestartPolicy.delay`
-seconds: 1, 2, 4... up to 30. Once it has died `limit` times within `window` seconds, or a restart itself
+the watcher logs why (exit code or signal, last log lines), kills what is left of its process group (the
+helpers its custom nodes started) and starts it again after `RestartPolicy.delay` seconds: 1, 2, 4... up
+to 30. Once it has died `limit` times within `window` seconds, or a restart itself
 fails that often, the supervisor gives up: `state` becomes `failed`, `wait_ready()` raises
 `ComfyUIDownError`, and the predictor's healthcheck reports it unhealthy so the platform replaces the
 replica. A prompt keeps the `process` it was queued on, so it can tell that one died even if another
@@ -167,6 +168,7 @@ class Supervisor:
                 self._state = "restarting"
                 self._changed.notify_all()
             tail = process.log_tail()
+            process.stop()  # its process group: helpers its custom nodes started; and its lifeline pipe
             logger.error(
                 "ComfyUI %s (exit code %s); last log lines:\n%s",
                 describe_exit(code),

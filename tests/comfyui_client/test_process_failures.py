@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
 import textwrap
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 
 from comfyrun.errors import ComfyUIDiedError, ComfyUIStartError
 from comfyrun.settings import RuntimeSettings
+from comfyrun.supervisor import Supervisor
 from comfyui import ComfyUI
 from tests.comfyui_watch import SLOW, in_thread, logged, needs_own_server, upscale
 from weightkit.settings import WeightSettings
@@ -115,3 +118,67 @@ def test_missing_checkout_fails_before_starting_anything(tmp_path):
     comfy = ComfyUI(_settings(tmp_path, tmp_path / "nowhere"))
     with pytest.raises(ComfyUIStartError, match=r"there is no main\.py in COMFYUI_PATH="):
         comfy.start()
+
+
+def _open_pipes() -> set[str]:
+    pipes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own descriptor is gone by now
+            link = os.readlink(f"/proc/self/fd/{fd}")
+            if link.startswith("pipe:"):
+                pipes.add(link)
+    return pipes
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_dead_comfyuis_helpers_are_killed_and_its_pipe_closed_before_it_is_started_again(tmp_path):
+    checkout = _fake_checkout(
+        tmp_path / "ComfyUI",
+        """
+        import argparse, http.server, os, subprocess
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--port", type=int)
+        port = parser.parse_known_args()[0].port
+        helper = subprocess.Popen(["sleep", "300"])  # a custom node's helper, in ComfyUI's group
+        with open(os.environ["HELPERS"], "a") as pids:
+            pids.write(f"{helper.pid}\\n")
+        class Stats(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+            def log_message(self, *args):
+                pass
+        http.server.HTTPServer(("127.0.0.1", port), Stats).serve_forever()
+        """,
+    )
+    helpers = tmp_path / "helpers"
+    restarted = threading.Event()
+    supervisor = Supervisor(
+        _settings(tmp_path, checkout, port=None),
+        model_paths_files=(),
+        env={"HELPERS": str(helpers)},
+        on_restart=restarted.set,
+    )
+    unrelated = _open_pipes()
+    supervisor.start()
+    try:
+        first = supervisor.process
+        assert first is not None and first.pid is not None
+        firsts = _open_pipes() - unrelated
+        os.kill(first.pid, signal.SIGKILL)  # as the out-of-memory killer would: its helper stays
+        assert restarted.wait(timeout=60)
+        first_helper, second_helper = (int(pid) for pid in helpers.read_text().split())
+        assert not _running(first_helper) and _running(second_helper)
+        assert firsts and not firsts & _open_pipes()  # the dead one's lifeline and log pipe are closed
+    finally:
+        supervisor.stop()
+    assert not _running(second_helper)
