@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import ssl
 import struct
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -171,7 +174,9 @@ class Connection:
         self.close()
         sock = websocket.WebSocket(skip_utf8_validation=True)
         try:
-            sock.connect(self.url, timeout=self.connect_timeout)
+            sock.connect(
+                self.url, timeout=self.connect_timeout, socket=_direct(self.url, self.connect_timeout)
+            )
         except (OSError, websocket.WebSocketException) as exc:
             sock.close()
             raise ComfyUIUnavailableError(self.url, f"websocket: {exc}") from exc
@@ -183,10 +188,11 @@ class Connection:
 
         Raises `ConnectionError` when the socket dropped (it is then closed).
         """
-        if self._socket is None:
+        sock = self._socket  # once: `close()` from another thread may clear it meanwhile
+        if sock is None:
             raise ConnectionError("websocket is not open")
         try:
-            opcode, data = self._socket.recv_data()
+            opcode, data = sock.recv_data()
         except websocket.WebSocketTimeoutException:
             return None
         except (OSError, websocket.WebSocketException) as exc:
@@ -203,6 +209,21 @@ class Connection:
         sock, self._socket = self._socket, None
         if sock is not None:
             sock.close(timeout=0.1)
+
+
+def _direct(url: str, timeout: float) -> socket.socket:
+    """A connection (TLS for wss) to the websocket's own host: websocket-client would otherwise go through
+    `HTTP_PROXY`, which cannot reach this machine's ComfyUI, and it has no option that ignores it."""
+    parts = urllib.parse.urlsplit(url)
+    secure = parts.scheme == "wss"
+    raw = socket.create_connection((parts.hostname, parts.port or (443 if secure else 80)), timeout=timeout)
+    if not secure:
+        return raw
+    try:
+        return ssl.create_default_context().wrap_socket(raw, server_hostname=parts.hostname)
+    except BaseException:
+        raw.close()
+        raise
 
 
 def follow(

@@ -2,7 +2,9 @@
 
 Stdlib `urllib` is enough here: the server is on loopback (or one known host), bodies are small JSON, and
 output files are streamed to disk. A 400 from `POST /prompt` becomes `PromptRejectedError`; any other
-unexpected status `ComfyUIHTTPError`; a refused or dropped connection `ComfyUIUnavailableError`.
+unexpected status `ComfyUIHTTPError`; a refused or dropped connection `ComfyUIUnavailableError`. Proxy
+variables (`HTTP_PROXY`, ...) are not used: they are meant for the internet, and a proxy would not reach
+this machine's own ComfyUI (every call would fail as if ComfyUI were not answering).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 from comfyrun.errors import ComfyUIHTTPError, ComfyUIUnavailableError, PromptRejectedError
 
 __all__ = ["ComfyHTTP"]
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy, whatever the environment
 
 
 class ComfyHTTP:
@@ -154,7 +158,7 @@ class ComfyHTTP:
         headers = {"Content-Type": content_type} if data is not None else {}
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            return urllib.request.urlopen(request, timeout=self.timeout if timeout is None else timeout)
+            return _DIRECT.open(request, timeout=self.timeout if timeout is None else timeout)
         except urllib.error.HTTPError as exc:
             with exc:
                 text = exc.read().decode(errors="replace")
