@@ -134,3 +134,12 @@ def test_verify_rehashes_a_weight_whose_hash_hugging_face_states_and_reports_a_f
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same mtime: only a re-hash sees it
     bad = run("verify", "hosted.safetensors", **hosted_run)
     assert bad.returncode == 1 and "wrong sha256" in bad.stdout and "loras/hosted.safetensors" in bad.stdout
+
+
+def test_download_into_a_relative_weights_dir_verifies_a_right_size_file_of_other_bytes(run, tmp_path):
+    path = tmp_path / "weights" / "upscale_models" / "x2.pth"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(bytes(len(UPSCALER)))  # the manifest's size, not its sha256
+    result = run("download", "x2.pth", WEIGHTS_DIR="weights")  # relative to the working directory
+    assert result.returncode == 0, result.stderr
+    assert "0 already present" in result.stdout and path.read_bytes() == UPSCALER

@@ -42,7 +42,8 @@ from weightkit.errors import RepairError, UnknownWeightError
 from weightkit.extract import WeightRef, required_weights
 from weightkit.folders import canonical_folder
 from weightkit.layout import StateDir
-from weightkit.manifest import Manifest, WeightEntry
+from weightkit.loaders import LoaderMap, builtin_loader_map
+from weightkit.manifest import Manifest, WeightEntry, name_is_safe
 from weightkit.manifest_file import load_manifest
 from weightkit.modelpaths import ModelPaths, weight_folders, write_extra_model_paths
 from weightkit.settings import WeightSettings
@@ -109,8 +110,14 @@ class WeightStore:
         return ModelPaths.from_settings(self.settings, output_dir=self._output_dir)
 
     @cached_property
+    def weights_dir(self) -> Path:
+        """`WEIGHTS_DIR` made absolute once, as `ModelPaths` reports the files it finds there: a relative
+        setting must not make a file in it look like one found elsewhere."""
+        return Path(os.path.abspath(self.settings.weights_dir))
+
+    @cached_property
     def state(self) -> StateDir:
-        return StateDir(self.settings.weights_dir)
+        return StateDir(self.weights_dir)
 
     @cached_property
     def records(self) -> VerifiedRecords:
@@ -122,11 +129,11 @@ class WeightStore:
 
     def destination(self, entry: WeightEntry) -> Path:
         """Where a fetched `entry` lands: `<WEIGHTS_DIR>/<folder>/<name>`, searched first by ComfyUI."""
-        return self.settings.weights_dir / entry.folder / entry.name
+        return self.weights_dir / entry.folder / entry.name
 
     def write_extra_model_paths(self, path: Path) -> Path:
         """The `extra_model_paths.yaml` that makes ComfyUI search the weights directory first."""
-        return write_extra_model_paths(path, self.settings.weights_dir, weight_folders(self.manifest))
+        return write_extra_model_paths(path, self.weights_dir, weight_folders(self.manifest))
 
     # -- workflow → weights → check ----------------------------------------------------------------------
 
@@ -240,7 +247,8 @@ class WeightStore:
     ) -> FetchSummary:
         """Fetch everything `kits`, `workflows` and `names` need before any prediction. A file ComfyUI
         already finds elsewhere at the manifest size (its `models/` folder, an extra path) is counted as
-        present rather than fetched again."""
+        present rather than fetched again, unless its verified record says its sha256 is not the
+        manifest's; a file at its destination is left to the downloader, which verifies it once."""
         started = time.monotonic()
         names = list(names)
         url_refs = [self._url_ref(spec) for spec in names if _is_url_spec(spec)]
@@ -248,7 +256,7 @@ class WeightStore:
         entries = self.entries_for(kits=kits, workflows=workflows, names=named)
         entries += [ref.entry for ref in url_refs if ref.entry is not None]
         refs = {WeightRef.of_entry(entry): entry for entry in _unique(entries)}
-        report = self.check_refs(list(refs))
+        report = self.check_refs(list(refs), verified=True)
         elsewhere = {f.ref: f for f in report.present if f.path != self.destination(refs[f.ref])}
         to_fetch = [entry for ref, entry in refs.items() if ref not in elsewhere]
         fetched = self.fetch_entries(to_fetch) if to_fetch else FetchSummary(results=(), seconds=0.0)
@@ -273,7 +281,15 @@ class WeightStore:
                 hint="The manifest does not list this URL, so say which model folder the file goes in: "
                 f"write it as folder=URL, such as loras={url}.",
             )
-        folder = canonical_folder(folder.strip())
+        folder = folder.strip()
+        if not name_is_safe(folder):
+            raise UnknownWeightError(
+                spec,
+                hint=f"The folder '{folder}' before '=' must be a model folder inside the weights directory, "
+                "such as loras or checkpoints/sdxl: a relative path without '..', a leading '/' or a "
+                "backslash.",
+            )
+        folder = canonical_folder(folder)
         return WeightRef(stable_weight_name(url), folder, "-", "PRELOAD_WEIGHTS", "url", url=url.strip())
 
     def _entry_named(self, name: str) -> WeightEntry:
@@ -321,14 +337,31 @@ class WeightStore:
         return target
 
 
-def apply_renames(workflow: Workflow, renames: Renames) -> dict[str, Any]:
-    """`workflow` with every input naming a renamed weight rewritten to the name on disk (a new dict)."""
+def apply_renames(
+    workflow: Workflow, renames: Renames, *, loaders: LoaderMap | None = None
+) -> dict[str, Any]:
+    """`workflow` with every input naming a renamed weight rewritten to the name on disk (a new dict).
+
+    Renames are per folder (one URL may be a LoRA's and a checkpoint's, saved under two names), so an
+    input is renamed by the folder `loaders` (default: the built-in loader map) give it; an input they do
+    not place is renamed only when its value has one rename in every folder.
+    """
     if not renames:
         return dict(workflow)
-    by_name = {old: new for (_, old), new in renames.items()}
+    loaders = loaders or builtin_loader_map()
+    by_name: dict[str, set[str]] = {}
+    for (_, old), new in renames.items():
+        by_name.setdefault(old, set()).add(new)
     out: dict[str, Any] = {}
     for node_id, node in parse_workflow(workflow).items():
-        inputs = {k: by_name.get(v, v) if isinstance(v, str) else v for k, v in node["inputs"].items()}
+        inputs = dict(node["inputs"])
+        for key, value in node["inputs"].items():
+            if isinstance(value, str) and value in by_name:
+                folder = loaders.folder(node["class_type"], key)
+                if folder is not None:
+                    inputs[key] = renames.get((folder, value), value)
+                elif len(by_name[value]) == 1:
+                    inputs[key] = next(iter(by_name[value]))
         out[node_id] = {**node, "inputs": inputs}
     return out
 
