@@ -5,9 +5,10 @@ another format than asked is converted with Pillow (`webp`, `jpg` at `output_qua
 an image already in the asked format is kept byte for byte (no second lossy pass, and a PNG keeps the
 workflow ComfyUI embeds in it); animated GIF/WEBP, videos and every other file are kept as they are.
 An output is never lost once the work is done: an image the asked format cannot hold (WebP stops at
-16383 pixels a side, JPEG at 65500) is written as PNG instead, and one too large for Pillow to decode
-safely (its decompression-bomb guard, over 179 million pixels) is returned as the workflow saved it;
-both are logged.
+16383 pixels a side, JPEG at 65500) is written as PNG instead; one PNG cannot hold either (a wide CMYK or
+float image), one whose data is broken (a truncated JPEG) and one too large for Pillow to decode safely
+(its decompression-bomb guard, over 179 million pixels) are returned as the workflow saved them; each
+case is logged.
 `empty_folders` removes everything inside ComfyUI's input, output and temp folders so that nothing of
 one prediction reaches the next.
 """
@@ -96,22 +97,30 @@ def _export_one(source: Path, folder: Path, output_format: str, quality: int) ->
     with image:
         if image.format == OUTPUT_FORMATS[output_format] or getattr(image, "is_animated", False):
             return _keep(source, folder)
+        return _convert_or_keep(image, source, folder, output_format, quality)
+
+
+def _convert_or_keep(
+    image: Image.Image, source: Path, folder: Path, output_format: str, quality: int
+) -> Path:
+    """`image` as `output_format`, else as PNG, else the file as the workflow saved it: the format may not
+    hold it (WebP's 16383 pixels, PNG has no CMYK or float mode) or its data may be broken (a truncated
+    JPEG), and the work that made it is done either way. Each failure is logged."""
+    formats = [output_format] + (["png"] if output_format != "png" and image.format != "PNG" else [])
+    for n, fmt in enumerate(formats):
         try:
-            return _convert(image, source, folder, output_format, quality)
-        except (OSError, ValueError) as exc:  # the format cannot hold it (WebP's 16383-pixel limit...)
-            fallback = "png" if output_format != "png" and image.format != "PNG" else None
+            return _convert(image, source, folder, fmt, quality)
+        except (OSError, ValueError) as exc:
             log.warning(
                 "%s (%dx%d) cannot be written as %s (%s); returning it as %s",
                 source.name,
                 image.width,
                 image.height,
-                output_format,
+                fmt,
                 exc,
-                fallback or f"it was saved ({image.format})",
+                formats[n + 1] if n + 1 < len(formats) else f"it was saved ({image.format})",
             )
-            if fallback is None:
-                return _keep(source, folder)
-            return _convert(image, source, folder, fallback, quality)
+    return _keep(source, folder)
 
 
 def _convert(image: Image.Image, source: Path, folder: Path, output_format: str, quality: int) -> Path:

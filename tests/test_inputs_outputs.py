@@ -169,3 +169,28 @@ def test_image_wider_than_webp_allows_is_returned_as_png(tmp_path: Path, caplog)
     assert Image.open(exported).size == (16384, 64)
     assert "cannot be written as webp" in caplog.text and "returning it as png" in caplog.text
     assert [p.name for p in exported.parent.iterdir()] == ["wide.png"]  # no partial file left
+
+
+def _truncated_jpeg(path: Path) -> Path:
+    whole = save(path, Image.effect_noise((256, 256), 50).convert("RGB"), "JPEG").read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("wide_cmyk.tiff", lambda p: save(p, Image.new("CMYK", (16400, 2)), "TIFF")),
+        ("wide_float.tiff", lambda p: save(p, Image.new("F", (16400, 2)), "TIFF")),
+        ("wide_cmyk.jpg", lambda p: save(p, Image.new("CMYK", (16400, 2)), "JPEG")),
+        ("truncated.jpg", _truncated_jpeg),
+    ],
+)
+def test_an_image_neither_the_asked_format_nor_png_can_hold_is_returned_as_saved(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str, make
+) -> None:
+    source = make(tmp_path / "out" / name)
+    [exported] = export_outputs([source], tmp_path / "ret", output_format="webp")
+    assert exported.name == name and exported.read_bytes() == source.read_bytes()
+    assert "cannot be written as png" in caplog.text and "returning it as it was saved" in caplog.text
+    assert [p.name for p in exported.parent.iterdir()] == [name]  # no partial file left
