@@ -3,9 +3,9 @@
 Each download writes its own `<name>.<tag>.part` (the tag names host, process and a random suffix), so
 two writers never share a file even when a lock fails to exclude them. Its state, `<part>.json`, says
 which byte ranges are on disk and which remote file they came from; it is rewritten whenever a chunk
-completes and twice a second, which doubles as a heartbeat. A part whose owner is gone (`orphans.py`)
-is claimed by renaming it to this download's tag, an atomic step only one claimant can win, and only
-what is missing is fetched.
+completes and at least twice a second, which doubles as a heartbeat. A part whose owner is gone
+(`orphans.py`) is claimed by writing this download's state first and then renaming the part to its
+tag, the one atomic step that decides between claimants, and only what is missing is fetched.
 
 Two lists of ranges are kept. `done` is what was written; it survives the death of the process (the
 page cache keeps the bytes) but not of the machine, so it is trusted only under the same kernel boot
@@ -31,11 +31,20 @@ import os
 import re
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from weightkit.download.orphans import TAG, Ranges, ResumeState, encode_state, host_tag, orphans
+from weightkit.download.flusher import Flusher
+from weightkit.download.orphans import (
+    TAG,
+    Ranges,
+    ResumeState,
+    disown_tag,
+    encode_state,
+    host_tag,
+    orphans,
+    own_tag,
+)
 from weightkit.download.space import ensure_space, free_bytes
 from weightkit.errors import DiskSpaceError
 
@@ -44,15 +53,14 @@ __all__ = ["PartFile", "ResumeState", "new_tag"]
 log = logging.getLogger(__name__)
 
 _SYNC_FILE_RANGE_WRITE = 2
-CHECKPOINT_SECONDS = 0.5
-# fdatasync this often while downloading: keeps the final fsync short and bounds what a crash loses;
-# doing it at every checkpoint cost more CPU in writeback than the download (bench, docs/DOWNLOAD.md).
-DURABLE_SECONDS = 5.0
 
 
 def new_tag() -> str:
-    """A name part unique to this download: host, process id, random suffix."""
-    return f"{host_tag()}-{os.getpid()}-{secrets.token_hex(3)}"
+    """A name part unique to this download: host, process id, random suffix; this process's until the
+    part file `end()`s."""
+    tag = f"{host_tag()}-{os.getpid()}-{secrets.token_hex(3)}"
+    own_tag(tag)
+    return tag
 
 
 class PartFile:
@@ -74,12 +82,13 @@ class PartFile:
         self._durable = durable
         self._write_lock = threading.Lock()
         self._margin: int | None = None  # kept free while writing a file that could not be reserved
-        self._flusher: _Flusher | None = None
+        self._flusher: Flusher | None = None
 
     @classmethod
     def claim(cls, dest: Path, *, tag: str, stale_after: float) -> PartFile:
         """A part file for `dest`: the orphan with the most bytes on disk, renamed to `tag`, or a new one.
-        Other orphans of `dest` are removed."""
+        Other orphans of `dest` are removed. Of several claimants, the one whose rename of the part
+        succeeds wins; the others find the orphan gone or owned by a live process."""
         fresh = cls(dest, tag)
         left = orphans(dest, stale_after)
         left.sort(key=lambda found: found[1].done_bytes, reverse=True)
@@ -87,22 +96,30 @@ class PartFile:
         for state_path, state, durable in left:
             part_path = state_path.with_name(state_path.name[: -len(".json")])
             if claimed is None:
-                try:
-                    os.rename(state_path, fresh.state_path)
-                except FileNotFoundError:
-                    continue  # another process claimed it first
-                try:
-                    os.rename(part_path, fresh.path)
-                except FileNotFoundError:
-                    fresh.state_path.unlink(missing_ok=True)
-                    continue
-                claimed = cls(dest, tag, state=state, durable=durable)
-                claimed.checkpoint(state)  # ours now: no one else may take it
-                log.info("Resuming %s: %d bytes already on disk", dest.name, state.done_bytes)
+                claimed = cls._take(dest, tag, part_path, state, durable)
+                state_path.unlink(missing_ok=True)  # the winner's (ours or not) or a part-less one
+                if claimed is not None:
+                    log.info("Resuming %s: %d bytes already on disk", dest.name, state.done_bytes)
             else:
                 part_path.unlink(missing_ok=True)
                 state_path.unlink(missing_ok=True)
         return claimed or fresh
+
+    @classmethod
+    def _take(
+        cls, dest: Path, tag: str, part_path: Path, state: ResumeState, durable: Ranges
+    ) -> PartFile | None:
+        """Claim one orphan: our state first (a live owner's, so no one else takes it), then the one
+        rename that decides, of the part itself; None if another claimant's rename came first."""
+        claimed = cls(dest, tag, state=state, durable=durable)
+        claimed.checkpoint(state)
+        try:
+            os.rename(part_path, claimed.path)
+        except FileNotFoundError:
+            claimed.state_path.unlink(missing_ok=True)
+            claimed.state = None
+            return None
+        return claimed
 
     @staticmethod
     def reusable_bytes(dest: Path) -> int:
@@ -130,14 +147,20 @@ class PartFile:
             return 0
 
     def open(self, total: int | None, *, fresh: bool, margin: int) -> int:
-        """Open (creating) the part file, emptied if `fresh`, and reserve `total` bytes. Checks free
-        space first and raises `DiskSpaceError` with nothing written when it is short. With `total`
-        unknown, every write keeps `margin` bytes free instead."""
+        """Open the part file, created empty if `fresh` (forgetting what an earlier owner made durable),
+        else the one claimed, and reserve `total` bytes. Checks free space first and raises
+        `DiskSpaceError` with nothing written when it is short. With `total` unknown, every write keeps
+        `margin` bytes free instead. Raises `OSError` if a kept part is missing or shorter than its
+        state says."""
         if total is not None:
             ensure_space(self.path.parent, needed=total - (0 if fresh else self.allocated()), margin=margin)
         self._margin = None if total is not None else margin
         self.close()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if fresh:
+            self._durable = ()
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        else:
+            fd = self._open_kept()
         try:
             if fresh:
                 os.ftruncate(fd, 0)
@@ -148,6 +171,28 @@ class PartFile:
             raise
         self.fd = fd
         return fd
+
+    def _open_kept(self) -> int:
+        """The claimed part, never a new empty one: zeros must not pass for the bytes its state lists.
+        A part missing or shorter than that (taken over, truncated) is discarded."""
+        on_disk = max((end for _, end in self.state.done), default=0) if self.state is not None else 0
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            found = "is gone"
+        else:
+            size = os.fstat(fd).st_size
+            if size >= on_disk:
+                return fd
+            os.close(fd)
+            found = f"has {size} bytes"
+        self.discard()
+        raise OSError(
+            errno.EIO,
+            f"the part file {self.path} {found}, but its resume state says {on_disk} bytes were written "
+            "(another process took it over, or it was truncated); its state was removed, so running "
+            "the download again starts it afresh",
+        )
 
     @property
     def reserved(self) -> bool:
@@ -179,7 +224,7 @@ class PartFile:
 
     def start_flushing(self, written: Callable[[], Ranges]) -> None:
         """Start the flusher; `written()` says which ranges are written, for the durable record."""
-        self._flusher = _Flusher(self, written)
+        self._flusher = Flusher(self, written)
         self._flusher.start()
 
     def flush_range(self, start: int, end: int) -> None:
@@ -215,6 +260,17 @@ class PartFile:
         self.close()
         if self.state is not None and self.state_path.exists():
             self.checkpoint(self.state, active=False)
+
+    def end(self) -> None:
+        """This download is over: keep what arrived for a resume by any process (`release`), or, with
+        no state to say what it is, remove the part; the tag is no longer this process's."""
+        try:
+            if self.state is not None:
+                self.release()
+            else:
+                self.discard()
+        finally:
+            disown_tag(self.tag)
 
     def start_writeback(self, start: int, end: int) -> None:
         """Start writing bytes `start`..`end` to disk now, without waiting, so the final fsync has
@@ -270,6 +326,7 @@ class PartFile:
         self.path.unlink(missing_ok=True)
         self.state_path.unlink(missing_ok=True)
         self.state = None
+        self._durable = ()
 
 
 @functools.cache
@@ -311,48 +368,3 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class _Flusher:
-    """The thread that writes finished ranges back at once and makes the written ones durable."""
-
-    def __init__(self, part: PartFile, written: Callable[[], Ranges]) -> None:
-        self._part = part
-        self._written = written
-        self._pending: list[tuple[int, int]] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._done = False
-        self.error: OSError | None = None
-        self._thread = threading.Thread(target=self._run, name="weightkit-flush", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def queue(self, start: int, end: int) -> None:
-        with self._lock:
-            self._pending.append((start, end))
-        self._wake.set()
-
-    def finish(self) -> None:
-        self._done = True
-        self._wake.set()
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def _run(self) -> None:
-        synced = time.monotonic()
-        try:
-            while not self._done:
-                self._wake.wait(CHECKPOINT_SECONDS)
-                self._wake.clear()
-                with self._lock:
-                    ranges, self._pending = self._pending, []
-                for start, end in ranges:
-                    self._part.start_writeback(start, end)
-                if time.monotonic() - synced >= DURABLE_SECONDS:
-                    self._part.sync(self._written())
-                    synced = time.monotonic()
-        except OSError as exc:
-            self.error = exc
