@@ -48,14 +48,11 @@ class ComfyHTTP:
         *,
         client_id: str,
         prompt_id: str | None = None,
-        extra_data: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Queue `workflow`; `{"prompt_id", "number", "node_errors"}`. Raises `PromptRejectedError` on 400."""
         body: dict[str, Any] = {"prompt": workflow, "client_id": client_id}
         if prompt_id is not None:
             body["prompt_id"] = prompt_id
-        if extra_data:
-            body["extra_data"] = dict(extra_data)
         return self._json("POST", "/prompt", body, rejected_on_400=True)
 
     def history(self, prompt_id: str) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 
 from prediction.input_errors import OutputOptionError
 
-__all__ = ["OUTPUT_FORMATS", "collect_files", "empty_folders", "export_outputs"]
+__all__ = ["OUTPUT_FORMATS", "empty_folders", "export_outputs"]
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,6 @@ OUTPUT_FORMATS = {"webp": "WEBP", "jpg": "JPEG", "png": "PNG"}
 # Still-image formats that are converted; anything Pillow might also recognise (video frames, PSD...)
 # is returned untouched.
 _CONVERTIBLE = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
-
-
-def collect_files(*folders: Path) -> list[Path]:
-    """Every file under `folders`, folder by folder, sorted by path within each (ComfyUI's numbered
-    names, `ComfyUI_00001_.png`, sort in the order they were written). Hidden files are skipped."""
-    found: list[Path] = []
-    for folder in folders:
-        files: list[Path] = []
-        for root, dirs, names in os.walk(folder):
-            dirs[:] = [name for name in dirs if not name.startswith(".")]
-            files.extend(Path(root, name) for name in names if not name.startswith("."))
-        found.extend(sorted(files, key=lambda path: path.relative_to(folder).as_posix()))
-    return found
 
 
 def check_output_options(output_format: str, output_quality: int) -> None:

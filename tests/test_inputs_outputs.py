@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from prediction.input_errors import OutputOptionError
-from prediction.output_files import collect_files, empty_folders, export_outputs
+from prediction.output_files import empty_folders, export_outputs
 
 
 def noisy_image(mode: str = "RGB", size: int = 64) -> Image.Image:
@@ -120,20 +120,6 @@ def test_bad_output_options_refused(tmp_path: Path, fmt: str, quality: int, opti
     assert isinstance(caught.value, ValueError)
 
 
-def test_collect_files_sorted_per_folder_hidden_skipped(tmp_path: Path) -> None:
-    out, temp = tmp_path / "output", tmp_path / "temp"
-    written = [out / "ComfyUI_00002_.png", out / "ComfyUI_00001_.png", out / "sub" / "x.png", temp / "p.png"]
-    for path in [*written, out / ".part.png", out / ".hidden" / "y.png"]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x")
-    assert collect_files(out, temp, tmp_path / "missing") == [
-        out / "ComfyUI_00001_.png",
-        out / "ComfyUI_00002_.png",
-        out / "sub" / "x.png",
-        temp / "p.png",
-    ]
-
-
 def test_leftovers_of_previous_prediction_never_reach_the_next(tmp_path: Path) -> None:
     input_dir, output_dir, temp_dir = tmp_path / "input", tmp_path / "output", tmp_path / "temp"
     outside = tmp_path / "outside"
@@ -146,7 +132,7 @@ def test_leftovers_of_previous_prediction_never_reach_the_next(tmp_path: Path) -
     input_dir.mkdir()
     (input_dir / "input.png").write_bytes(b"old input")
     empty_folders(input_dir, output_dir, temp_dir)
-    assert collect_files(input_dir, output_dir, temp_dir) == []
+    assert [list(folder.rglob("*")) for folder in (input_dir, output_dir, temp_dir)] == [[], [], []]
     assert os.listdir(output_dir) == [] and temp_dir.is_dir()
     assert (outside / "keep.txt").read_text() == "not ours"
 
