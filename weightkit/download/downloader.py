@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from weightkit.download.archive import ArchiveLimits
@@ -79,7 +81,7 @@ class Downloader:
         stop = Stop()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weightkit-fetch")
         try:
-            future = pool.submit(self._fetch, request, stop)
+            future = pool.submit(self._fetch, request, stop, request.label)
             interruptible(lambda: each_done([future]), stop, [future])
             return future.result()
         finally:
@@ -94,33 +96,43 @@ class Downloader:
         for request in requests:
             unique.setdefault(request.dest.absolute(), request)
         batch = list(unique.values())
+        names = _names(batch)
         started = time.monotonic()
         stop = Stop()
         results: list[FetchResult] = []
-        failures: dict[str, Exception] = {}
+        failures: dict[Path, Exception] = {}  # by destination: two files may share a name
         workers = max(1, min(self.settings.concurrent_files, len(batch)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="weightkit-fetch")
         try:
-            batch = self._ask_hosts(batch, pool, stop, failures)
+            batch = self._ask_hosts(batch, pool, stop, failures, names)
             self._check_batch_space(batch)
-            futures = {pool.submit(self._fetch, request, stop.child()): request for request in batch}
+            futures = {
+                pool.submit(self._fetch, request, stop.child(), names[request.dest]): request
+                for request in batch
+            }
             for future in interruptible(lambda: each_done(futures), stop, list(futures)):
                 try:
                     results.append(future.result())
                 except Exception as exc:
-                    failures[futures[future].label] = exc
+                    failures[futures[future].dest] = exc
         finally:
             pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
+        failed = {names[dest]: exc for dest, exc in failures.items()}
         summary = FetchSummary(
-            results=tuple(results), seconds=time.monotonic() - started, failed=tuple(failures)
+            results=tuple(results), seconds=time.monotonic() - started, failed=tuple(failed)
         )
         self._progress.summarized(summary)
         if failures:
-            raise DownloadsFailedError(failures, summary)
+            raise DownloadsFailedError(failed, summary)
         return summary
 
     def _ask_hosts(
-        self, batch: list[FetchRequest], pool: ThreadPoolExecutor, stop: Stop, failures: dict[str, Exception]
+        self,
+        batch: list[FetchRequest],
+        pool: ThreadPoolExecutor,
+        stop: Stop,
+        failures: dict[Path, Exception],
+        names: dict[Path, str],
     ) -> list[FetchRequest]:
         """The batch with the sizes and sha256s their hosts state, asked for all at once, so that free
         space is checked for the whole batch with every size known; a file whose host fails it is left
@@ -135,13 +147,14 @@ class Downloader:
             try:
                 asked[request.dest] = future.result()
             except Exception as exc:
-                self._progress.failed(request.label, exc)
-                failures[request.label] = exc
-        return [asked.get(r.dest, r) for r in batch if r.label not in failures]
+                self._progress.failed(names[request.dest], exc)
+                failures[request.dest] = exc
+        return [asked.get(r.dest, r) for r in batch if r.dest not in failures]
 
     # -- one file ------------------------------------------------------------------------------------
 
-    def _fetch(self, request: FetchRequest, stop: Stop) -> FetchResult:
+    def _fetch(self, request: FetchRequest, stop: Stop, name: str) -> FetchResult:
+        """One file; `name` is how progress shows it (unique within a batch)."""
         started = time.monotonic()
         try:
             result = self._present(request, started)
@@ -155,13 +168,13 @@ class Downloader:
                 with DownloadLock(request.dest, stale_after=self.settings.lock_timeout, stop=stop) as lock:
                     result = self._present(request, started, waited=lock.waited)
                     if result is None:
-                        report = _Reporter(self._progress, request.label)
+                        report = _Reporter(self._progress, name)
                         with lock.expecting_progress(report.bytes_seen):
                             result = self._download(request, stop, started, report)
         except BaseException as exc:
-            self._progress.failed(request.label, exc)
+            self._progress.failed(name, exc)
             raise
-        self._progress.finished(result)
+        self._progress.finished(replace(result, name=name))
         return result
 
     def _present(self, request: FetchRequest, started: float, *, waited: bool = False) -> FetchResult | None:
@@ -264,8 +277,7 @@ class Downloader:
                 part.discard()
             raise
         finally:
-            if part.state is not None:
-                part.release()  # keeps what arrived for the next attempt, by any process
+            part.end()  # keeps what arrived for the next attempt, by any process
         if gated is not None:
             raise GatedWeightError(
                 request.label,
@@ -337,6 +349,13 @@ class Downloader:
         if self._records is not None and outcome.sha256 is not None:
             self._records.record(request.dest, outcome.sha256, st, source=_vouched_by(request))
         return _result(request, outcome, started, size=outcome.size, sha256=outcome.sha256)
+
+
+def _names(batch: list[FetchRequest]) -> dict[Path, str]:
+    """How a batch's progress and failures name each file: its label, or for a label several files
+    share (`x.safetensors` in `loras/` and in `checkpoints/`), the label with its destination."""
+    counts = Counter(request.label for request in batch)
+    return {r.dest: r.label if counts[r.label] == 1 else f"{r.label} ({r.dest})" for r in batch}
 
 
 def _vouched_by(request: FetchRequest) -> str:

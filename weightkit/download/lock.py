@@ -64,9 +64,19 @@ class DownloadLock:
             self._progress = None
 
     def acquire(self) -> bool:
-        """Hold the lock (True), or give up on a silent holder or a filesystem without locks (False)."""
+        """Hold the lock (True), or give up on a silent holder or a filesystem without locks (False).
+        Raises `Cancelled` (or the `OSError` of the lock file) with the lock file closed again."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._fd = fd
+        try:
+            return self._wait(fd)
+        except BaseException:
+            self._fd = None
+            os.close(fd)
+            raise
+
+    def _wait(self, fd: int) -> bool:
+        """Try the lock in short steps, watching the holder's heartbeat and the stop."""
         last_mtime, last_change = None, time.monotonic()
         while True:
             try:

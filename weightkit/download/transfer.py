@@ -225,20 +225,16 @@ class Transfer:
     def _transfer(self, plan: _Plan, conns: Connections) -> Outcome:
         chunks, reply, first = plan.chunks, plan.stream.reply, plan.first
         resumed_bytes = sum(c.done for c in chunks)
-        self._state = ResumeState(
-            url=display_url(self._url),
-            size=plan.total,
-            etag=reply.etag,
-            last_modified=reply.last_modified,
-            done=tuple(done_ranges(chunks)),
-        )
-        self._checkpoint(chunks)
-        self._log_start(reply, plan.total, resumed_bytes)
-        if self._report is not None:
-            self._report(resumed_bytes, plan.total)
-        if first is None:
+        lead = (first, plan.stream, conns) if first is not None else None
+        if lead is None:
             plan.stream.close()
             conns.close()
+        try:  # until the first worker takes the first reply, its slot and socket are ours to close
+            self._start(plan, resumed_bytes)
+        except BaseException:
+            plan.stream.close()
+            conns.close()
+            raise
         fd = self._part.fd
         assert fd is not None
         hasher = OrderedHasher(fd, chunks) if self._hash_content else None
@@ -253,22 +249,40 @@ class Transfer:
             stop=self._stop,
             label=self._label,
         )
-        lead = (first, plan.stream, conns) if first is not None else None
-        error = self._run_workers(workers, chunks, hasher, lead, ranged=reply.ranged)
-        if error is not None:
-            raise error
-        if self._cancel.is_set():
-            raise Cancelled(self._label)
-        if not all(chunk.complete for chunk in chunks):  # every worker gone with work left: a bug
-            raise SourceError("the download stopped before its end")
-        size = chunks[-1].pos if chunks else 0
-        digest = hasher.finish(size) if hasher is not None else None
+        try:
+            error = self._run_workers(workers, chunks, hasher, lead, ranged=reply.ranged)
+            if error is not None:
+                raise error
+            if self._cancel.is_set():
+                raise Cancelled(self._label)
+            if not all(chunk.complete for chunk in chunks):  # every worker gone with work left: a bug
+                raise SourceError("the download stopped before its end")
+            size = chunks[-1].pos if chunks else 0
+            digest = hasher.finish(size) if hasher is not None else None
+        finally:
+            if hasher is not None:
+                hasher.stop()  # whichever way it ended, the hashing thread ends with it
         if self._report is not None:
             self._report(size, size)
         fetched = size - resumed_bytes
         return Outcome(
             url=display_url(self._url), size=size, sha256=digest, resumed=resumed_bytes, fetched=fetched
         )
+
+    def _start(self, plan: _Plan, resumed_bytes: int) -> None:
+        """The first checkpoint (what is kept, where from), the log line and the first progress tick."""
+        reply = plan.stream.reply
+        self._state = ResumeState(
+            url=display_url(self._url),
+            size=plan.total,
+            etag=reply.etag,
+            last_modified=reply.last_modified,
+            done=tuple(done_ranges(plan.chunks)),
+        )
+        self._checkpoint(plan.chunks)
+        self._log_start(reply, plan.total, resumed_bytes)
+        if self._report is not None:
+            self._report(resumed_bytes, plan.total)
 
     def _run_workers(
         self,
@@ -283,12 +297,10 @@ class Transfer:
         if hasher is not None:
             hasher.start()
         self._part.start_flushing(lambda: tuple(done_ranges(chunks)))
-        completed = False
         try:
             workers.start(first, ranged=ranged)
             self._watch(workers, chunks, ranged=ranged)
             workers.join()
-            completed = workers.error is None and not self._stop.is_set()
         except OSError as exc:  # a checkpoint or the flusher failed
             workers.fail(exc)
         finally:
@@ -301,8 +313,6 @@ class Transfer:
                 self._checkpoint(chunks)
             except OSError as exc:
                 workers.fail(exc)
-            if hasher is not None and not completed:
-                hasher.stop()
         return workers.error
 
     def _watch(self, workers: Workers, chunks: list[Chunk], *, ranged: bool) -> None:
