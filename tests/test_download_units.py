@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from email.utils import formatdate
 
@@ -9,11 +10,13 @@ import pytest
 
 from tests.downloadkit import safetensors_bytes
 from weightkit.download.chunks import Chunk, done_ranges, frontier, plan_chunks
+from weightkit.download.control import Slots, Stop
 from weightkit.download.rate import RateFloor
 from weightkit.download.retry import backoff_delay, parse_retry_after
 from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url, origin
 from weightkit.download.verify import mismatch, safetensors_problem
 from weightkit.download.width import ConnectionWidth
+from weightkit.download.workers import MIN_SPLIT, Workers
 from weightkit.env import parse_size
 from weightkit.errors import SettingsError
 from weightkit.settings import Credential, DownloadSettings, WeightSettings
@@ -217,3 +220,44 @@ def test_rate_floor_counts_a_late_read_toward_the_window_it_ends():
 def test_rate_floor_of_zero_is_off():
     watch = RateFloor(bytes_per_second=0, window=1.0).watch(started=0.0)
     assert not watch.fed(0, 100.0).slow
+
+
+class _Preempted(list):
+    """The chunk list, with the split's worker running between the split's steps: when the new piece is
+    inserted, the cut chunk's worker fills it to the end it sees, and the gap-free front is taken."""
+
+    def insert(self, index, piece):  # type: ignore[override]
+        cut = self[index - 1]
+        cut.done = cut.end - cut.start
+        self.front = frontier(self, 0)[0]
+        self.written_to = _first_unwritten(self)
+        super().insert(index, piece)
+
+
+def _first_unwritten(chunks) -> int:
+    covered = 0
+    for start, end in sorted((c.start, c.pos) for c in chunks):
+        if start > covered:
+            break
+        covered = max(covered, end)
+    return covered
+
+
+def test_split_never_shows_the_hasher_unwritten_bytes_behind_the_front():
+    size = 8 * MIN_SPLIT
+    cut, after = Chunk(0, size), Chunk(size, 2 * size, size)
+    chunks = _Preempted([cut, after])
+    workers = Workers(
+        source=None,
+        part=None,
+        chunks=chunks,
+        pending=collections.deque(),
+        settings=DownloadSettings(),
+        slots=Slots(1),
+        stop=Stop(),
+        label="w.bin",
+    )
+    workers._ranged, workers._in_flight = True, {cut}
+    piece = workers._split()
+    assert piece is not None and piece.start == cut.end == size // 2
+    assert chunks.front <= chunks.written_to

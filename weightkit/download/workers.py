@@ -195,8 +195,11 @@ class Workers:
             return None
         half = best.pos + most // 2
         piece = Chunk(half, best.end)
-        best.end = half
+        # The piece goes in before `best` is cut short: the hasher reads the chunks without this lock,
+        # and a cut `best` that completes with no piece after it would put [half, old end) behind the
+        # gap-free front, unwritten (`frontier`).
         self._chunks.insert(self._chunks.index(best) + 1, piece)
+        best.end = half
         return piece
 
     def fail(self, exc: BaseException) -> None:
