@@ -293,8 +293,6 @@ def test_one_node_asking_for_several_files_lists_them_in_input_order():
         pytest.param("CheckpointLoaderSimple", "ckpt_name", "C:/models/x.ckpt", id="windows-drive"),
         pytest.param("VAELoader", "vae_name", "..\\..\\x.pt", id="backslash"),
         pytest.param("VAELoader", "vae_name", "a//b.pt", id="empty-component"),
-        pytest.param("SomeCustomNode", "model", "/models/x.safetensors", id="generic-absolute"),
-        pytest.param("SomeCustomNode", "model", "../x.gguf", id="generic-dot-dot"),
     ],
 )
 def test_names_that_leave_their_folder_are_refused_naming_node_and_input(class_type, input_name, value):
@@ -310,6 +308,27 @@ def test_names_that_leave_their_folder_are_refused_naming_node_and_input(class_t
     )
     assert f"Node 4 ({class_type}) input '{input_name}'" in str(error) and "path traversal" in str(error)
     assert isinstance(error, WorkflowError)
+
+
+@pytest.mark.parametrize("value", ["/tmp/out/model.safetensors", "../x.gguf", "C:/out/x.ckpt"])
+def test_a_path_in_an_input_no_loader_names_is_left_to_its_node(value):
+    workflow = {
+        "4": node("SaveModelSomewhere", path=value),
+        "5": node("LoraLoader", lora_name="a.safetensors"),
+    }
+    assert [(r.node_id, r.name) for r in required_weights(workflow, MANIFEST)] == [("5", "a.safetensors")]
+
+
+def test_a_loaders_malformed_url_is_a_workflow_error_naming_node_input_and_url():
+    workflow = {"4": node("LoraLoader", lora_name="http://[::1/x.safetensors?token=secret")}
+    with pytest.raises(WorkflowError) as info:
+        required_weights(workflow, MANIFEST)
+    error = info.value
+    assert (error.node_id, error.class_type, error.input_name) == ("4", "LoraLoader", "lora_name")
+    assert "Node 4 (LoraLoader) input 'lora_name'" in str(error) and "'http://[::1/x.safetensors'" in str(
+        error
+    )
+    assert "Invalid IPv6 URL" in str(error) and "secret" not in str(error)
 
 
 def test_embedding_that_leaves_its_folder_is_refused():

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from weightkit.urlforms import civitai_model_id, is_weight_url, normalise_weight_url, stable_weight_name
+from weightkit.urlforms import (
+    civitai_model_id,
+    display_url,
+    is_weight_url,
+    normalise_weight_url,
+    safe_file_name,
+    stable_weight_name,
+    url_problem,
+)
 
 RESOLVE = "https://huggingface.co/org/repo/resolve/main/loras/style.safetensors"
 
@@ -109,3 +117,69 @@ def test_stable_weight_name_shape() -> None:
     assert rest == "My_LoRA_v2.safetensors"
     assert stable_weight_name("https://example.com/").endswith("-weight.safetensors")
     assert stable_weight_name("https://example.com/x.ckpt").endswith("-x.ckpt")
+
+
+HF = "https://huggingface.co"
+
+
+@pytest.mark.parametrize(
+    ("pasted", "served"),
+    [
+        ("hf://org/repo/dir/f.safetensors", f"{HF}/org/repo/resolve/main/dir/f.safetensors"),
+        ("hf://org/repo@v1/f.safetensors", f"{HF}/org/repo/resolve/v1/f.safetensors"),
+        ("hf://org/repo@v1/dir/f@2x.safetensors", f"{HF}/org/repo/resolve/v1/dir/f@2x.safetensors"),
+        ("hf://org/repo@refs%2Fpr%2F3/f.pt", f"{HF}/org/repo/resolve/refs%2Fpr%2F3/f.pt"),
+        ("hf://org/repo@refs/pr/3/f.pt", f"{HF}/org/repo/resolve/refs%2Fpr%2F3/f.pt"),
+        ("hf://datasets/org/repo/f.pt", f"{HF}/datasets/org/repo/resolve/main/f.pt"),
+        ("hf://datasets/org/repo@abc123/d/f.pt", f"{HF}/datasets/org/repo/resolve/abc123/d/f.pt"),
+        ("hf://spaces/org/app/f.pt", f"{HF}/spaces/org/app/resolve/main/f.pt"),
+        ("hf://org/repo/f.safetensors@v1.0", f"{HF}/org/repo/resolve/v1.0/f.safetensors"),  # README's form
+        ("HF://org/repo/f.pt", f"{HF}/org/repo/resolve/main/f.pt"),
+        (f"{HF}/spaces/org/app/blob/main/f.pt", f"{HF}/spaces/org/app/resolve/main/f.pt"),
+    ],
+)
+def test_hf_paths_of_huggingface_hubs_grammar_become_resolve_urls(pasted, served):
+    assert normalise_weight_url(pasted) == served and url_problem(pasted) is None
+
+
+@pytest.mark.parametrize(
+    "pasted", ["hf://org/repo", "hf://org/repo@v1", "hf://org/repo@/f.pt", "hf://org//f.pt"]
+)
+def test_hf_paths_naming_no_file_are_refused(pasted):
+    assert url_problem(pasted) is not None and "hf://<org>/<repo>" in str(url_problem(pasted))
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://[::1/x.safetensors", "Invalid IPv6 URL"),
+        ("http://h.example:99999/x.safetensors", "Port out of range"),
+        ("http://h.example:port/x.safetensors", "not a well-formed URL"),
+        ("http:///x.safetensors", "with a host name"),
+        ("https://h.example/a b.safetensors", "percent-encode"),
+    ],
+)
+def test_malformed_urls_are_named_without_raising(url, says):
+    assert says in str(url_problem(url))
+    assert normalise_weight_url(url) == url.strip() and civitai_model_id(url) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pw@[::1/x.safetensors?token=secret#f", "http://[::1/x.safetensors"),
+        ("https://user:pw@h.example/x.safetensors?sig=1", "https://h.example/x.safetensors"),
+        ("[::1/x?token=secret", "[::1/x"),
+    ],
+)
+def test_display_url_never_raises_and_never_shows_secrets(url, shown):
+    assert display_url(url) == shown
+
+
+@pytest.mark.parametrize("letter", ["模", "é", "𠀀"])
+def test_a_long_name_is_cut_to_120_utf8_bytes_keeping_its_extension(letter):
+    name = safe_file_name(letter * 300 + ".safetensors")
+    assert len(name.encode("utf-8")) <= 120 and name.endswith(letter + ".safetensors")
+    stored = stable_weight_name("https://h.example/" + letter * 300 + ".safetensors")
+    assert len(stored.encode("utf-8")) <= 140 and stored.endswith(".safetensors")
+    assert len(safe_file_name(letter * 300).encode("utf-8")) <= 120

@@ -82,8 +82,11 @@ class CivitaiFile:
 
 def civitai_ids(url: str) -> tuple[int | None, int | None] | None:
     """`(model id, version id)` named by a CivitAI model page, version page or download URL (either
-    may be None), or None when `url` is none of these."""
-    parts = urlsplit(url.strip())
+    may be None), or None when `url` is none of these (or no well-formed URL at all)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
     if (parts.hostname or "").lower() not in _HOSTS:
         return None
     download = _DOWNLOAD.fullmatch(parts.path)
@@ -93,7 +96,7 @@ def civitai_ids(url: str) -> tuple[int | None, int | None] | None:
     if model is None:
         return None
     version = dict(parse_qsl(parts.query)).get("modelVersionId", "")
-    return int(model["id"]), int(version) if version.isdigit() else None
+    return int(model["id"]), int(version) if version.isascii() and version.isdigit() else None
 
 
 def resolve_civitai(

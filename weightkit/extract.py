@@ -12,7 +12,9 @@ Three sources, combined and de-duplicated by (folder, name):
    inputs makes it load (the manifest's `chosen`: DWPose's `bbox_detector: yolox_l.onnx`).
 
 Values that name no file (`pixel_space`, `taesd*`, `None`, links `[node_id, slot]`) are skipped. A name
-that would leave its folder raises `UnsafeWeightNameError` before anything touches the disk.
+that would leave its folder raises `UnsafeWeightNameError` before anything touches the disk, where it is
+looked up as a weight: in a loader input or an embedding. In any other input (source 2) such a path is
+not looked up, so it is left to its node rather than refused.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from weightkit.errors import UnsafeWeightNameError
+from weightkit.errors import UnsafeWeightNameError, WorkflowError
 from weightkit.folders import EMBEDDING_EXTENSIONS, EMBEDDINGS, MODEL_EXTENSIONS
 from weightkit.loaders import builtin_loader_map
 from weightkit.manifest import Manifest, WeightEntry, name_is_safe
-from weightkit.urlforms import is_weight_url, stable_weight_name
+from weightkit.urlforms import display_url, is_weight_url, stable_weight_name, url_problem
 from weightkit.workflow import parse_workflow
 
 __all__ = ["RUNTIME_INPUT", "WeightRef", "required_weights"]
@@ -88,8 +90,8 @@ def required_weights(
     A loader input holding a URL is a weight fetched from it (`url`), under the manifest's name when the
     manifest lists that URL and else under its stable name (`urlforms.stable_weight_name`), one ref per
     URL as written. `workflow` is anything `parse_workflow` accepts. Raises `WorkflowError` for a
-    malformed workflow and `UnsafeWeightNameError` for a name that is absolute, contains `..` or a
-    backslash.
+    malformed workflow or a loader's URL that nothing can be fetched from (`urlforms.url_problem`), and
+    `UnsafeWeightNameError` for a loader's weight name that is absolute, contains `..` or a backslash.
     """
     nodes = parse_workflow(workflow)
     found = _Found(manifest)
@@ -135,7 +137,9 @@ class _Found:
             elif "embedding:" in value:
                 for name in _embedding_names(value):
                     self.add(name, EMBEDDINGS, node_id, class_type, input_name)
-            elif _looks_like_model_file(value):
+            elif _looks_like_model_file(value) and name_is_safe(value):
+                # An absolute or climbing path here is no weight name weightkit looks up (a custom
+                # node's output path, say): the node handles it, so it is neither reported nor refused.
                 self.add(value, None, node_id, class_type, input_name)
 
     def add(self, name: str, folder: str | None, node_id: str, class_type: str, input_name: str) -> None:
@@ -162,6 +166,16 @@ class _Found:
     def add_url(self, url: str, folder: str, node_id: str, class_type: str, input_name: str) -> None:
         if (folder, url) in self.refs:
             return
+        problem = url_problem(url)
+        if problem is not None:
+            raise WorkflowError(
+                f"Node {node_id} ({class_type}) input '{input_name}' gives the URL {display_url(url)!r}, "
+                f"which {problem}. Correct the URL in the workflow (a weight's URL is fetched into the "
+                f"'{folder}' folder), or give the name of a file that is there.",
+                node_id=node_id,
+                class_type=class_type,
+                input_name=input_name,
+            )
         entry = self.manifest.find_url(url) if self.manifest is not None else None
         if entry is not None and entry.folder != folder:
             entry = None  # the manifest knows the file, but not as this loader's: fetch it as a URL

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from weightkit.errors import ManifestError, UnknownKitError
+from weightkit.errors import ManifestError, UnknownKitError, UnknownWeightError
 from weightkit.folders import canonical_folder
 from weightkit.loaders import LoaderMap, builtin_loader_map
-from weightkit.urlforms import normalise_weight_url
+from weightkit.urlforms import normalise_weight_url, url_problem
 
 __all__ = ["SCHEMA_VERSION", "Kit", "Manifest", "WeightEntry", "name_is_safe"]
 
@@ -166,7 +166,12 @@ class Manifest:
         return found[0] if len(found) == 1 else None
 
     def find_url(self, url: str) -> WeightEntry | None:
-        """The entry one of whose URLs is `url`, in any form a user pastes (`urlforms`)."""
+        """The entry one of whose URLs is `url`, in any form a user pastes (`urlforms`). Raises
+        `UnknownWeightError` for a URL nothing can be fetched from (`urlforms.url_problem`): whoever
+        looks a URL up is about to fetch it."""
+        problem = url_problem(url)
+        if problem is not None:
+            raise UnknownWeightError(url.strip(), hint=f"It {problem}. Correct the URL and try again.")
         return self._by_url.get(normalise_weight_url(url))
 
     def candidates(self, name: str) -> tuple[WeightEntry, ...]:
