@@ -284,11 +284,81 @@ def test_add_dry_run_prints_the_entry_and_writes_nothing(run, tmp_path, stand_in
         ([], "say which model folder"),
     ],
 )
-def test_add_with_bad_arguments_is_bad_input_and_downloads_nothing(run, tmp_path, stand_in, args, says):
+def test_add_with_bad_arguments_is_bad_input_before_any_request(run, tmp_path, stand_in, args, says):
     stand_in.publish("org/repo", "w.safetensors", DATA)
     result = run("add", Hub.url("org/repo", "w.safetensors"), *args)
     assert result.returncode == 2 and says in result.stderr, result.stderr
-    assert stand_in.cdn.requests == [] and not (tmp_path / "mine.json").exists()
+    assert (
+        stand_in.hf.requests == [] and stand_in.cdn.requests == [] and not (tmp_path / "mine.json").exists()
+    )
+
+
+def test_add_with_a_bad_folder_says_so_even_when_the_host_is_unreachable(run, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    result = run("add", f"{closed}/w.safetensors", "--folder", "../loras")
+    assert result.returncode == 2 and "--folder '../loras' is not valid" in result.stderr, result.stderr
+
+
+def test_add_to_a_civitai_model_given_a_bad_kit_asks_civitai_nothing(run, civitai):
+    result = run("add", "https://civitai.com/models/123", "--kit", "My Kit")
+    assert result.returncode == 2 and "--kit 'My Kit' is not valid" in result.stderr, result.stderr
+    assert civitai.requests == []
+
+
+@pytest.mark.parametrize(
+    ("pasted", "says"),
+    [
+        ("http://[::1/x.safetensors", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999/x.safetensors", "Port out of range"),
+        ("hf://org/repo", "is not the hf:// path of a file"),
+        ("ftp://example.com/x.safetensors", "is not an http(s) URL"),
+    ],
+)
+def test_add_of_a_malformed_url_is_one_paragraph_of_bad_input(run, tmp_path, stand_in, pasted, says):
+    result = run("add", pasted, "--folder", "loras")
+    assert result.returncode == 2 and says in result.stderr and pasted in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert stand_in.hf.requests == [] and not (tmp_path / "mine.json").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["download", "loras=http://[::1/x.safetensors"], id="download"),
+        pytest.param(["plan", "workflow.json"], id="plan"),
+    ],
+)
+def test_a_malformed_weight_url_is_one_paragraph_of_bad_input(run, tmp_path, command):
+    workflow = {"4": {"class_type": "LoraLoader", "inputs": {"lora_name": "http://[::1/x.safetensors"}}}
+    (tmp_path / "workflow.json").write_text(json.dumps(workflow))
+    result = run(*command, WEIGHTS_MANIFEST_EXTRA="")
+    assert result.returncode == 2 and "'http://[::1/x.safetensors'" in result.stderr, result.stderr
+    assert "Invalid IPv6 URL" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if command[0] == "plan":
+        assert "Node 4 (LoraLoader) input 'lora_name'" in result.stderr
+
+
+def test_add_dry_run_of_a_civitai_file_of_unstated_size_says_add_downloads_it(run, tmp_path, civitai):
+    """CivitAI states the sha256, its download's answer to add's one-byte probe no size: add downloads the
+    file (checked against that sha256) for its size, and the dry run shows the entry add completes, not
+    one it would refuse."""
+    primary = {"name": "u.safetensors", "type": "Model", "primary": True, "hashes": {"SHA256": sha256(DATA)}}
+    version = {"id": 458, "modelId": 125, "name": "v458", "files": [primary]}
+    model = {"id": 125, "name": "U", "type": "LORA", "modelVersions": [version]}
+    civitai.serve("/api/v1/models/125", json.dumps(model).encode())
+    civitai.serve("/api/download/models/458", DATA, no_length=True)
+    civitai.inject("/api/download/models/458", "slow", rate=1e12, whole=True, times=2)  # the two probes
+    dry = run("add", "https://civitai.com/models/125", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert (json.loads(dry.stdout)["size"], json.loads(dry.stdout)["sha256"]) == (None, sha256(DATA))
+    assert "add downloads and hashes the file" in dry.stderr and not (tmp_path / "mine.json").exists()
+    added = run("add", "https://civitai.com/models/125")
+    assert added.returncode == 0, added.stderr
+    weight = _weight(_mine(tmp_path), "loras/u.safetensors")
+    assert (weight["size"], weight["sha256"]) == (len(DATA), sha256(DATA))
 
 
 def test_add_without_a_user_manifest_named_is_bad_input(run, stand_in):

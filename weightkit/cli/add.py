@@ -14,8 +14,10 @@ The entry goes into the manifest named by `WEIGHTS_MANIFEST_EXTRA` (or `--manife
 missing, written whole as `Manifest.dumps()` (byte-stable) after the merged manifest validates; an
 entry of the same `folder/name` there is replaced. `--kit K` adds it to kit K of that manifest (a copy
 of the built-in kit K if there is one, since a user kit replaces a built-in kit of its name; else a new
-kit). `--dry-run` prints the entry and writes nothing (and downloads nothing: for a host that states
-no hash, the entry shows `sha256: null`).
+kit). Arguments (URL, `--folder`, `--name`, `--kit`) are checked before any request. `--dry-run` prints
+the entry, validated as add would validate it, and writes nothing (and downloads nothing: for a host that
+states no hash or size, the entry shows `null` there). A file whose host states no sha256 or no exact
+size is downloaded and hashed (against the sha256 CivitAI states, when it states one).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from weightkit.manifest import Kit, Manifest, WeightEntry
 from weightkit.manifest_file import load_manifest, parse_entry, parse_manifest
 from weightkit.settings import DownloadSettings
 from weightkit.units import format_bytes
-from weightkit.urlforms import display_url, normalise_weight_url, safe_file_name
+from weightkit.urlforms import display_url, normalise_weight_url, safe_file_name, url_problem
 
 __all__ = ["configure_add", "run_add"]
 
@@ -89,32 +91,58 @@ def run_add(args: argparse.Namespace, context: Context) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    url = args.url.strip() if civitai_ids(args.url) is not None else normalise_weight_url(args.url)
-    if not url.lower().startswith(("http://", "https://")):
-        print(f"error: {args.url!r} is not an http(s) or hf:// URL of a weight file.", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    found = _found(url, store.settings.download)
-    name = args.name or found.name or _file_name(url)
-    folder = canonical_folder(args.folder or found.folder or "")
-    problem = _bad_arguments(name, folder, args.kit, found)
-    if problem:
+    url, problem = _checked_arguments(args)
+    if problem is None:
+        found = _found(url, store.settings.download)
+        name = args.name or found.name or _file_name(url)
+        folder = canonical_folder(args.folder or found.folder or "")
+        problem = _bad_arguments(name, folder, args.kit, found.url)
+    if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if found.sha256 is None and not args.dry_run:
-        found = _downloaded(found, store.settings.weights_dir / folder / name, context)
-    raw = _raw_entry(found, name, folder)
     if args.dry_run:
-        print_json(raw)
-        if found.sha256 is None:
-            print("(dry run: the host states no sha256; add downloads and hashes the file)", file=sys.stderr)
-        print(f"(dry run: nothing written to {extra})", file=sys.stderr)
-        return EXIT_OK
-    entry = parse_entry(raw, where=f"the entry for {display_url(url)}")
+        return _dry_run(found, name, folder, extra)
+    if found.sha256 is None or found.size is None:
+        found = _downloaded(found, store.settings.weights_dir / folder / name, context)
+    entry = parse_entry(_raw_entry(found, name, folder), where=f"the entry for {display_url(url)}")
     _write(extra, entry, args.kit, store.manifest, store.settings.manifest_path)
     kit = f", kit {args.kit}" if args.kit else ""
     print(
         f"Added {entry.key} ({format_bytes(entry.size)}, sha256 {_vouched(found.hash_from)}) to {extra}{kit}."
     )
+    return EXIT_OK
+
+
+def _checked_arguments(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The URL to ask its host about, and why the arguments cannot make an entry (None when they may):
+    checked before any request, so a typo costs no network round trip and reads as itself."""
+    problem = url_problem(args.url)
+    if problem is not None:
+        return args.url, (
+            f"the URL {display_url(args.url.strip())!r} {problem}. Give the URL of the weight file: a "
+            "Hugging Face resolve or blob URL, hf://<org>/<repo>/<path>, a CivitAI page, or any http(s) URL."
+        )
+    url = args.url.strip() if civitai_ids(args.url) is not None else normalise_weight_url(args.url)
+    if civitai_ids(url) is not None:  # CivitAI's API may name the file and its folder
+        return url, _bad_arguments(args.name, args.folder and canonical_folder(args.folder), args.kit, url)
+    return url, _bad_arguments(
+        args.name or _file_name(url), canonical_folder(args.folder or ""), args.kit, url
+    )
+
+
+def _dry_run(found: Found, name: str, folder: str, extra: Path) -> int:
+    """Print the entry add would write, validated as add validates it; what a download would fill in
+    (size, sha256) is validated as a placeholder and printed as null."""
+    raw = _raw_entry(found, name, folder)
+    stated = found.sha256 is not None and found.size is not None
+    filled = raw if stated else {**raw, "size": found.size or 1, "sha256": found.sha256 or "0" * 64}
+    parse_entry(filled, where=f"the entry for {display_url(found.url)}")
+    print_json(raw)
+    if not stated:
+        print(
+            "(dry run: the host states no size or sha256; add downloads and hashes the file)", file=sys.stderr
+        )
+    print(f"(dry run: nothing written to {extra})", file=sys.stderr)
     return EXIT_OK
 
 
@@ -209,23 +237,27 @@ def _downloaded(found: Found, dest: Path, context: Context) -> Found:
             f"a file is already at {dest}, and add cannot tell whether it came from this URL",
             "Move it away, or give --name to store the download under another name, and run add again.",
         )
-    result = context.store.downloader.fetch(FetchRequest.for_url(found.url, dest, unpack=False))
+    request = FetchRequest.for_url(
+        found.url, dest, sha256=found.sha256, hash_from=found.hash_from, unpack=False
+    )
+    result = context.store.downloader.fetch(request)
     return dataclasses.replace(found, size=result.size, sha256=result.sha256)
 
 
 # ---- the entry and the manifest ---------------------------------------------------------------------
 
 
-def _bad_arguments(name: str, folder: str, kit: str | None, found: Found) -> str | None:
-    """Why the name, folder or kit cannot make an entry, as a sentence; None when they can."""
-    if not folder:
+def _bad_arguments(name: str | None, folder: str | None, kit: str | None, url: str) -> str | None:
+    """Why the name, folder or kit cannot make an entry, as a sentence; None when they can. A name or
+    folder of None is the host's to say (CivitAI's API), checked once it has."""
+    if folder == "":
         return (
             "say which model folder the file goes in with --folder (loras, checkpoints, vae, ...): "
-            f"the host does not say what {display_url(found.url)} is."
+            f"the host does not say what {display_url(url)} is."
         )
     skeleton = {
-        "name": name,
-        "folder": folder,
+        "name": name or "x.safetensors",
+        "folder": folder or "loras",
         "size": 1,
         "sha256": "0" * 64,
         "urls": ["https://example.invalid/x"],
@@ -243,11 +275,11 @@ def _bad_arguments(name: str, folder: str, kit: str | None, found: Found) -> str
             exc.field or "", f"--kit {kit!r}"
         )
         return f"{what} is not valid: {str(exc).partition(': ')[2]}"
-    if not has_model_extension(name):
+    if name is not None and not has_model_extension(name):
         return (
             f"the name {name!r} has no model file extension (.safetensors, .pt, ...): give one with --name."
         )
-    if folder not in COMFYUI_FOLDERS:
+    if folder is not None and folder not in COMFYUI_FOLDERS:
         log.warning("%s is not one of ComfyUI's own folders; fine if a custom node reads it", folder)
     return None
 
