@@ -132,6 +132,30 @@ def test_bad_setting_names_the_variable(variable, value):
         DownloadSettings.from_env({variable: value})
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "http://cache/{folder}/{name}?rev={revision}",
+        "http://cache/{name}{",
+        "http://cache/{name}}",
+        "http://cache/{0}/{name}",
+        "http://cache/{name!r}",
+        "http://cache/{name:>9}",
+        "http://cache/{name.upper}",
+    ],
+)
+def test_mirror_template_that_cannot_be_filled_is_refused_at_settings_time_naming_the_fields(template):
+    with pytest.raises(SettingsError, match=r"WEIGHTS_MIRROR.*\{folder\}, \{name\} and \{sha256\}"):
+        DownloadSettings.from_env({"WEIGHTS_MIRROR": template})
+
+
+def test_mirror_template_with_every_field_and_a_literal_brace_fills_in():
+    settings = DownloadSettings.from_env({"WEIGHTS_MIRROR": "http://cache/{folder}/{sha256}/{name}?x={{y}}"})
+    assert settings.mirror is not None
+    filled = mirror_url(settings.mirror, folder="loras", name="a b.bin", sha256="ab" * 32)
+    assert filled == f"http://cache/loras/{'ab' * 32}/a%20b.bin?x={{y}}"
+
+
 def test_parse_size_units():
     assert (parse_size("16M"), parse_size("1GiB"), parse_size("512"), parse_size("1.5G")) == (
         16 << 20,

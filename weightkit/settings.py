@@ -7,6 +7,7 @@ their own.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,8 +104,9 @@ class DownloadSettings:
         """Raises `SettingsError` naming the variable whose value is unusable."""
         env = Env(environ)
         mirror = env.optional_text("WEIGHTS_MIRROR")
-        if mirror is not None and "{name}" not in mirror:
-            raise SettingsError("WEIGHTS_MIRROR", mirror, "a URL template containing {name}")
+        if mirror is not None and not _mirror_template_ok(mirror):
+            expected = "a URL template containing {name}, using only the fields {folder}, {name} and {sha256}"
+            raise SettingsError("WEIGHTS_MIRROR", mirror, expected + " (write a literal brace as {{ or }})")
         hf_token = env.optional_text("HF_TOKEN") or env.optional_text("HUGGING_FACE_HUB_TOKEN")
         hf_endpoint = _endpoint(env, "WEIGHTS_HF_ENDPOINT", cls.hf_endpoint)
         civitai_endpoint = _endpoint(env, "WEIGHTS_CIVITAI_ENDPOINT", cls.civitai_endpoint)
@@ -137,6 +139,18 @@ class DownloadSettings:
             archive_max_files=env.count("WEIGHTS_ARCHIVE_MAX_FILES", cls.archive_max_files),
             archive_max_bytes=env.size("WEIGHTS_ARCHIVE_MAX_BYTES", cls.archive_max_bytes, minimum=1),
         )
+
+
+def _mirror_template_ok(template: str) -> bool:
+    """Whether `str.format` fills `template` with just folder, name and sha256 (and it has `{name}`):
+    checked here, so a bad template fails at start and not at every fetch."""
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
+    except ValueError:  # a lone "{" or "}"
+        return False
+    names = {f for f, _, _ in fields}
+    plain = all(not spec and conv is None for _, spec, conv in fields)
+    return plain and "name" in names and names <= {"folder", "name", "sha256"}
 
 
 def _endpoint(env: Env, name: str, default: str) -> str:
