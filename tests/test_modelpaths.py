@@ -118,17 +118,50 @@ def test_weights_dir_is_searched_first_for_every_folder_and_output_last(tmp_path
         str(models / "checkpoints"),
         "/out/checkpoints",
     )
-    assert paths.dirs("ipadapter") == (
-        str(weights / "ipadapter"),
-        "/mnt/ipadapter",
-        str(models / "ipadapter"),
-    )
+    assert paths.dirs("ipadapter") == (str(weights / "ipadapter"), "/mnt/ipadapter")
     assert paths.dirs("my_nodes_folder") == (
         str(weights / "my_nodes_folder"),
         str(models / "my_nodes_folder"),
     )
     for folder in COMFYUI_FOLDERS:
         assert paths.dirs(folder)[0] == str(weights / folder)
+
+
+@pytest.mark.parametrize(
+    ("folder", "weights_dir", "searched"),
+    [
+        pytest.param("ipadapter", True, ["weights/ipadapter"], id="ipadapter-kept-as-registered"),
+        pytest.param("instantid", True, ["weights/instantid"], id="instantid-kept-as-registered"),
+        pytest.param(
+            "ipadapter-flux", True, ["weights/ipadapter-flux"], id="ipadapter-flux-kept-as-registered"
+        ),
+        pytest.param("ipadapter", False, ["ComfyUI/models/ipadapter"], id="ipadapter-unregistered"),
+        pytest.param("mmdets_bbox", True, ["weights/mmdets_bbox", "ComfyUI/models/mmdets/bbox"], id="impact"),
+        pytest.param("ultralytics_segm", False, ["ComfyUI/models/ultralytics/segm"], id="subpack"),
+        pytest.param(
+            "animatediff_models", True, ["weights/animatediff_models", "ComfyUI/models/animatediff_models"]
+        ),
+    ],
+)
+def test_pack_folders_are_searched_where_their_packs_leave_them(tmp_path, folder, weights_dir, searched):
+    """IPAdapter plus and InstantID keep a folder a config registered (the weights-dir config registers
+    every pack folder), so `models/<folder>` is not searched then; Impact's `_bbox` folders live under
+    `models/mmdets/`; other packs append `models/<folder>` after the configs' paths."""
+    paths = ModelPaths.build(tmp_path / "ComfyUI", weights_dir=tmp_path / "weights" if weights_dir else None)
+    assert paths.dirs(folder) == tuple(str(tmp_path / d) for d in searched)
+
+
+def test_a_file_in_models_ipadapter_is_not_found_when_comfyui_would_not_search_there(tmp_path):
+    models = tmp_path / "ComfyUI" / "models" / "ipadapter"
+    models.mkdir(parents=True)
+    (models / "ip.safetensors").write_bytes(b"x")
+    config = tmp_path / "user.yaml"
+    config.write_text(f"user:\n  ipadapter: {tmp_path / 'mine'}\n")
+    assert (
+        ModelPaths.build(tmp_path / "ComfyUI", extra_configs=[config]).locate("ipadapter", "ip.safetensors")
+        is None
+    )
+    assert ModelPaths.build(tmp_path / "ComfyUI").locate("ipadapter", "ip.safetensors") is not None
 
 
 def test_config_paths_multi_line_relative_legacy_and_expanded(tmp_path, monkeypatch):

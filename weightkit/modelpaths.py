@@ -9,7 +9,9 @@
    are applied: a path of an `is_default` section goes to the front of its folder's list (so the last
    `is_default` file loaded is searched first), any other path to the back; a path already listed is not
    added twice (an `is_default` one moves to the front);
-3. `<output>/checkpoints`, `<output>/clip`, ... are appended last, as ComfyUI does for CheckpointSave.
+3. `<output>/checkpoints`, `<output>/clip`, ... are appended last, as ComfyUI does for CheckpointSave;
+4. custom node packs add the directories of their own folder types when ComfyUI imports them, after every
+   config (`_pack_dirs`: what each pack of the lock does, read from its code).
 
 The project's weights directory is given to ComfyUI as one more `is_default` config, loaded last
 (`write_extra_model_paths`), so it is searched first. A lookup is a `stat` per directory until the file
@@ -57,8 +59,9 @@ class ModelPaths:
     """For each folder type, the directories ComfyUI searches, first to last.
 
     A folder type that ComfyUI does not define (a custom node's, such as `ipadapter`) is searched in the
-    directories the configs give it, then in `<ComfyUI>/models/<folder>`, where custom nodes register
-    theirs; the weights directory, when given, comes first for every folder type.
+    directories the configs give it, then in those its pack adds when ComfyUI loads it, after every
+    config (`_pack_dirs`: usually `<ComfyUI>/models/<folder>`, none for a pack that keeps a folder the
+    configs registered); the weights directory, when given, comes first for every folder type.
     """
 
     models_dir: Path
@@ -98,8 +101,8 @@ class ModelPaths:
         for folder, sub in OUTPUT_SUBDIRS.items():
             _register(table, folder, str(output / sub), False)
         for folder, paths in table.items():
-            if folder not in COMFYUI_FOLDERS and str(models_dir / folder) not in paths:
-                paths.append(str(models_dir / folder))
+            if folder not in COMFYUI_FOLDERS:
+                paths.extend(d for d in _pack_dirs(models_dir, folder, registered=True) if d not in paths)
         return cls(
             models_dir=models_dir,
             weights_dir=weights,
@@ -127,8 +130,9 @@ class ModelPaths:
         found = self.table.get(folder)
         if found is not None:
             return found
+        # The weights-dir config registers every folder a weight can be required in (`weight_folders`).
         head = (str(self.weights_dir / folder),) if self.weights_dir is not None else ()
-        return (*head, str(self.models_dir / folder))
+        return (*head, *_pack_dirs(self.models_dir, folder, registered=bool(head)))
 
     def locate(self, folder: str, name: str) -> tuple[Path, os.stat_result] | None:
         """The file ComfyUI would open for `name` in `folder`, with its stat, or None; a stat per directory.
@@ -189,6 +193,39 @@ def _register(table: dict[str, list[str]], folder: str, path: str, is_default: b
         paths.insert(0, path)
     else:
         paths.append(path)
+
+
+# What custom node packs do with their folder types when ComfyUI imports them, after it has applied every
+# --extra-model-paths-config (ComfyUI a125cd84 main.py:103 `apply_custom_paths()` runs before
+# `init_extra_nodes`; folder_paths.py:214 `add_model_folder_path` appends a non-default path to a folder's
+# list, or starts the list with it). Read at the commits custom_nodes.json pins:
+# - cubiq/ComfyUI_IPAdapter_plus IPAdapterPlus.py:36-40 (9d076a3df0d2763cef5510ec5ab807f6632c39f5) and
+#   cubiq/ComfyUI_InstantID InstantID.py:22-27 (1ef34ef573581bd9727c1e0ac05aa956b356a510), like
+#   Shakker-Labs/ComfyUI-IPAdapter-Flux ipadapter_flux.py:11-19 (eef22b68, not in the lock; the manifest
+#   has its `ipadapter-flux` folder), use
+#   `models/<folder>` only when no config registered the folder, else keep the configs' paths alone;
+#   since the weights-dir config registers every pack folder, `models/ipadapter` is then not searched.
+# - ltdrdata/ComfyUI-Impact-Pack modules/impact/impact_pack.py:46-50 (727295b52e5f) and
+#   ltdrdata/ComfyUI-Impact-Subpack modules/subpack_nodes.py:9-11 (5b4e55058ae4) append
+#   `models/mmdets/bbox`, `models/ultralytics/segm`, ... for `mmdets_bbox`, `ultralytics_segm`, ...
+# - ComfyUI-AnimateDiff-Evolved animatediff/utils_model.py:343-350 (d8d163cd), ComfyUI_essentials
+#   utils.py:12-15 (33ff89fd), ComfyUI-Inspire-Pack inspire/lora_block_weight.py:20 (1aef2c57) append
+#   `models/<folder>` (the first two after a directory inside the pack, not replayed here: a file only
+#   there is reported missing and fetched, never wrongly reported present).
+_KEEPS_REGISTERED = frozenset({"ipadapter", "instantid", "ipadapter-flux"})
+_MODELS_SUBPATH = {
+    "mmdets_bbox": "mmdets/bbox",
+    "mmdets_segm": "mmdets/segm",
+    "ultralytics_bbox": "ultralytics/bbox",
+    "ultralytics_segm": "ultralytics/segm",
+}
+
+
+def _pack_dirs(models_dir: Path, folder: str, *, registered: bool) -> tuple[str, ...]:
+    """The directories the pack of `folder` adds after the configs; `registered`: a config gave it paths."""
+    if folder in _KEEPS_REGISTERED and registered:
+        return ()
+    return (str(models_dir / _MODELS_SUBPATH.get(folder, folder)),)
 
 
 def _stat_file(path: str) -> tuple[Path, os.stat_result] | None:
