@@ -23,6 +23,7 @@ from typing import Any
 
 from nodekit.errors import LockError, UnknownPackError
 from nodekit.lockparse import expand_inputs, parse_lock_document
+from nodekit.lockrules import check_across_packs
 from weightkit.manifest import Manifest, WeightEntry
 
 __all__ = ["SCHEMA_VERSION", "Clone", "Lock", "Pack", "PackFolder", "PackWeight", "load_lock", "parse_lock"]
@@ -265,6 +266,7 @@ def load_lock(path: Path | str) -> Lock:
 def parse_lock(data: Any, *, source: str = "") -> Lock:
     """Validate a decoded lock document; see `load_lock`."""
     doc = parse_lock_document(data, source=source, schema_version=SCHEMA_VERSION)
+    check_across_packs(doc.packs, source=source)
     packs = []
     for raw in doc.packs:
         packs.append(

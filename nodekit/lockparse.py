@@ -1,7 +1,8 @@
 """Validation of a decoded `custom_nodes.json`: every field of every pack, each error naming pack and field.
 
 Weights are checked by weightkit's own manifest parser, so a pack's weight is valid exactly when the
-same object would be valid in `weights_manifest.json`; only `target` is the lock's own.
+same object would be valid in `weights_manifest.json`; only `target` is the lock's own. What packs may
+not claim together (a name, a repository, a class, an environment variable) is `nodekit.lockrules`.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def expand_inputs(name: str) -> list[str]:
 
 
 def parse_lock_document(data: Any, *, source: str, schema_version: int) -> LockDocument:
+    """Each field of the document and of each pack; raises `LockError` naming pack and field."""
     if not isinstance(data, dict):
         raise LockError("the top level must be a JSON object", path=source)
     unknown = sorted(set(data) - set(_TOP_FIELDS))
@@ -120,21 +122,7 @@ def parse_lock_document(data: Any, *, source: str, schema_version: int) -> LockD
     if not isinstance(raw_packs, list):
         raise LockError("must be a list of pack objects", path=source, field="packs")
     packs = [_parse_pack(raw, index, source) for index, raw in enumerate(raw_packs)]
-    _check_unique(packs, source)
     return LockDocument(packs=tuple(packs), comfyui_commit=commit, notes=notes)
-
-
-def _check_unique(packs: list[RawPack], source: str) -> None:
-    names: dict[str, str] = {}
-    repos: dict[str, str] = {}
-    for pack in packs:
-        other = names.setdefault(pack.name.lower(), pack.name)
-        if other is not pack.name:
-            raise LockError(f"the name is used twice ({other})", path=source, pack=pack.name, field="name")
-        for url in (pack.repository, *pack.supersedes):
-            owner = repos.setdefault(repository_key(url), pack.name)
-            if owner != pack.name:
-                raise LockError(f"{url} is also the repository of pack {owner}", path=source, pack=pack.name)
 
 
 def _parse_pack(raw: Any, index: int, source: str) -> RawPack:
@@ -225,12 +213,20 @@ def _commit(value: Any, fail: Fail) -> str:
 
 
 def _clones(value: Any, fail: Fail) -> tuple[dict[str, str], ...]:
+    """Each clone at its own relative path inside the pack, never in a `.git` (git's own files)."""
     clones = []
+    paths: set[str] = set()
     for item in _list(value, fail):
         if not isinstance(item, dict) or set(item) != {"path", "repository", "commit"}:
             fail("each clone is an object with exactly 'path', 'repository' and 'commit'")
-        if not isinstance(item["path"], str) or not name_is_safe(item["path"]):
-            fail(f"{item['path']!r} must be a relative path inside the pack")
+        path = item["path"]
+        if not isinstance(path, str) or not name_is_safe(path):
+            fail(f"{path!r} must be a relative path inside the pack")
+        if ".git" in path.lower().split("/"):
+            fail(f"{path!r} is inside a .git directory, which is git's, not the pack's")
+        if path in paths:
+            fail(f"{path!r} is the path of two clones")
+        paths.add(path)
         clones.append(
             {
                 "path": item["path"],

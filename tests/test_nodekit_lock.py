@@ -31,6 +31,9 @@ WEIGHT = {
 }
 
 
+CLONE = {"path": "sub", "repository": "https://github.com/t/s.git", "commit": COMMIT}
+
+
 def pack(**fields: object) -> dict[str, object]:
     base: dict[str, object] = {
         "name": "tiny-pack",
@@ -184,6 +187,11 @@ def test_a_weight_target_and_folder_path_survive_a_round_trip():
         ({"chosen": {"TinyPicker": {"preset": ["tiny.safetensors"]}}}, "chosen", "each value"),
         ({"folders": {"tiny": {"path": "../out", "extensions": []}}}, "folders", "relative directory"),
         ({"clones": [{"path": "sub", "repository": "https://github.com/t/s.git"}]}, "clones", "exactly"),
+        ({"clones": [dict(CLONE, path="/abs/sub")]}, "clones", "relative path inside the pack"),
+        ({"clones": [dict(CLONE, path="../sub")]}, "clones", "relative path inside the pack"),
+        ({"clones": [dict(CLONE, path=".git/hooks")]}, "clones", "inside a .git directory"),
+        ({"clones": [dict(CLONE, path="lib/.GIT")]}, "clones", "inside a .git directory"),
+        ({"clones": [CLONE, dict(CLONE, commit="f" * 40)]}, "clones", "the path of two clones"),
         ({"surprise": 1}, "surprise", "unknown field"),
     ],
 )
@@ -219,10 +227,31 @@ def test_a_weight_with_an_extension_its_folder_does_not_list_is_refused():
     assert error.field == "weights" and "only .onnx files" in str(error)
 
 
-def test_two_packs_with_one_name_or_repository_are_refused():
-    assert "used twice" in str(
-        error_for(lock_of(pack(), pack(name="Tiny-Pack", repository="https://x.org/a.git")))
-    )
+@pytest.mark.parametrize(
+    ("first", "second", "decode"),
+    [("tiny-pack", "tiny-pack", False), ("a", "a", True), ("tiny-pack", "Tiny-Pack", False)],
+    ids=["one string object", "one-letter names from JSON", "another case"],
+)
+def test_two_packs_with_one_name_are_refused_whatever_the_string_objects(first, second, decode):
+    # equal names that are one object (a literal, a one-letter string) were missed by an identity check
+    data = lock_of(pack(name=first), pack(name=second, repository="https://x.org/a.git"))
+    error = error_for(json.loads(json.dumps(data)) if decode else data)
+    assert (error.pack, error.field) == (second, "name") and f"used twice ({first})" in str(error)
+
+
+def test_two_packs_claiming_one_class_or_one_variable_with_two_values_are_refused():
+    other = {"name": "other", "repository": "https://github.com/test/other.git"}
+    error = error_for(lock_of(pack(classes=["TinyLoader"]), pack(**other, classes=["TinyLoader"])))
+    assert (error.pack, error.field) == ("other", "classes") and "also listed by pack tiny-pack" in str(error)
+    twice = lock_of(pack(env={"TINY_DIR": "{weights_dir}/a"}), pack(**other, env={"TINY_DIR": "/b"}))
+    error = error_for(twice)
+    assert (error.pack, error.field) == ("other", "env")
+    assert "TINY_DIR is '{weights_dir}/a' in pack tiny-pack and '/b' here" in str(error)
+    same = lock_of(pack(env={"TINY_DIR": "/b"}), pack(**other, env={"TINY_DIR": "/b"}))
+    assert parse_lock(same).comfyui_env("/w") == {"TINY_DIR": "/b"}  # one value: no clash
+
+
+def test_two_packs_with_one_repository_are_refused():
     error = error_for(lock_of(pack(), pack(name="other", repository="https://github.com/test/tiny-pack")))
     assert error.pack == "other" and "also the repository of pack tiny-pack" in str(error)
 
