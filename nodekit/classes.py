@@ -4,9 +4,9 @@ Two data files in `nodekit/data/`, rebuilt by `scripts/build_node_index.py`:
 
 - `core_classes.json`: the classes of the pinned ComfyUI (its recorded `/object_info`, plus the audio
   and API classes its source registers that the recording lacks);
-- `class_index.json`: ComfyUI-Manager's extension-node-map (2,031 packs, March 2025) as a compact
-  repository → classes index, without ComfyUI's own classes, at most three candidate packs per class,
-  plus the name patterns a few packs declare instead of lists.
+- `class_index.json`: ComfyUI-Manager's extension-node-map (2,031 repositories, March 2025) as a compact
+  repository → classes index, without ComfyUI's own classes, at most three candidate packs per class
+  (2,020 repositories keep classes), plus the name patterns 21 packs declare instead of lists.
 
 `PackIndex(lock).pack_for(class_type)` answers with a `PackHint`, preferring the lock's packs: a pack
 that lists the class in its `classes`, then a lock pack among the index's candidates (a pack's
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -136,9 +135,6 @@ class PackIndex:
             if pack is not None:
                 return _hint(pack)
         return PackHint(name=_name_of(urls[0]), repository=urls[0]) if urls else None
-
-    def packs_for(self, class_types: Iterable[str]) -> dict[str, PackHint | None]:
-        return {class_type: self.pack_for(class_type) for class_type in class_types}
 
 
 def _hint(pack: Pack) -> PackHint:

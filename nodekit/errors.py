@@ -98,10 +98,40 @@ class ComfyUINotFoundError(NodekitError, FileNotFoundError):
 class InstallBlockedError(NodekitError, OSError):
     """Something already sits where a pack goes and it is not a checkout the installer may replace."""
 
-    def __init__(self, pack: str, *, path: str, reason: str) -> None:
+    def __init__(
+        self, pack: str, *, path: str, reason: str, advice: str = "Move it away (or delete it)"
+    ) -> None:
         self.pack = pack
         self.path = path
+        self.reason = reason
         super().__init__(
-            f"Cannot install the custom node pack {pack} at {path}: {reason}. Move it away (or delete it) "
-            "and run the installer again; nothing was changed."
+            f"Cannot install the custom node pack {pack} at {path}: {reason}. {advice} and run the "
+            "installer again; nothing was changed."
         )
+
+
+class PackInstallError(NodekitError, OSError):
+    """The filesystem refused a step of installing a pack (no space, a name too long, no permission).
+
+    `pack` is None when `custom_nodes/` itself could not be prepared, before any pack.
+    """
+
+    def __init__(self, pack: str | None, *, path: str, reason: str) -> None:
+        self.pack = pack
+        self.path = path
+        self.reason = reason
+        if pack is None:
+            message = (
+                f"Could not prepare {path} for installing custom node packs: {reason}. Nothing was "
+                "installed; fix the folder (space, permissions) and run the installer again."
+            )
+        else:
+            message = (
+                f"Could not install the custom node pack {pack}: {reason} ({path}). Its old checkout, if "
+                "it had one, is as it was (its requirements may already be installed); fix the folder "
+                "(space, permissions, name length) and run the installer again."
+            )
+        super().__init__(message)
+
+    def __str__(self) -> str:  # OSError would otherwise format errno fields
+        return self.args[0]

@@ -2,7 +2,8 @@
 
 Every call runs `git` with an argument list (never a shell), no terminal prompt (a private repository
 fails at once instead of waiting for a password), and the base-URL rewrite as git's own
-`url.<base>.insteadOf`, so a mirror also serves the submodules a pack names in its `.gitmodules`.
+`url.<base>.insteadOf`, so a mirror also serves the submodules a pack names in its `.gitmodules`, by
+`https://github.com/` or by `git@github.com:` (ssh) URL alike.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 
 from nodekit.settings import GITHUB
 
-__all__ = ["GitError", "GitSource", "head_commit", "is_dirty"]
+__all__ = ["GitError", "GitSource", "head_commit", "is_dirty", "untracked_paths"]
 
+_GITHUB_SSH = "git@github.com:"  # how some packs' .gitmodules name github.com repositories
 _TIMEOUT = 1800.0  # one clone of a large pack over a slow link; a stalled transfer is cut by lowSpeed*
 
 
@@ -46,21 +48,23 @@ class GitSource:
         assert self.base is not None
         return self.base if self.base.endswith("/") else self.base + "/"
 
-    def config(self) -> dict[str, str]:
+    def config(self) -> list[tuple[str, str]]:
+        """`git -c` pairs, in order; `insteadOf` appears twice (git keeps every value of that key)."""
         config = {"advice.detachedHead": "false", "http.lowSpeedLimit": "1000", "http.lowSpeedTime": "60"}
+        rewrites = []
         if self.base:
-            config[f"url.{self._base_prefix()}.insteadOf"] = GITHUB
+            rewrites = [(f"url.{self._base_prefix()}.insteadOf", prefix) for prefix in (GITHUB, _GITHUB_SSH)]
             if "://" not in self.base or self.base.startswith("file://"):
                 # Local clones as submodule sources: git refuses the file transport for submodules
                 # unless told (CVE-2022-39253); the user chose these repositories by setting the base.
                 config["protocol.file.allow"] = "always"
         config.update(self.extra_config)
-        return config
+        return [*config.items(), *rewrites]
 
     def run(self, args: Sequence[str], *, cwd: Path | None = None, timeout: float = _TIMEOUT) -> str:
         """`git -c k=v ... args`; returns its standard output, raises `GitError` with its last lines."""
         command = ["git"]
-        for key, value in self.config().items():
+        for key, value in self.config():
             command += ["-c", f"{key}={value}"]
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
         try:
@@ -98,18 +102,26 @@ class GitSource:
 
 
 def head_commit(path: Path) -> str | None:
-    """The commit checked out at `path`, or None when it is not a git checkout (or git is missing)."""
+    """The commit checked out at `path`, or None when it has no `.git` (it is not a checkout).
+
+    Raises `GitError` with git's reason when there is a `.git` git will not read (dubious ownership, an
+    unknown repository format) or git is missing: such a directory is not "not a checkout".
+    """
     if not (path / ".git").exists():
         return None
-    try:
-        return GitSource().run(["rev-parse", "HEAD"], cwd=path, timeout=30).strip() or None
-    except GitError:
-        return None
+    return GitSource().run(["rev-parse", "HEAD"], cwd=path, timeout=30).strip() or None
 
 
 def is_dirty(path: Path) -> bool:
-    """Tracked files changed in the checkout at `path` (files the pack writes itself are untracked)."""
-    try:
-        return bool(GitSource().run(["status", "--porcelain", "--untracked-files=no"], cwd=path, timeout=60))
-    except GitError:
-        return True
+    """Tracked files changed in the checkout at `path` (files the pack writes itself are untracked).
+
+    Raises `GitError` when git cannot tell.
+    """
+    return bool(GitSource().run(["status", "--porcelain", "--untracked-files=no"], cwd=path, timeout=60))
+
+
+def untracked_paths(path: Path) -> list[str]:
+    """Files git does not track in the checkout at `path`, ignored ones included, relative to it; a
+    nested repository (a clone inside the pack) is one entry ending in `/`. Raises `GitError`."""
+    listed = GitSource().run(["ls-files", "--others", "-z"], cwd=path, timeout=300)
+    return [entry for entry in listed.split("\0") if entry]

@@ -1,19 +1,22 @@
 """Install custom node packs at their lock commits into ComfyUI's `custom_nodes/`, with their requirements.
 
-For each pack, in order:
+First, under the installer lock, what a killed installer left is undone (`nodekit.swap.recover_leftovers`).
+Then for each pack, in order:
 
 1. already at the commit with the same requirements, clones and Python (a stamp in its `.git`): kept;
 2. otherwise the repository is fetched at the commit into a staging directory beside the target
    (`custom_nodes/.nodekit-NAME-*.disabled`, a name ComfyUI's loader skips), submodules recursively,
    then the lock's `clones` inside it;
 3. its requirements (the lock's `requirements`, else its `requirements.txt` and each clone's) are
-   installed into ComfyUI's Python with every protected distribution as a pip constraint
-   (`nodekit.pip`), with `--break-system-packages` where that Python is externally managed;
-4. the staging directory is renamed into place; a previous checkout is first renamed aside and then
-   removed, so `custom_nodes/NAME` is always a complete checkout or absent.
+   installed into ComfyUI's Python with every protected distribution as a pip constraint and as a
+   requirement (`nodekit.pip`), with `--break-system-packages` where that Python is externally managed;
+4. files git does not track in the old checkout (the pack's config, its downloads) are carried into the
+   staging directory, which is then renamed into place; a previous checkout is first renamed aside and
+   then removed, so `custom_nodes/NAME` is always a complete checkout or absent (`nodekit.swap`).
 
-A failure leaves the old checkout (if any) untouched and removes the staging directory. One installer
-at a time per `custom_nodes/` (an flock, which only saves work: correctness comes from the renames).
+A failure leaves the old checkout (if any) untouched and removes the staging directory; an `OSError` on
+the way is a `PackInstallError` for that pack, and the other packs still install. One installer at a
+time per `custom_nodes/` (an flock, which only saves work: correctness comes from the renames).
 """
 
 from __future__ import annotations
@@ -29,11 +32,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from nodekit.errors import ComfyUINotFoundError, InstallBlockedError, NodekitError, PackFetchError
+from nodekit.errors import (
+    ComfyUINotFoundError,
+    InstallBlockedError,
+    NodekitError,
+    PackFetchError,
+    PackInstallError,
+)
 from nodekit.gitrepo import GitError, GitSource, head_commit, is_dirty
 from nodekit.lock import Pack
-from nodekit.pip import TargetPython
+from nodekit.pip import TargetPython, read_requirements_text
+from nodekit.swap import carry_untracked, make_staging_dir, recover_leftovers, swap_into_place
 
 __all__ = ["GIT_BASE_SETTING", "InstallResult", "Installer"]
 
@@ -84,10 +95,15 @@ class Installer:
         comfyui = self.custom_nodes_dir.parent
         if not comfyui.is_dir():
             raise ComfyUINotFoundError(str(comfyui))
-        self.custom_nodes_dir.mkdir(exist_ok=True)
         results: list[InstallResult] = []
         failures: dict[str, NodekitError] = {}
         with self._installer_lock():
+            try:
+                recover_leftovers(self.custom_nodes_dir)
+            except OSError as exc:
+                raise PackInstallError(
+                    None, path=str(exc.filename or self.custom_nodes_dir), reason=_cause(exc)
+                ) from exc
             for pack in packs:
                 try:
                     results.append(self.install_one(pack))
@@ -97,9 +113,10 @@ class Installer:
         return results, failures
 
     def install_one(self, pack: Pack) -> InstallResult:
+        """Install `pack` (see the module's steps); raises a `NodekitError` naming the pack."""
         started = time.monotonic()
         target = self.custom_nodes_dir / pack.name
-        current = head_commit(target)
+        current = self._current_commit(pack, target)
         want = self._stamp(pack)
         if current == pack.commit and _read_stamp(target) == want:
             logger.info("custom nodes: %s already at %s", pack.name, pack.commit[:7])
@@ -112,35 +129,68 @@ class Installer:
             self.source.url(pack.repository),
             f" (was {current[:7]})" if current else "",
         )
-        staging = Path(
-            tempfile.mkdtemp(dir=self.custom_nodes_dir, prefix=f".nodekit-{pack.name}-", suffix=".disabled")
-        )
+        try:
+            self._stage_and_swap(pack, target, want, old=current is not None)
+        except NodekitError:
+            raise
+        except OSError as exc:
+            raise PackInstallError(pack.name, path=str(exc.filename or target), reason=_cause(exc)) from exc
+        action = "updated" if current else "installed"
+        seconds = time.monotonic() - started
+        logger.info("custom nodes: %s %s at %s in %.1f s", action, pack.name, pack.commit[:7], seconds)
+        return InstallResult(pack.name, action, pack.commit, seconds)
+
+    def _stage_and_swap(self, pack: Pack, target: Path, want: dict[str, object], *, old: bool) -> None:
+        staging = make_staging_dir(self.custom_nodes_dir, pack.name)
         try:
             self._fetch(pack.name, pack.repository, pack.commit, staging)
             for clone in pack.clones:
                 (staging / clone.path).parent.mkdir(parents=True, exist_ok=True)
                 self._fetch(pack.name, clone.repository, clone.commit, staging / clone.path)
             self._install_requirements(pack, staging)
+            if old:
+                self._carry_untracked(pack, target, staging)
             (staging / ".git" / _STAMP).write_text(json.dumps(want, sort_keys=True) + "\n", encoding="utf-8")
-            _swap_into_place(staging, target)
+            swap_into_place(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        action = "updated" if current else "installed"
-        seconds = time.monotonic() - started
-        logger.info("custom nodes: %s %s at %s in %.1f s", action, pack.name, pack.commit[:7], seconds)
-        return InstallResult(pack.name, action, pack.commit, seconds)
+
+    def _current_commit(self, pack: Pack, target: Path) -> str | None:
+        """The commit at `target`, None when nothing there has a `.git`."""
+        try:
+            return head_commit(target)
+        except GitError as exc:
+            raise _unreadable(pack, target, exc) from exc
 
     def _check_replaceable(self, pack: Pack, target: Path, current: str | None) -> None:
+        """Raises `InstallBlockedError` for what may not be replaced: not a checkout, or local changes."""
         if not os.path.lexists(target):
             return
         if current is None:
             raise InstallBlockedError(
                 pack.name, path=str(target), reason="it exists and is not a git checkout"
             )
-        if is_dirty(target):
+        try:
+            dirty = is_dirty(target)
+        except GitError as exc:
+            raise _unreadable(pack, target, exc) from exc
+        if dirty:
             raise InstallBlockedError(
                 pack.name, path=str(target), reason=f"it is a checkout at {current[:7]} with local changes"
+            )
+
+    def _carry_untracked(self, pack: Pack, target: Path, staging: Path) -> None:
+        old_stamp = _read_stamp(target)
+        old_clones = old_stamp.get("clones", []) if isinstance(old_stamp, dict) else []
+        skip = [clone["path"] for clone in old_clones if isinstance(clone, dict) and "path" in clone]
+        try:
+            carried = carry_untracked(target, staging, skip=skip)
+        except GitError as exc:
+            raise _unreadable(pack, target, exc) from exc
+        if carried:
+            logger.info(
+                "custom nodes: carried %d untracked path(s) of %s into the new checkout", carried, pack.name
             )
 
     def _fetch(self, pack: str, repository: str, commit: str, dest: Path) -> None:
@@ -174,7 +224,9 @@ class Installer:
         constraints = python.constraints(self.custom_nodes_dir.parent / "requirements.txt")
         with tempfile.TemporaryDirectory(prefix="nodekit-pip-") as scratch:
             requirements = Path(scratch) / "requirements.txt"
-            requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            # The kept pins are requirements too: pip checks the dependencies of what it is asked for,
+            # never those of an installed distribution nothing asks for (torch's own, say).
+            requirements.write_text("\n".join([*lines, *constraints]) + "\n", encoding="utf-8")
             kept = Path(scratch) / "constraints.txt"
             kept.write_text("".join(line + "\n" for line in constraints), encoding="utf-8")
             logger.info(
@@ -197,8 +249,8 @@ class Installer:
 
     @contextmanager
     def _installer_lock(self) -> Iterator[None]:
-        path = self.custom_nodes_dir / _LOCK_FILE
-        with open(path, "a+b") as handle:
+        """The flock on `custom_nodes/.nodekit-install.lock` (the folder made first if need be)."""
+        with self._lock_file() as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -211,9 +263,32 @@ class Installer:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def _lock_file(self) -> BinaryIO:
+        try:
+            self.custom_nodes_dir.mkdir(exist_ok=True)
+            return open(self.custom_nodes_dir / _LOCK_FILE, "a+b")
+        except OSError as exc:
+            raise PackInstallError(
+                None, path=str(exc.filename or self.custom_nodes_dir), reason=_cause(exc)
+            ) from exc
+
 
 def _has_requirements(path: Path) -> bool:
-    return any(line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    """Whether the file names anything; pip itself reads it (`-r`), in whatever encoding it has."""
+    return any(line.split("#", 1)[0].strip() for line in read_requirements_text(path).splitlines())
+
+
+def _unreadable(pack: Pack, target: Path, exc: GitError) -> InstallBlockedError:
+    return InstallBlockedError(
+        pack.name,
+        path=str(target),
+        reason=f"git cannot read the checkout there: {exc.reason}",
+        advice="Do what git asks (or move the directory away)",
+    )
+
+
+def _cause(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def _read_stamp(target: Path) -> object:
@@ -221,16 +296,3 @@ def _read_stamp(target: Path) -> object:
         return json.loads((target / ".git" / _STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """`staging` becomes `target`; an old `target` is renamed aside first, then removed."""
-    if not os.path.lexists(target):
-        os.rename(staging, target)
-        return
-    aside = Path(
-        tempfile.mkdtemp(dir=target.parent, prefix=f".nodekit-old-{target.name}-", suffix=".disabled")
-    )
-    os.rename(target, aside / target.name)
-    os.rename(staging, target)
-    shutil.rmtree(aside, ignore_errors=True)

@@ -4,12 +4,15 @@
 whether it is externally managed (PEP 668), its pip, and every installed distribution. `constraints()`
 pins the protected distributions (torch, torchvision, torchaudio and everything ComfyUI's own
 requirements.txt names) at the versions installed there, and `install()` runs
-`python -m pip install -r REQUIREMENTS -c CONSTRAINTS`, so pip either keeps them or fails saying which
-requirement conflicts; it never quietly swaps the image's CUDA torch for another build.
+`python -m pip install -r REQUIREMENTS -c CONSTRAINTS`, where the installer also lists the pins among the
+requirements (so pip checks their own dependencies too), so pip either keeps them and what they need or
+fails saying which requirement conflicts; it never quietly swaps the image's CUDA torch for another
+build, nor a dependency of torch for a version torch does not accept.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import re
@@ -22,14 +25,25 @@ from pathlib import Path
 
 from nodekit.errors import RequirementsError
 
-__all__ = ["PROTECTED", "TargetPython", "normalise"]
+__all__ = ["PROTECTED", "TargetPython", "normalise", "read_requirements_text"]
 
 logger = logging.getLogger(__name__)
 
 # Always kept: a pack listing a bare `torch` must not re-resolve the image's build.
 PROTECTED = ("torch", "torchvision", "torchaudio")
-# pip learned --break-system-packages in 23.0.1; older pips do not enforce PEP 668 at all.
+# pip enforces PEP 668 since 23.0 and learned --break-system-packages in 23.0.1: a 23.0 pip refuses an
+# externally managed Python with no way round it; older pips do not enforce PEP 668 at all.
+_ENFORCES_PEP_668_SINCE = (23, 0)
 _BREAK_SYSTEM_PACKAGES_SINCE = (23, 0, 1)
+# Byte order marks pip's own reader honours (pip._internal.utils.encoding.auto_decode), UTF-32 first:
+# its little-endian mark begins with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 _TAIL_LINES = 12
 
@@ -111,7 +125,7 @@ class TargetPython:
         """`name==version` for every protected distribution installed here, sorted."""
         names = set(PROTECTED)
         if comfyui_requirements is not None and comfyui_requirements.is_file():
-            names |= set(requirement_names(comfyui_requirements.read_text(encoding="utf-8").splitlines()))
+            names |= set(requirement_names(read_requirements_text(comfyui_requirements).splitlines()))
         return sorted(
             f"{name}=={self.distributions[key]}"
             for name in names
@@ -124,12 +138,7 @@ class TargetPython:
         pip's output goes to the debug log as it comes; on failure its last lines are in the
         `RequirementsError`.
         """
-        if self.pip_version is None:
-            raise RequirementsError(
-                pack,
-                python=self.executable,
-                reason="this Python has no pip (python -m ensurepip, or the distribution's python3-pip)",
-            )
+        self._check_pip(pack)
         command = [
             self.executable,
             "-m",
@@ -155,8 +164,30 @@ class TargetPython:
                     logger.debug("[pip %s] %s", pack, line.rstrip())
         if process.returncode != 0:
             tail = " | ".join(last)
-            raise RequirementsError(pack, python=self.executable, reason=_why(tail), output_tail=tail)
+            reason = _why(tail, marker_seen=self.externally_managed)
+            raise RequirementsError(pack, python=self.executable, reason=reason, output_tail=tail)
         return time.monotonic() - started
+
+    def _check_pip(self, pack: str) -> None:
+        """Raises `RequirementsError` when this pip cannot install here at all, before running it."""
+        version = self.pip_version
+        if version is None:
+            raise RequirementsError(
+                pack,
+                python=self.executable,
+                reason="this Python has no pip (python -m ensurepip, or the distribution's python3-pip)",
+            )
+        if self.externally_managed and _ENFORCES_PEP_668_SINCE <= version < _BREAK_SYSTEM_PACKAGES_SINCE:
+            raise RequirementsError(
+                pack,
+                python=self.executable,
+                reason=(
+                    f"it is externally managed (PEP 668) and its pip {'.'.join(map(str, version))} refuses "
+                    "to install there but has no --break-system-packages (pip 23.0.1 added it); upgrade "
+                    "that pip to 23.0.1 or later (with the distribution's package manager, since this pip "
+                    "will not replace itself there), or set COMFYUI_PYTHON to a virtual environment's Python"
+                ),
+            )
 
 
 def requirement_names(lines: Iterable[str]) -> list[str]:
@@ -172,9 +203,22 @@ def requirement_names(lines: Iterable[str]) -> list[str]:
     return names
 
 
-def _why(tail: str) -> str:
-    """pip's failure in a few words, from its last lines."""
+def read_requirements_text(path: Path) -> str:
+    """A requirements file as text: a byte order mark (UTF-16 files are common) picks the codec, as in
+    pip; otherwise UTF-8, with undecodable bytes replaced (only names are read here, pip reads the file).
+    Raises `OSError`."""
+    data = path.read_bytes()
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    return data.decode("utf-8", errors="replace")
+
+
+def _why(tail: str, *, marker_seen: bool) -> str:
+    """pip's failure in a few words, from its last lines (`marker_seen`: PEP 668's marker was found)."""
     if "externally-managed-environment" in tail:
+        if marker_seen:
+            return "pip refused the externally managed Python (PEP 668) even with --break-system-packages"
         return "pip refused the externally managed Python (PEP 668) although no marker was seen"
     if "ResolutionImpossible" in tail or "conflicting dependencies" in tail or "constraint" in tail.lower():
         return (

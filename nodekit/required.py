@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nodekit.classes import PackHint, PackIndex, index_info
-from nodekit.gitrepo import head_commit
+from nodekit.gitrepo import GitError, head_commit
 from weightkit.workflow import parse_workflow
 
 __all__ = ["ClassNeed", "NodesReport", "how_to_add", "missing_class_hint", "required_packs"]
@@ -30,14 +30,16 @@ __all__ = ["ClassNeed", "NodesReport", "how_to_add", "missing_class_hint", "requ
 class ClassNeed:
     """One non-core class of a workflow: the nodes using it and the pack that provides it.
 
-    `installed` is the commit checked out in `custom_nodes/<pack>` (None: not there), and is only
-    meaningful when the report was made with a `custom_nodes/` directory.
+    `installed` is the commit checked out in `custom_nodes/<pack>` (None: not there, or `git_error` says
+    why git would not read it), and is only meaningful when the report was made with a `custom_nodes/`
+    directory.
     """
 
     class_type: str
     node_ids: tuple[str, ...]
     hint: PackHint | None
     installed: str | None = None
+    git_error: str | None = None
 
     @property
     def in_lock(self) -> bool:
@@ -55,6 +57,8 @@ class ClassNeed:
         """`installed`, `other commit`, `not installed`, for a pack in the lock; `by hand` otherwise."""
         if self.hint is None:
             return "-"
+        if self.git_error is not None:
+            return f"unreadable by git: {self.git_error}"
         if self.hint.pack is None:
             return "present (not in lock)" if self.installed else "not installed"
         if self.installed is None:
@@ -144,11 +148,14 @@ def required_packs(
     needs = []
     for class_type, node_ids in used.items():
         hint = index.pack_for(class_type)
-        installed = None
+        installed = git_error = None
         if checked and hint is not None:
             assert custom_nodes_dir is not None
-            installed = head_commit(Path(custom_nodes_dir) / hint.name)
-        needs.append(ClassNeed(class_type, tuple(node_ids), hint, installed))
+            try:
+                installed = head_commit(Path(custom_nodes_dir) / hint.name)
+            except GitError as exc:
+                git_error = exc.reason
+        needs.append(ClassNeed(class_type, tuple(node_ids), hint, installed, git_error))
     return NodesReport(needs=tuple(needs), checked_install=checked)
 
 
@@ -163,20 +170,21 @@ def how_to_add(hint: PackHint) -> str:
     return json.dumps(entry)
 
 
-def missing_class_hint(class_type: str, index: PackIndex, import_failures: Mapping[str, str]) -> str:
-    """One sentence on a class ComfyUI lacks: the pack, its repository, and what to do about it.
+def missing_class_hint(class_type: str, index: PackIndex, import_failures: Mapping[str, str]) -> str | None:
+    """One sentence on a class ComfyUI lacks: the pack, its repository, and what to do about it; None for
+    a class no known pack provides (the running ComfyUI's nearest class name says more than nodekit can).
 
     `import_failures` is `{pack directory name: ComfyUI's message}` for packs that failed to import.
     """
     hint = index.pack_for(class_type)
     if hint is None:
         if index.is_core(class_type):
-            return f"{class_type} is one of ComfyUI's own classes: this ComfyUI is not the pinned one"
-        return (
-            f"no known pack provides {class_type} (ComfyUI-Manager's map of {index_info().date} does not "
-            "list it): check the spelling, or add the pack that provides it to custom_nodes.json with the "
-            "class in its `classes`, then run `python -m nodekit install`"
-        )
+            return (
+                f"{class_type} is one of ComfyUI's own classes (at {index_info().comfyui_commit[:7]}), which "
+                "this ComfyUI did not load: it is not the pinned ComfyUI, or the module that registers the "
+                "class failed to import (audio nodes without torchaudio; see ComfyUI's log)"
+            )
+        return None
     comes_from = f"{class_type} comes from the pack {hint.name} ({hint.repository})"
     failure = import_failures.get(hint.name)
     if failure is not None:
@@ -184,8 +192,9 @@ def missing_class_hint(class_type: str, index: PackIndex, import_failures: Mappi
     if hint.pack is not None:
         return (
             f"{comes_from}, which custom_nodes.json pins at {hint.pack.commit[:7]} but is not installed "
-            f"here: run `python -m nodekit install --only {hint.name}`, or add it to CUSTOM_NODES_INSTALL "
-            "(the image installs the lock's default selection)"
+            f'here: run `python -m nodekit install --only {hint.name}`; for the image, set `"install": true` '
+            "on it in custom_nodes.json (CUSTOM_NODES_INSTALL=default installs those), or list every pack to "
+            "install in CUSTOM_NODES_INSTALL (names replace the default selection)"
         )
     return (
         f"{comes_from}, which custom_nodes.json does not list: add {how_to_add(hint)} to its packs (with "

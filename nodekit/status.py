@@ -1,7 +1,8 @@
 """What is installed in `custom_nodes/` against the lock: one state per pack, and one log line for setup.
 
 A pack is `ok` (checked out at its lock commit), `missing`, `other-commit` (a checkout at another
-commit: the lock moved, run the installer), `not-a-checkout` (a directory git does not know), or
+commit: the lock moved, run the installer), `not-a-checkout` (a directory git does not know),
+`unreadable` (it has a `.git` git refuses to read, with git's reason: dubious ownership, say), or
 `import-failed` (installed, but ComfyUI reported that importing it failed, with ComfyUI's message:
 usually a missing Python dependency). Directories in `custom_nodes/` the lock does not list are
 reported as `unlisted`, since ComfyUI loads them too.
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodekit.gitrepo import head_commit
+from nodekit.gitrepo import GitError, head_commit
 from nodekit.lock import Lock, Pack
 
 __all__ = ["PackState", "log_status", "pack_states", "status_line", "unlisted_packs"]
@@ -32,11 +33,14 @@ class PackState:
     commit: str | None  # what is checked out there, None when nothing (or no checkout) is
     present: bool
     import_error: str | None = None
+    git_error: str | None = None  # why git would not read the checkout there
 
     @property
     def state(self) -> str:
         if not self.present:
             return "missing"
+        if self.git_error is not None:
+            return "unreadable"
         if self.commit is None:
             return "not-a-checkout"
         if self.commit != self.pack.commit:
@@ -57,6 +61,8 @@ class PackState:
             return f"{self.pack.name} at {self.commit[:7]} (lock {self.pack.commit[:7]})"
         if state == "import-failed":
             return f"{self.pack.name} {self.pack.commit[:7]} failed to import: {self.import_error}"
+        if state == "unreadable":
+            return f"{self.pack.name} unreadable by git: {self.git_error}"
         return f"{self.pack.name} {state}"
 
 
@@ -68,16 +74,26 @@ def pack_states(
     states = []
     for pack in packs:
         path = Path(custom_nodes_dir) / pack.name
+        commit, git_error = _commit_at(path)
         states.append(
             PackState(
                 pack=pack,
                 path=path,
-                commit=head_commit(path),
+                commit=commit,
                 present=os.path.lexists(path),
                 import_error=failures.get(pack.name),
+                git_error=git_error,
             )
         )
     return states
+
+
+def _commit_at(path: Path) -> tuple[str | None, str | None]:
+    """(commit, None), or (None, git's reason) when git will not read the checkout."""
+    try:
+        return head_commit(path), None
+    except GitError as exc:
+        return None, exc.reason
 
 
 def unlisted_packs(lock: Lock, custom_nodes_dir: Path) -> list[str]:

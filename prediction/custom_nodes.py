@@ -76,9 +76,8 @@ class CustomNodes:
         link_pack_weights(self.lock, self.comfyui.weights.weights_dir, self.comfyui.comfyui_path)
 
     def hint(self, class_type: str, import_failures: Mapping[str, str]) -> str | None:
-        """nodekit's sentence on a class ComfyUI lacks, when some pack is known to provide it."""
-        if self.index.pack_for(class_type) is None:
-            return None
+        """nodekit's sentence on a class ComfyUI lacks: its pack, or that it is one of ComfyUI's own; None
+        for a class no known pack provides, left to the nearest class name the running ComfyUI has."""
         return missing_class_hint(class_type, self.index, import_failures)
 
     def custom_nodes_dir(self) -> Path:

@@ -4,6 +4,8 @@
   `CUSTOM_NODES_GIT_BASE=<root>` serves `https://github.com/<owner>/<name>.git` with no network;
 - `make_wheel(dir, name, version, requires=...)`: a pure-Python wheel written by hand (no build backend),
   for pip's `--no-index --find-links`;
+- `InstallSetup(tmp)`: a ComfyUI folder, pack repositories, wheels and a Python, with `nodekit(...)` to
+  run `python -m nodekit` against them as a real process (umask 022, so modes are what a build gets);
 - `throwaway_venv(path)`: a virtual environment borrowing the base interpreter's pip (fast, no ensurepip);
 - `externally_managed_python(path)`: a Python installation that is not a virtual environment and carries
   PEP 668's `EXTERNALLY-MANAGED` marker in its stdlib folder, as a uv-installed Python in a Cog image
@@ -76,13 +78,16 @@ class PackRepos:
         git("commit", "--quiet", "--allow-empty", "-m", message, cwd=repo)
         return git("rev-parse", "HEAD", cwd=repo)
 
-    def add_submodule(self, name: str, sub: str, path: str, *, owner: str = "test") -> str:
-        """Add pack `sub` as a submodule of pack `name` at `path` (by its github.com URL), commit."""
+    def add_submodule(
+        self, name: str, sub: str, path: str, *, owner: str = "test", url: str | None = None
+    ) -> str:
+        """Add pack `sub` as a submodule of pack `name` at `path` (by its github.com URL or `url`), commit."""
         repo = self.path(name, owner)
         # `git submodule add` would fetch from github.com: record the gitlink and .gitmodules by hand.
         sub_commit = git("rev-parse", "HEAD", cwd=self.path(sub, owner))
         (repo / ".gitmodules").write_text(
-            f'[submodule "{path}"]\n\tpath = {path}\n\turl = {self.url(sub, owner)}\n', encoding="utf-8"
+            f'[submodule "{path}"]\n\tpath = {path}\n\turl = {url or self.url(sub, owner)}\n',
+            encoding="utf-8",
         )
         git("add", ".gitmodules", cwd=repo)
         git("update-index", "--add", "--cacheinfo", f"160000,{sub_commit},{path}", cwd=repo)
@@ -166,3 +171,89 @@ def installed_version(python: Path, distribution: str) -> str | None:
         text=True,
     )
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+class InstallSetup:
+    """A ComfyUI folder, pack repositories, a wheel folder and a Python to install into."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.comfyui = tmp_path / "ComfyUI"
+        (self.comfyui / "custom_nodes").mkdir(parents=True)
+        (self.comfyui / "requirements.txt").write_text("tinybase\n")  # ComfyUI's own: kept as installed
+        self.repos = PackRepos(tmp_path / "repos")
+        self.wheels = tmp_path / "wheels"
+        make_wheel(self.wheels, "tinydep", "1.0")
+        make_wheel(self.wheels, "tinybase", "1.0")
+        make_wheel(self.wheels, "tinybase", "2.0")
+        make_wheel(self.wheels, "torch", "1.0")
+        make_wheel(self.wheels, "torch", "2.0")
+        self.python = throwaway_venv(tmp_path / "venv")
+        self.lock = tmp_path / "custom_nodes.json"
+
+    @property
+    def custom_nodes(self) -> Path:
+        return self.comfyui / "custom_nodes"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "CUSTOM_NODES_", "COMFYUI_"))}
+        env.update(GIT_ENV)
+        env.update(
+            PYTHONPATH=str(ROOT),
+            COMFYUI_PATH=str(self.comfyui),
+            COMFYUI_PYTHON=str(self.python),
+            CUSTOM_NODES_LOCK=str(self.lock),
+            CUSTOM_NODES_GIT_BASE=str(self.repos.root),
+            PIP_NO_INDEX="1",
+            PIP_FIND_LINKS=str(self.wheels),
+            PIP_DISABLE_PIP_VERSION_CHECK="1",
+            GIT_SSH_COMMAND="false",  # an ssh URL the mirror does not rewrite fails here, never dials out
+        )
+        env.update(extra)
+        return env
+
+    def pip_install(self, *requirements: str) -> None:
+        subprocess.run(
+            [str(self.python), "-m", "pip", "install", "--quiet", *requirements],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+        )
+
+    def nodekit(self, *args: str, umask: int = 0o022, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nodekit", *args],
+            env=self.env(**env),
+            cwd=self.tmp,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            umask=umask,
+        )
+
+    def start_nodekit(self, *args: str) -> subprocess.Popen[str]:
+        """`python -m nodekit` in a session of its own, so the test can kill it and its pip at once."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "nodekit", *args],
+            env=self.env(),
+            cwd=self.tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    def head(self, name: str) -> str:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=self.custom_nodes / name,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    def leftovers(self) -> list[str]:
+        return sorted(
+            p.name for p in self.custom_nodes.iterdir() if p.name.startswith(".nodekit-") and p.is_dir()
+        )

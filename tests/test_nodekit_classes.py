@@ -139,6 +139,11 @@ def test_installed_means_checked_out_at_the_lock_commit(tmp_path, index):
     (need,) = report.needs
     assert need.installed == commit and need.install_state.startswith(f"at {commit[:7]}, not the lock's")
     assert report.not_installed == ["ComfyUI_IPAdapter_plus"]
+    git("config", "core.repositoryformatversion", "99", cwd=custom_nodes / "ComfyUI_IPAdapter_plus")
+    report = required_packs({"2": WORKFLOW["2"]}, index, custom_nodes_dir=custom_nodes)
+    (need,) = report.needs  # git's reason, not "not installed"
+    assert need.install_state.startswith("unreadable by git: fatal: Expected git repo version <= 1")
+    assert report.not_installed == ["ComfyUI_IPAdapter_plus"]
 
 
 def test_the_sentence_for_a_class_comfyui_lacks(index):
@@ -155,8 +160,17 @@ def test_the_sentence_for_a_class_comfyui_lacks(index):
         and '"name": "ComfyUI-Florence2"' in outside
         and '"commit": "<the 40-hex' in outside
     )
-    unknown = missing_class_hint("NoSuchNodeAnywhere", index, {})
-    assert "no known pack provides NoSuchNodeAnywhere" in unknown and "2025-03-28" in unknown
+    core = missing_class_hint("SaveAudioOpus", index, {})
+    assert "SaveAudioOpus is one of ComfyUI's own classes (at a125cd8)" in core and "torchaudio" in core
+    # a class of no known pack: the running ComfyUI's nearest class name is the better hint
+    assert missing_class_hint("NoSuchNodeAnywhere", index, {}) is None
+
+
+def test_a_pack_left_out_of_the_image_is_told_how_to_install_it_there(index):
+    absent = missing_class_hint("IPAdapterAdvanced", index, {})
+    assert '`"install": true` on it in custom_nodes.json' in absent
+    assert "names replace the default selection" in absent
+    assert "add it to CUSTOM_NODES_INSTALL" not in absent  # `default,NAME` is refused (SettingsError)
 
 
 def test_the_index_is_what_the_build_script_makes_from_comfyui_manager_data():

@@ -8,7 +8,6 @@ into a throwaway Python, one of them externally managed (PEP 668) as a Cog image
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -17,17 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.nodepacks import (
-    GIT_ENV,
-    PackRepos,
+    InstallSetup,
     externally_managed_python,
     installed_version,
-    make_wheel,
     pack_entry,
-    throwaway_venv,
     write_lock,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 LOADER_PACK = {
     "__init__.py": (
         "import folder_paths\n"
@@ -50,81 +45,9 @@ REQUIREMENT_PACK = {
 }
 
 
-class Setup:
-    """A ComfyUI folder, pack repositories, a wheel folder and a Python to install into."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.comfyui = tmp_path / "ComfyUI"
-        (self.comfyui / "custom_nodes").mkdir(parents=True)
-        (self.comfyui / "requirements.txt").write_text("tinybase\n")  # ComfyUI's own: kept as installed
-        self.repos = PackRepos(tmp_path / "repos")
-        self.wheels = tmp_path / "wheels"
-        make_wheel(self.wheels, "tinydep", "1.0")
-        make_wheel(self.wheels, "tinybase", "1.0")
-        make_wheel(self.wheels, "tinybase", "2.0")
-        make_wheel(self.wheels, "torch", "1.0")
-        make_wheel(self.wheels, "torch", "2.0")
-        self.python = throwaway_venv(tmp_path / "venv")
-        self.lock = tmp_path / "custom_nodes.json"
-
-    @property
-    def custom_nodes(self) -> Path:
-        return self.comfyui / "custom_nodes"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "CUSTOM_NODES_", "COMFYUI_"))}
-        env.update(GIT_ENV)
-        env.update(
-            PYTHONPATH=str(ROOT),
-            COMFYUI_PATH=str(self.comfyui),
-            COMFYUI_PYTHON=str(self.python),
-            CUSTOM_NODES_LOCK=str(self.lock),
-            CUSTOM_NODES_GIT_BASE=str(self.repos.root),
-            PIP_NO_INDEX="1",
-            PIP_FIND_LINKS=str(self.wheels),
-            PIP_DISABLE_PIP_VERSION_CHECK="1",
-        )
-        env.update(extra)
-        return env
-
-    def pip_install(self, *requirements: str) -> None:
-        subprocess.run(
-            [str(self.python), "-m", "pip", "install", "--quiet", *requirements],
-            env=self.env(),
-            check=True,
-            capture_output=True,
-        )
-
-    def nodekit(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "nodekit", *args],
-            env=self.env(**env),
-            cwd=self.tmp,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    def head(self, name: str) -> str:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=self.custom_nodes / name,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return done.stdout.strip()
-
-    def leftovers(self) -> list[str]:
-        return sorted(
-            p.name for p in self.custom_nodes.iterdir() if p.name.startswith(".nodekit-") and p.is_dir()
-        )
-
-
 @pytest.fixture
-def setup(tmp_path: Path) -> Setup:
-    return Setup(tmp_path)
+def setup(tmp_path: Path) -> InstallSetup:
+    return InstallSetup(tmp_path)
 
 
 def test_each_pack_lands_at_its_commit_with_submodules_clones_and_requirements(setup):

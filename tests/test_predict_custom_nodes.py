@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cog_deployment import deployment, entry
+from tests.cog_deployment import REAL_COMFYUI, deployment, entry
 from tests.cog_server import CogServer, data_uri_bytes
 from tests.downloadkit import payload
 from tests.faultserver import FaultServer
@@ -183,6 +183,17 @@ def test_a_misspelt_pack_class_fails_before_any_download_naming_the_nearest(cog,
     prediction = cog.predict({"workflow_json": json.dumps(workflow)})
     assert prediction["status"] == "failed"
     assert "did you mean 'TinyWeightLoader'" in prediction["error"]
+    assert server.bytes_served() == served
+
+
+@pytest.mark.skipif(REAL_COMFYUI is not None, reason="a real ComfyUI with torchaudio has the audio classes")
+def test_a_class_of_comfyui_itself_that_this_comfyui_lacks_is_said_to_be_comfyuis_own(cog, server):
+    served = server.bytes_served()
+    workflow = {"1": {"class_type": "SaveAudioOpus", "inputs": {"filename_prefix": "a"}}}  # not recorded
+    prediction = cog.predict({"workflow_json": json.dumps(workflow)})
+    assert prediction["status"] == "failed"
+    assert "SaveAudioOpus is one of ComfyUI's own classes" in prediction["error"]
+    assert "not the pinned ComfyUI" in prediction["error"] and "torchaudio" in prediction["error"]
     assert server.bytes_served() == served
 
 
