@@ -10,6 +10,7 @@ space left) applies on every path, counted while members are read. Used for `.ta
 
 from __future__ import annotations
 
+import io
 import posixpath
 import shutil
 import stat
@@ -19,8 +20,9 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
+from weightkit.download.control import Stop
 from weightkit.download.space import ensure_space
 from weightkit.errors import ArchiveTooLargeError, UnsafeArchiveError
 
@@ -147,14 +149,17 @@ class ArchiveLimits:
             )
 
 
-def safe_extract_tar(archive: Path, dest: Path, *, limits: ArchiveLimits) -> list[Path]:
+def safe_extract_tar(
+    archive: Path, dest: Path, *, limits: ArchiveLimits, stop: Stop | None = None
+) -> list[Path]:
     """Extract the tar at `archive` into `dest`; returns the regular files written.
 
     Members are read one at a time and counted against `limits`, so a bomb is refused after at most
     `limits.members` headers; every member is checked before anything is written. Raises
-    `UnsafeArchiveError`, `ArchiveTooLargeError` or `DiskSpaceError`, with nothing written.
+    `UnsafeArchiveError`, `ArchiveTooLargeError` or `DiskSpaceError`, with nothing written; `Stopped`
+    within one read of `stop` being set (what was written stays in `dest`, for the caller to remove).
     """
-    with tarfile.open(archive) as tar:
+    with open(archive, "rb") as raw, tarfile.open(fileobj=_Stoppable(raw, stop) if stop else raw) as tar:
         infos: list[tarfile.TarInfo] = []
         size = 0
         for index, info in enumerate(tar, start=1):
@@ -205,6 +210,32 @@ def safe_extract_zip(archive: Path, dest: Path, *, limits: ArchiveLimits) -> lis
                 shutil.copyfileobj(source, sink, 1 << 20)
             written.append(target)
     return written
+
+
+class _Stoppable:
+    """The archive, read through a check of `stop` at every read: tarfile reads in blocks, so an
+    extraction in progress ends within one block of a cancel."""
+
+    def __init__(self, raw: BinaryIO, stop: Stop) -> None:
+        self._raw = raw
+        self._stop = stop
+        self.name = raw.name
+
+    def read(self, size: int = -1) -> bytes:
+        self._stop.check()
+        return self._raw.read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def write(self, data: bytes) -> int:
+        raise io.UnsupportedOperation("the archive is only read")
+
+    def close(self) -> None:
+        """The archive is closed by whoever opened it."""
 
 
 def _ensure_room(dest: Path, size: int, limits: ArchiveLimits) -> None:

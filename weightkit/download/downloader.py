@@ -137,7 +137,7 @@ class Downloader:
         """The batch with the sizes and sha256s their hosts state, asked for all at once, so that free
         space is checked for the whole batch with every size known; a file whose host fails it is left
         out and counted in `failures`."""
-        needs = [r for r in batch if r.ask_host and self._present(r, time.monotonic()) is None]
+        needs = [r for r in batch if r.ask_host and self._present(r, time.monotonic(), stop) is None]
         if not needs:
             return batch
         futures = {pool.submit(self._asked, request, stop.child()): request for request in needs}
@@ -157,16 +157,16 @@ class Downloader:
         """One file; `name` is how progress shows it (unique within a batch)."""
         started = time.monotonic()
         try:
-            result = self._present(request, started)
+            result = self._present(request, started, stop)
             if result is None and request.ask_host:
                 request = self._asked(request, stop)
-                result = self._present(request, started)
+                result = self._present(request, started, stop)
             if result is None:
                 self._refuse_if_gated(request)
                 self._check_space(request)
                 request.dest.parent.mkdir(parents=True, exist_ok=True)
                 with DownloadLock(request.dest, stale_after=self.settings.lock_timeout, stop=stop) as lock:
-                    result = self._present(request, started, waited=lock.waited)
+                    result = self._present(request, started, stop, waited=lock.waited)
                     if result is None:
                         report = _Reporter(self._progress, name)
                         with lock.expecting_progress(report.bytes_seen):
@@ -177,8 +177,10 @@ class Downloader:
         self._progress.finished(replace(result, name=name))
         return result
 
-    def _present(self, request: FetchRequest, started: float, *, waited: bool = False) -> FetchResult | None:
-        return present_result(request, self._records, started, waited=waited)
+    def _present(
+        self, request: FetchRequest, started: float, stop: Stop, *, waited: bool = False
+    ) -> FetchResult | None:
+        return present_result(request, self._records, started, stop=stop, waited=waited)
 
     def _asked(self, request: FetchRequest, stop: Stop) -> FetchRequest:
         """`request` with the size and sha256 its host states, when they are the host's to state."""
@@ -322,7 +324,9 @@ class Downloader:
                 send_credentials=request.send_credentials,
             ).run()
             if archive:
-                size, digest, st = install_from_tar(request, part, ArchiveLimits.for_weights(self.settings))
+                size, digest, st = install_from_tar(
+                    request, part, ArchiveLimits.for_weights(self.settings), stop=stop
+                )
                 if self._records is not None:
                     self._records.record(request.dest, digest, st, source=_vouched_by(request))
                 return _result(request, outcome, started, size=size, sha256=digest)

@@ -15,8 +15,10 @@ import logging
 import stat
 import time
 
+from weightkit.download.control import Cancelled, Stop, Stopped
+from weightkit.download.hasher import sha256_path
 from weightkit.download.request import FetchRequest, FetchResult
-from weightkit.verified import COMPUTED, VerifiedRecords, sha256_file
+from weightkit.verified import COMPUTED, VerifiedRecords
 
 __all__ = ["present_result"]
 
@@ -24,9 +26,15 @@ log = logging.getLogger(__name__)
 
 
 def present_result(
-    request: FetchRequest, records: VerifiedRecords | None, started: float, *, waited: bool = False
+    request: FetchRequest,
+    records: VerifiedRecords | None,
+    started: float,
+    *,
+    stop: Stop,
+    waited: bool = False,
 ) -> FetchResult | None:
-    """The result for a file already in place and vouched for (see the module docstring), else None."""
+    """The result for a file already in place and vouched for (see the module docstring), else None.
+    Raises `Cancelled` if `stop` is set while the file is hashed."""
     dest = request.dest
     try:
         st = dest.stat()
@@ -39,7 +47,10 @@ def present_result(
     if request.sha256 is not None:
         if digest is None:
             log.info("%s is already at %s; checking its sha256", request.label, dest)
-            digest = records.sha256(dest) if records is not None else sha256_file(dest)
+            try:
+                digest = sha256_path(dest, stop)
+            except Stopped:
+                raise Cancelled(request.label) from None
         if digest != request.sha256:
             log.warning("%s at %s has the wrong sha256; downloading it again", request.label, dest)
             return None
