@@ -274,6 +274,30 @@ def test_add_dry_run_prints_the_entry_and_writes_nothing(run, tmp_path, stand_in
     assert not (tmp_path / "mine.json").exists() and stand_in.cdn.requests == []
 
 
+def test_add_dry_run_of_an_entry_the_manifest_would_refuse_is_refused_as_add_refuses_it(
+    run, tmp_path, stand_in
+):
+    stand_in.publish("org/repo", "w.safetensors", DATA)
+    stand_in.card("org/repo")
+    other = {
+        "name": "other.safetensors",
+        "folder": "loras",
+        "size": 1,
+        "sha256": "0" * 64,
+        "urls": ["https://example.com/other.safetensors"],
+        "license": None,
+        "non_commercial": False,
+        "gated": False,
+        "aliases": ["w.safetensors"],
+    }
+    mine = json.dumps({"schema_version": 1, "kits": {}, "weights": [other]})
+    (tmp_path / "mine.json").write_text(mine)
+    for extra in (["--dry-run"], []):
+        result = run("add", Hub.url("org/repo", "w.safetensors"), "--folder", "loras", *extra)
+        assert result.returncode == 2 and "'w.safetensors' names both" in result.stderr, result.stderr
+        assert result.stdout == "" and (tmp_path / "mine.json").read_text() == mine
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -101,7 +102,7 @@ def run_add(args: argparse.Namespace, context: Context) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.dry_run:
-        return _dry_run(found, name, folder, extra)
+        return _dry_run(found, name, folder, args.kit, context)
     if found.sha256 is None or found.size is None:
         found = _downloaded(found, store.settings.weights_dir / folder / name, context)
     entry = parse_entry(_raw_entry(found, name, folder), where=f"the entry for {display_url(url)}")
@@ -130,13 +131,17 @@ def _checked_arguments(args: argparse.Namespace) -> tuple[str, str | None]:
     )
 
 
-def _dry_run(found: Found, name: str, folder: str, extra: Path) -> int:
-    """Print the entry add would write, validated as add validates it; what a download would fill in
-    (size, sha256) is validated as a placeholder and printed as null."""
+def _dry_run(found: Found, name: str, folder: str, kit: str | None, context: Context) -> int:
+    """Print the entry add would write, validated as add validates it, the merged manifest included;
+    what a download would fill in (size, sha256) is validated as a placeholder and printed as null."""
+    store = context.store
+    extra = store.settings.manifest_extra
+    assert extra is not None
     raw = _raw_entry(found, name, folder)
     stated = found.sha256 is not None and found.size is not None
     filled = raw if stated else {**raw, "size": found.size or 1, "sha256": found.sha256 or "0" * 64}
-    parse_entry(filled, where=f"the entry for {display_url(found.url)}")
+    entry = parse_entry(filled, where=f"the entry for {display_url(found.url)}")
+    _write(extra, entry, kit, store.manifest, store.settings.manifest_path, dry_run=True)
     print_json(raw)
     if not stated:
         print(
@@ -300,8 +305,11 @@ def _raw_entry(found: Found, name: str, folder: str) -> dict[str, Any]:
     return raw
 
 
-def _write(path: Path, entry: WeightEntry, kit: str | None, merged: Manifest, builtin: Path) -> None:
-    """Add `entry` (and its kit) to the user manifest at `path`, validated, written atomically."""
+def _write(
+    path: Path, entry: WeightEntry, kit: str | None, merged: Manifest, builtin: Path, *, dry_run: bool = False
+) -> None:
+    """Add `entry` (and its kit) to the user manifest at `path`, validated, written atomically; with
+    `dry_run`, validated the same way (in a scratch directory) and not written."""
     user = _user_manifest(path)
     if entry.key in user.entries:
         print(f"note: replacing the entry {entry.key} of {path}", file=sys.stderr)
@@ -316,6 +324,12 @@ def _write(path: Path, entry: WeightEntry, kit: str | None, merged: Manifest, bu
     entries = [e for e in user.entries.values() if e.key != entry.key] + [entry]
     updated = Manifest.build(entries, kits.values(), user.loaders, check_kits=False)
     text = updated.dumps()
+    if dry_run:
+        with tempfile.TemporaryDirectory() as scratch:
+            trial = Path(scratch) / path.name
+            trial.write_text(text, encoding="utf-8")
+            load_manifest(builtin, trial)  # the merged manifest must validate, kits and all
+        return
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.parent.mkdir(parents=True, exist_ok=True)
     try:
