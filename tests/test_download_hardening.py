@@ -162,6 +162,7 @@ def test_source_of_unknown_size_keeps_the_free_margin_and_fails_typed_leaving_no
             done.set()
             watcher.join()
         assert caught.value.margin == margin and "WEIGHTS_MIN_FREE_BYTES" in str(caught.value)
+        assert "nothing was written" not in str(caught.value)  # bytes were, and removed: unresumable
         assert min(lowest) >= margin - (64 << 10)  # the margin was kept while streaming
         assert leftovers(volume) == [] and not request.dest.exists()  # nothing unresumable left
 

@@ -275,7 +275,9 @@ class DiskSpaceError(WeightkitError, OSError):
         keep = f" (including {margin} bytes kept free, WEIGHTS_MIN_FREE_BYTES)" if margin else ""
         super().__init__(
             f"Not enough disk space to download into {path}: {needed} bytes needed{keep}, {free} bytes "
-            "free. Free some space or point WEIGHTS_DIR at a larger volume; nothing was written."
+            "free. Free some space or point WEIGHTS_DIR at a larger volume. Nothing was placed under a "
+            "final name; a download the disk filled up midway keeps what arrived in its part file for "
+            "the next attempt to resume, unless the file's size was unknown."
         )
         self.errno = errno.ENOSPC
 
