@@ -69,12 +69,11 @@ JSON_LIMIT = 32 << 20  # bytes of an API answer; CivitAI's answer for a model of
 
 @dataclass(frozen=True)
 class HostFacts:
-    """What the host stated for `url`: the file's exact `size` and `sha256`, and the commit it is at."""
+    """What the host stated for `url`: the file's exact `size` and `sha256`."""
 
     url: str
     size: int
     sha256: str
-    commit: str | None = None
 
 
 def hugging_face_facts(
@@ -141,7 +140,7 @@ def _linked(hop: Hop) -> HostFacts:
         raise SourceError(f"Hugging Face's {LINKED_SIZE} {size_text!r} is not a size in bytes")
     if not _SHA256.fullmatch(sha256):
         raise SourceError(f"Hugging Face's {LINKED_ETAG} {etag!r} is not a sha256 (not an LFS file)")
-    return HostFacts(hop.url, int(size_text), sha256, hop.response.getheader("X-Repo-Commit"))
+    return HostFacts(hop.url, int(size_text), sha256)
 
 
 def ask_host(request: FetchRequest, settings: DownloadSettings, stop: Stop) -> FetchRequest:

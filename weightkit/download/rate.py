@@ -59,8 +59,3 @@ class RateWatch:
         if seen < self.floor.bytes_per_second * elapsed:
             return replace(self, seen=seen, slow=True)
         return replace(self, since=now, seen=0)
-
-    def rate(self, now: float) -> float:
-        """Bytes per second in the window so far."""
-        elapsed = now - self.since
-        return self.seen / elapsed if elapsed > 0 else 0.0
