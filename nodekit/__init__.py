@@ -9,7 +9,7 @@ lock = load_lock(NodeSettings.from_env().lock_path)          # LockError naming 
 manifest = manifest_with_lock(weight_settings, lock)         # pack weights, loaders, needs, folders
 env = lock.comfyui_env(weights_dir)                          # for ComfyUI's environment
 log_status(lock, lock.selection(settings.install), custom_nodes_dir, import_failures=...)
-hint = missing_class_hint(class_type, PackIndex(lock), import_failures)  # a class ComfyUI lacks
+hint = missing_class_hint(class_type, PackIndex(lock), import_failures)  # None: of no known pack
 ```
 """
 
