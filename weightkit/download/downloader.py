@@ -39,12 +39,7 @@ from weightkit.download.space import ensure_space, existing_ancestor
 from weightkit.download.transfer import Outcome, Transfer
 from weightkit.download.urls import credential_for, display_url, is_tar, mirror_url, request_url
 from weightkit.download.verify import is_safetensors, mismatch, safetensors_problem
-from weightkit.errors import (
-    DiskSpaceError,
-    DownloadError,
-    DownloadsFailedError,
-    GatedWeightError,
-)
+from weightkit.errors import DiskSpaceError, DownloadError, DownloadsFailedError, GatedWeightError
 from weightkit.settings import DownloadSettings
 from weightkit.verified import COMPUTED, VerifiedRecords
 
