@@ -17,6 +17,7 @@ from nodekit.settings import NodeSettings
 from prediction.input_errors import ALLOW_PRIVATE_URLS
 from weightkit.env import FALSE, TRUE, Env
 from weightkit.errors import SettingsError
+from weightkit.settings import DownloadSettings
 
 __all__ = ["DEFAULT_WORKFLOW", "IPNetwork", "InputSettings", "PredictorSettings"]
 
@@ -77,7 +78,7 @@ class InputSettings:
             download_timeout=env.seconds("INPUT_DOWNLOAD_TIMEOUT", cls.download_timeout),
             download_deadline=env.seconds("INPUT_DOWNLOAD_DEADLINE", cls.download_deadline),
             download_min_rate=env.size("INPUT_DOWNLOAD_MIN_RATE", cls.download_min_rate),
-            min_rate_window=env.seconds("WEIGHTS_MIN_RATE_WINDOW", cls.min_rate_window),
+            min_rate_window=DownloadSettings.from_env(env.environ).min_rate_window,  # the weights' own
             tokens_for_urls=env.flag("INPUT_URLS_GET_TOKENS", cls.tokens_for_urls),
             archive_max_files=env.count("INPUT_ARCHIVE_MAX_FILES", cls.archive_max_files),
             archive_max_bytes=env.count("INPUT_ARCHIVE_MAX_BYTES", cls.archive_max_bytes),

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+from pathlib import Path
 
 import pytest
 
 from prediction.settings import InputSettings
 from weightkit.errors import SettingsError
+from weightkit.settings import DownloadSettings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_when_nothing_is_set() -> None:
@@ -62,3 +67,24 @@ def test_malformed_value_names_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable) as caught:
         InputSettings.from_env({variable: value})
     assert caught.value.variable == variable and caught.value.value == value
+
+
+def test_the_rate_window_is_the_weights_setting() -> None:
+    environ = {"WEIGHTS_MIN_RATE_WINDOW": "7"}
+    assert (
+        InputSettings.from_env(environ).min_rate_window
+        == DownloadSettings.from_env(environ).min_rate_window
+        == 7
+    )
+
+
+def test_no_variable_is_read_by_two_packages() -> None:
+    reads = re.compile(
+        r"""\b(?:env|environ)?\.?(?:get|raw|text|count|seconds|size|flag|items|path)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
+    )
+    readers: dict[str, set[str]] = {}
+    for package in ("weightkit", "nodekit", "comfyrun", "prediction"):
+        for path in (ROOT / package).rglob("*.py"):
+            for name in reads.findall(path.read_text(encoding="utf-8")):
+                readers.setdefault(name, set()).add(package)
+    assert {name: found for name, found in readers.items() if len(found) > 1} == {}
