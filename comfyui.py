@@ -13,19 +13,22 @@ weights are the business of a `weightkit` store handed in by the caller.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from comfyrun.errors import (
     ComfyRunError,
-    ComfyUIDiedError,
     OutputFileMissingError,
     PromptInterruptedError,
+    RunTimeoutError,
+    StartStoppedError,
     WeightCorruptError,
     describe_node_errors,
     parse_node_errors,
@@ -35,29 +38,18 @@ from comfyrun.http import ComfyHTTP
 from comfyrun.launch import CACHE_BARRIER, prepare_folders
 from comfyrun.nodeclasses import ClassHint, unknown_class_error, unknown_classes
 from comfyrun.outputs import Output, collect_outputs
-from comfyrun.process import ComfyProcess
 from comfyrun.repair import fetch_again
 from comfyrun.settings import RuntimeSettings
 from comfyrun.supervisor import Supervisor
+from comfyrun.uploads import upload_folder
 from comfyrun.weightfaults import WeightRefLike, execution_error
+from comfyrun.weightstore import WeightStore
 
 __all__ = ["ComfyUI", "WeightStore"]
 
 logger = logging.getLogger(__name__)
 
 Workflow = Mapping[str, Any]
-
-
-class WeightStore(Protocol):
-    """What `ComfyUI` needs from `weightkit.store.WeightStore`."""
-
-    def required(self, workflow: Workflow) -> Sequence[WeightRefLike]: ...
-
-    def validate(self, workflow: Workflow) -> object: ...
-
-    def repair(self, name: str, folder: str) -> Path: ...
-
-    def write_extra_model_paths(self, path: Path) -> Path: ...
 
 
 class ComfyUI:
@@ -85,6 +77,8 @@ class ComfyUI:
         self._attached: ComfyHTTP | None = None
         self._connection: Connection | None = None
         self._object_info: dict[str, Any] | None = None
+        self._lock = threading.Lock()  # start() and stop() may run in two threads (setup's preload fails)
+        self._starting = self._stop_asked = False
 
     @classmethod
     def from_env(cls, *, store: WeightStore | None = None) -> ComfyUI:
@@ -106,32 +100,56 @@ class ComfyUI:
         """Start ComfyUI (or check that `COMFYUI_URL` answers) and wait until it serves requests; a
         ComfyUI started here is started again if it dies (`comfyrun.supervisor`).
 
-        Raises `ComfyUIStartError` with ComfyUI's last log lines, or `ComfyUIUnavailableError`.
+        Raises `ComfyUIStartError` with ComfyUI's last log lines, or `ComfyUIUnavailableError`; or
+        `StartStoppedError` when `stop()`, called from another thread, ended the start.
         """
         if self.settings.url:
             http = ComfyHTTP(self.settings.url)
             http.system_stats()
             logger.info("attached to ComfyUI at %s", self.settings.url)
             self._attached = http
+            if (own := self.settings.own_folder()) is not None:  # local inputs and /view downloads
+                atexit.register(shutil.rmtree, own, ignore_errors=True)
             return
+        with self._lock:
+            self._starting, self._stop_asked = True, False
+        try:
+            self._start_here()
+        finally:
+            with self._lock:
+                self._starting = False
+
+    def _start_here(self) -> None:
         write_paths = self.store.write_extra_model_paths if self.store is not None else None
         paths_files = prepare_folders(self.settings, write_paths, extra=self.model_paths_files)
         supervisor = Supervisor(
             self.settings, model_paths_files=paths_files, env=self.env, on_restart=self._forget_server
         )
-        supervisor.start()
-        self._supervisor = supervisor
+        with self._lock:  # known before it answers, so that `stop()` from another thread ends the start
+            if self._stop_asked:
+                raise StartStoppedError("ComfyUI was stopped before it started")
+            self._supervisor = supervisor
+        try:
+            supervisor.start()
+        except BaseException:
+            with self._lock:
+                if self._supervisor is supervisor:
+                    self._supervisor = None
+            raise
 
     def stop(self) -> None:
-        """Close the websocket and stop the ComfyUI started here (an attached one keeps running); remove
-        the folders of this process's own (`RuntimeSettings.own_folder`)."""
-        if self._connection is not None:
-            self._connection.close()
-        if self._supervisor is not None:
-            self._supervisor.stop()
-        self._supervisor = self._attached = self._connection = None
+        """Close the websocket and stop the ComfyUI started here (an attached one keeps running), also
+        while another thread is starting it; remove this process's own folders (`own_folder`)."""
+        with self._lock:
+            self._stop_asked = self._starting
+            supervisor, connection = self._supervisor, self._connection
+            self._supervisor = self._attached = self._connection = None
+        if connection is not None:
+            connection.close()
+        if supervisor is not None:
+            supervisor.stop()
         own = self.settings.own_folder()
-        if own is not None and not self.settings.url:
+        if own is not None:
             shutil.rmtree(own, ignore_errors=True)
 
     def check_health(self) -> None:
@@ -232,8 +250,8 @@ class ComfyUI:
         On any exception while following (timeout, cancellation, ComfyUI gone) the prompt is interrupted
         and taken off the queue. Raises what `run` raises.
         """
-        http, connection = self._api(), self._ws()
-        process = self._supervisor.process if self._supervisor is not None else None
+        http, connection, supervisor = self._api(), self._ws(), self._supervisor
+        process = supervisor.process if supervisor is not None else None
         timeout = self.settings.run_timeout
         started = time.monotonic()
         try:
@@ -243,11 +261,15 @@ class ComfyUI:
                 http,
                 deadline=started + timeout if timeout else None,
                 timeout=timeout,
-                check_alive=lambda: _check_alive(process, prompt_id),
+                check_alive=lambda: supervisor.check_alive(process, prompt_id) if supervisor else None,
             )
-        except BaseException:
+        except BaseException as exc:
             connection.close()  # an exception may have landed mid-frame
-            self._abandon(prompt_id)
+            failed = self._abandon(prompt_id)
+            if isinstance(exc, RunTimeoutError) and failed is not None:
+                raise RunTimeoutError(
+                    prompt_id=prompt_id, timeout=exc.timeout, node=exc.node, not_interrupted=failed
+                ) from exc
             raise
         logger.info(
             "prompt %s ended (%s) after %.1f s", prompt_id, outcome.status, time.monotonic() - started
@@ -274,20 +296,18 @@ class ComfyUI:
             return collect_outputs(entry, include_temp=include_temp, local_dirs=local)
         return collect_outputs(entry, include_temp=include_temp, http=http, download_dir=s.output_dir)
 
-    def upload_inputs(self, folder: Path) -> list[str]:
-        """Make the files of `folder` (the local input folder) ComfyUI's inputs. A ComfyUI started here
-        reads that folder itself, so nothing is sent; an attached one (`COMFYUI_URL`) gets each file
-        through `/upload/image`, keeping subfolders. Returns the names uploaded."""
+    def upload_inputs(self, folder: Path, workflow: Workflow) -> tuple[dict[str, Any], list[str]]:
+        """Make the files of `folder` (the local input folder) `workflow`'s inputs; the workflow to run
+        and the names uploaded. A ComfyUI started here reads that folder itself: nothing is sent. An
+        attached one (`COMFYUI_URL`) gets them in a subfolder of this prediction's own, which the
+        workflow is rewritten to name (`comfyrun.uploads`: ComfyUI cannot delete an upload)."""
         if self._supervisor is not None:
-            return []
-        http, uploaded = self._api(), []
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            subfolder = path.parent.relative_to(folder).as_posix()
-            http.upload_input(path, subfolder="" if subfolder == "." else subfolder)
-            uploaded.append(path.relative_to(folder).as_posix())
+            return dict(workflow), []
+        http = self._api()
+        rewritten, uploaded = upload_folder(http, folder, workflow)
         if uploaded:
             logger.info("uploaded %d input file(s) to ComfyUI at %s", len(uploaded), http.base_url)
-        return uploaded
+        return rewritten, uploaded
 
     def object_info(self, *, refresh: bool = False) -> dict[str, Any]:
         """ComfyUI's node classes and their inputs (types, ranges, options), as `/object_info` says;
@@ -349,20 +369,23 @@ class ComfyUI:
                 "published file may itself be broken, or this node needs a different file.",
             ) from again
 
-    def _abandon(self, prompt_id: str) -> None:
-        """Take `prompt_id` off ComfyUI's queue and interrupt it if it runs; never raises a ComfyRunError."""
+    def _abandon(self, prompt_id: str) -> str | None:
+        """Take `prompt_id` off ComfyUI's queue and interrupt it if it runs; why that failed, or None.
+        Never raises a ComfyRunError."""
         process = self._supervisor.process if self._supervisor is not None else None
         if (self._supervisor is None and self._attached is None) or (
             process is not None and process.exit_code() is not None
         ):
-            return
+            return None
         quick = ComfyHTTP(self._api().base_url, timeout=2.0)
         try:
             quick.delete_from_queue([prompt_id])
             quick.interrupt(prompt_id)
-            logger.warning("interrupted prompt %s on ComfyUI", prompt_id)
         except ComfyRunError as exc:
             logger.warning("could not interrupt prompt %s: %s", prompt_id, exc)
+            return str(exc)
+        logger.warning("interrupted prompt %s on ComfyUI", prompt_id)
+        return None
 
     def _api(self) -> ComfyHTTP:
         if self._attached is not None:
@@ -384,9 +407,3 @@ class ComfyUI:
         if self.store is None:
             raise RuntimeError("this ComfyUI was created without a weight store")
         return self.store
-
-
-def _check_alive(process: ComfyProcess | None, prompt_id: str) -> None:
-    """Raise `ComfyUIDiedError` when the ComfyUI the prompt was queued on has exited."""
-    if process is not None and (code := process.exit_code()) is not None:
-        raise ComfyUIDiedError(exit_code=code, prompt_id=prompt_id, log_tail=process.log_tail())

@@ -3,8 +3,9 @@
 `comfyui.ComfyUI` composes these modules; each has one job: `settings` (environment), `process` (the
 child process, run under `parent_watch` so it dies with us), `supervisor` (restarts it when it dies),
 `http` (the routes), `follow` (the websocket, one prompt to its end), `nodeclasses` (classes ComfyUI
-lacks, packs that failed to import), `outputs`, `weightfaults` (which weight file an execution error
-blames), `repair`, `errors`.
+lacks, packs that failed to import), `outputs`, `uploads` (an attached ComfyUI's inputs), `weightfaults`
+(which weight file an execution error blames), `weightstore` (what it needs of a store), `repair`,
+`errors`.
 """
 
 from comfyrun.errors import (

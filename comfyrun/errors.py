@@ -24,6 +24,7 @@ __all__ = [
     "PromptInterruptedError",
     "PromptRejectedError",
     "RunTimeoutError",
+    "StartStoppedError",
     "UnknownNodeClassError",
     "WeightCorruptError",
     "WeightMissingError",
@@ -47,6 +48,10 @@ class OutputFileMissingError(ComfyRunError):
     def __init__(self, message: str, *, path: object) -> None:
         self.path = path
         super().__init__(message)
+
+
+class StartStoppedError(ComfyRunError):
+    """A start of ComfyUI that `stop()`, called from another thread, ended (setup failed meanwhile)."""
 
 
 def _log_tail(lines: Sequence[str]) -> str:
@@ -82,17 +87,26 @@ def describe_exit(exit_code: int | None) -> str:
 
 
 class ComfyUIDiedError(ComfyRunError, RuntimeError):
-    """The ComfyUI process exited while a prompt was running; it is started again for the next one."""
+    """The ComfyUI process exited while a prompt was running; `restarting` says whether it is started
+    again for the next one (not when `COMFYUI_RESTART_LIMIT` is used up, or 0)."""
 
-    def __init__(self, *, exit_code: int | None, prompt_id: str | None, log_tail: Sequence[str]) -> None:
+    def __init__(
+        self, *, exit_code: int | None, prompt_id: str | None, log_tail: Sequence[str], restarting: bool
+    ) -> None:
         self.exit_code = exit_code
         self.prompt_id = prompt_id
         self.log_tail = tuple(log_tail)
+        self.restarting = restarting
         during = f" while running prompt {prompt_id}" if prompt_id else ""
+        after = (
+            "It is being started again for the next prediction."
+            if restarting
+            else "It is not started again: it was restarted COMFYUI_RESTART_LIMIT times within "
+            "COMFYUI_RESTART_WINDOW (or the limit is 0); restart the model."
+        )
         super().__init__(
             f"ComfyUI {describe_exit(exit_code)} (exit code {exit_code}){during}; it may have run out of "
-            "memory or crashed in a custom node. It is being started again for the next prediction."
-            f"{_log_tail(self.log_tail)}"
+            f"memory or crashed in a custom node. {after}{_log_tail(self.log_tail)}"
         )
 
 
@@ -303,16 +317,25 @@ class PromptInterruptedError(ComfyRunError, RuntimeError):
 
 
 class RunTimeoutError(ComfyRunError, TimeoutError):
-    """The prompt ran longer than the configured limit; it was interrupted on ComfyUI."""
+    """The prompt ran longer than the configured limit; it was interrupted on ComfyUI, unless
+    `not_interrupted` says why that failed."""
 
-    def __init__(self, *, prompt_id: str, timeout: float, node: str | None) -> None:
+    def __init__(
+        self, *, prompt_id: str, timeout: float, node: str | None, not_interrupted: str | None = None
+    ) -> None:
         self.prompt_id = prompt_id
         self.timeout = timeout
         self.node = node
+        self.not_interrupted = not_interrupted
         at = f" while node {node} was running" if node else ""
+        done = (
+            "it was interrupted on ComfyUI"
+            if not_interrupted is None
+            else f"interrupting it on ComfyUI failed ({not_interrupted}), so it may still be running"
+        )
         super().__init__(
-            f"The workflow did not finish within {timeout:g} s{at}; it was interrupted on ComfyUI. Raise "
-            "COMFYUI_RUN_TIMEOUT if it needs longer."
+            f"The workflow did not finish within {timeout:g} s{at}; {done}. Raise COMFYUI_RUN_TIMEOUT if it "
+            "needs longer."
         )
 
 

@@ -9,9 +9,9 @@ this machine's own ComfyUI (every call would fail as if ComfyUI were not answeri
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
-import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -85,18 +85,27 @@ class ComfyHTTP:
         self._json("POST", "/free", {"unload_models": unload_models, "free_memory": free_memory})
 
     def download(self, *, filename: str, subfolder: str, type: str, destination: Path) -> Path:
-        """Stream `/view` of one output file to `destination`, via a temporary file renamed into place."""
+        """Stream `/view` of one output file to `destination`, via a temporary file renamed into place.
+        Raises `ComfyUIUnavailableError` when the transfer stalls (`timeout`) or breaks off."""
         query = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": type})
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
         try:
             with self._open("GET", f"/view?{query}") as response, open(partial, "wb") as handle:
-                shutil.copyfileobj(response, handle, 1 << 20)
+                while chunk := self._read(response, f"GET /view of {filename}"):
+                    handle.write(chunk)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
         os.replace(partial, destination)
         return destination
+
+    def _read(self, response: Any, what: str) -> bytes:
+        """The next piece of `response`; a stall or a dropped connection as `ComfyUIUnavailableError`."""
+        try:
+            return response.read(1 << 20)
+        except (OSError, http.client.HTTPException) as exc:
+            raise ComfyUIUnavailableError(self.base_url, f"{what} broke off ({exc!r})") from exc
 
     def upload_input(self, path: Path, *, subfolder: str = "") -> dict[str, Any]:
         """Put a file into ComfyUI's input folder (`subfolder` inside it), replacing one of the same name,

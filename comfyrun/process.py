@@ -79,6 +79,7 @@ class ComfyProcess:
         self._tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.import_failures = ImportFailures()
         self._lifeline: int | None = None  # the write end of the pipe parent_watch.py reads
+        self._reaping = threading.Lock()  # `stop()` may come from two threads: close the pipe once
 
     @property
     def url(self) -> str:
@@ -223,11 +224,12 @@ class ComfyProcess:
         process = self._process
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        if self._lifeline is not None:
-            os.close(self._lifeline)
-            self._lifeline = None
+        with self._reaping:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            if self._lifeline is not None:
+                os.close(self._lifeline)
+                self._lifeline = None
         if self._reader is not None:
             self._reader.join(timeout=2.0)

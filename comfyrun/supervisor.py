@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from comfyrun.errors import ComfyRunError, ComfyUIDownError, describe_exit
+from comfyrun.errors import (
+    ComfyRunError,
+    ComfyUIDiedError,
+    ComfyUIDownError,
+    ComfyUIStartError,
+    StartStoppedError,
+    describe_exit,
+)
 from comfyrun.http import ComfyHTTP
 from comfyrun.process import ComfyProcess, free_port
 from comfyrun.settings import RuntimeSettings
@@ -72,10 +79,12 @@ class Supervisor:
         self._changed = threading.Condition()
         self._state: State = "stopped"
         self._process: ComfyProcess | None = None
+        self._launching: ComfyProcess | None = None  # started, not yet answering: `stop()` ends it too
         self._starts: list[float] = []  # when each restart began, for the window
         self._down_reason = ""
         self._down_tail: tuple[str, ...] = ()
         self._watcher: threading.Thread | None = None
+        self._verdict: tuple[ComfyProcess, bool] | None = None  # the last death: started again or not
 
     # -- what callers see ----------------------------------------------------------------------------
 
@@ -106,6 +115,25 @@ class Supervisor:
             if self._state == "failed":
                 raise ComfyUIDownError(self._down_reason, log_tail=self._down_tail)
 
+    def check_alive(self, process: ComfyProcess | None, prompt_id: str) -> None:
+        """Raise `ComfyUIDiedError` when `process`, the ComfyUI a prompt was queued on, has exited; it
+        says whether ComfyUI is started again, as the watcher decides."""
+        if process is not None and (code := process.exit_code()) is not None:
+            restarting = self._restarts_after(process)
+            raise ComfyUIDiedError(
+                exit_code=code, prompt_id=prompt_id, log_tail=process.log_tail(), restarting=restarting
+            )
+
+    def _restarts_after(self, died: ComfyProcess) -> bool:
+        """Whether the death of `died` is followed by a restart: decided once, by whoever asks first (the
+        watcher, or a prompt that saw it die), so that the error and the watcher agree."""
+        with self._changed:
+            if self._verdict is None or self._verdict[0] is not died:
+                now = time.monotonic()
+                recent = sum(1 for started in self._starts if now - started < self.policy.window)
+                self._verdict = (died, self._state != "stopped" and self.policy.allows(recent))
+            return self._verdict[1]
+
     # -- lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -123,27 +151,44 @@ class Supervisor:
         self._watcher.start()
 
     def stop(self) -> None:
-        """Stop ComfyUI and its watcher; it is not started again."""
+        """Stop ComfyUI and its watcher; it is not started again. A start under way in another thread
+        ends at once (its `start()` raises `StartStoppedError`)."""
         atexit.unregister(self.stop)
         with self._changed:
             self._state = "stopped"
             process, self._process = self._process, None
+            launching, self._launching = self._launching, None
             self._changed.notify_all()
-        if process is not None:
-            process.stop()
+        for each in (process, launching):
+            if each is not None:
+                each.stop()
         if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join(timeout=5.0)
         self._watcher = None
 
     def _launch(self, port: int) -> ComfyProcess:
+        """A ComfyUI that answers; raises `ComfyUIStartError`, or `StartStoppedError` when `stop()` was
+        called meanwhile (the process it was starting is stopped by then)."""
         process = ComfyProcess(
             self.settings, port=port, model_paths_files=self.model_paths_files, env=self.env
         )
-        process.start()
+        with self._changed:
+            if self._state == "stopped":
+                raise StartStoppedError("ComfyUI was stopped before it started")
+            process.start()
+            self._launching = process
         try:
             process.wait_ready(ComfyHTTP(process.url), self.settings.start_timeout)
-        except BaseException:
+            with self._changed:
+                if self._state == "stopped":
+                    raise StartStoppedError("ComfyUI was stopped while it was starting")
+                self._launching = None
+        except BaseException as exc:
             process.stop()
+            with self._changed:
+                stopped, self._launching = self._state == "stopped", None
+            if stopped and isinstance(exc, ComfyUIStartError):  # it exited because `stop()` ended it
+                raise StartStoppedError("ComfyUI was stopped while it was starting") from exc
             raise
         return process
 
@@ -175,19 +220,22 @@ class Supervisor:
                 code,
                 "\n".join(f"  {line}" for line in tail) or "  (none)",
             )
-            replacement = self._restart(f"it {describe_exit(code)}", tail, process.port)
+            replacement = self._restart(f"it {describe_exit(code)}", tail, process)
             if replacement is None:
                 return
             self._set("ready", replacement)
             self._on_restart()
 
-    def _restart(self, why: str, tail: Sequence[str], port: int) -> ComfyProcess | None:
+    def _restart(self, why: str, tail: Sequence[str], died: ComfyProcess) -> ComfyProcess | None:
         """A new ComfyUI, after the policy's delays; None when stopped or the policy says no more."""
+        allowed: bool | None = self._restarts_after(died)  # None: ask the policy (a restart failed)
         while True:
             now = time.monotonic()
             self._starts = [t for t in self._starts if now - t < self.policy.window]
             recent = len(self._starts)
-            if not self.policy.allows(recent):
+            if allowed is None:
+                allowed = self.policy.allows(recent)
+            if not allowed:
                 reason = (
                     f"{why}, and it was started again {recent} time(s) within the last "
                     f"{self.policy.window:g} s, the most allowed"
@@ -211,8 +259,9 @@ class Supervisor:
                 return None
             self._starts.append(time.monotonic())
             try:
-                process = self._launch(port if _port_free(port) else free_port())
+                process = self._launch(died.port if _port_free(died.port) else free_port())
             except ComfyRunError as exc:
+                allowed = None
                 why = f"starting it again failed: {exc}"
                 tail = getattr(exc, "log_tail", tail)
                 logger.error("%s", why)

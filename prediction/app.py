@@ -17,9 +17,11 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from comfyrun.errors import StartStoppedError
 from comfyui import ComfyUI
 from prediction.custom_nodes import CustomNodes
 from prediction.input_errors import InputError
@@ -104,6 +106,7 @@ class App:
             try:
                 preload_seconds, summary = _timed(lambda: self._preload(weights))
             except BaseException:
+                self.comfy.stop()  # ends a start under way at once, rather than waiting for it
                 _stop_when_started(comfy_start, self.comfy)
                 raise
             comfy_seconds, _ = comfy_start.result()
@@ -118,36 +121,77 @@ class App:
         return report
 
     def _preload(self, weights: str | None) -> FetchSummary | None:
+        """Cog's weights tar, then what `BASE_MODEL_KIT`, `PRELOAD_WORKFLOW` and `PRELOAD_WEIGHTS` name.
+
+        Raises `PreloadError` at the first failure; with `PRELOAD_BEST_EFFORT` every part is attempted
+        and each failure logged instead (one missing kit weight must not cost the workflows' weights)."""
         s = self.settings
-        try:
-            if weights:
-                self.install_user_weights(weights)
-            workflows = [path.read_bytes() for path in _workflow_files(s.preload_workflows)]
-            if not (s.kits or workflows or s.preload_weights):
-                logger.info("no BASE_MODEL_KIT, PRELOAD_WORKFLOW or PRELOAD_WEIGHTS: weights come on demand")
-                return None
+        if s.kits or s.preload_workflows or s.preload_weights:
             logger.info(
-                "preloading kits %s, %d workflow(s), weights %s",
+                "preloading kits %s, workflows %s, weights %s",
                 ", ".join(s.kits) or "-",
-                len(workflows),
+                ", ".join(str(path) for path in s.preload_workflows) or "-",
                 ", ".join(s.preload_weights) or "-",
             )
-            summary = self.store.preload(kits=s.kits, workflows=workflows, names=s.preload_weights)
-            self.nodes.link_weights()
-        except (WeightkitError, InputError, OSError) as exc:
-            if not s.preload_best_effort:
-                raise PreloadError(exc) from exc
-            logger.warning("preload failed, going on (PRELOAD_BEST_EFFORT): %s", exc)
+        else:
+            logger.info("no BASE_MODEL_KIT, PRELOAD_WORKFLOW or PRELOAD_WEIGHTS: weights come on demand")
+        summaries: list[FetchSummary] = []
+        for what, part in self._preload_parts(weights):
+            try:
+                summary = part()
+            except (WeightkitError, InputError, OSError) as exc:
+                if not s.preload_best_effort:
+                    raise PreloadError(exc) from exc
+                logger.warning("preloading %s failed, going on (PRELOAD_BEST_EFFORT): %s", what, exc)
+                continue
+            if summary is not None:
+                summaries.append(summary)
+        if not summaries:
             return None
+        self.nodes.link_weights()
+        total = FetchSummary(
+            results=tuple(result for each in summaries for result in each.results),
+            seconds=sum(each.seconds for each in summaries),
+            failed=tuple(name for each in summaries for name in each.failed),
+        )
         logger.info(
             "preloaded %d weight file(s): %d already present, %s downloaded in %.1f s (%.0f MB/s)",
-            summary.files,
-            summary.present,
-            format_bytes(summary.bytes),
-            summary.seconds,
-            summary.mb_per_s,
+            total.files,
+            total.present,
+            format_bytes(total.bytes),
+            total.seconds,
+            total.mb_per_s,
         )
-        return summary
+        return total
+
+    def _preload_parts(self, weights: str | None) -> list[tuple[str, Callable[[], FetchSummary | None]]]:
+        """The parts of a preload, in order: Cog's tar, then one plan of every configured weight (fetched
+        side by side), or with `PRELOAD_BEST_EFFORT` one part per setting, so that each fails alone."""
+        s = self.settings
+        parts: list[tuple[str, Callable[[], FetchSummary | None]]] = []
+        if weights:
+            parts.append(("Cog's weights", partial(self._install, weights)))
+        if s.preload_best_effort:
+            if s.kits:
+                parts.append(("BASE_MODEL_KIT", partial(self._fetch, kits=s.kits)))
+            if s.preload_workflows:
+                parts.append(("PRELOAD_WORKFLOW", partial(self._fetch, workflows=s.preload_workflows)))
+            if s.preload_weights:
+                parts.append(("PRELOAD_WEIGHTS", partial(self._fetch, names=s.preload_weights)))
+        elif s.kits or s.preload_workflows or s.preload_weights:
+            every = partial(self._fetch, kits=s.kits, workflows=s.preload_workflows, names=s.preload_weights)
+            parts.append(("the weights", every))
+        return parts
+
+    def _install(self, weights: str) -> None:
+        self.install_user_weights(weights)
+
+    def _fetch(
+        self, *, kits: Iterable[str] = (), workflows: Iterable[Path] = (), names: Iterable[str] = ()
+    ) -> FetchSummary:
+        """Preload through the store; `workflows` are `PRELOAD_WORKFLOW` entries (files or folders)."""
+        texts = [path.read_bytes() for path in _workflow_files(workflows)]
+        return self.store.preload(kits=kits, workflows=texts, names=names)
 
     def preload_base_kit(self, kit_name: str) -> FetchSummary:
         """Fetch every weight of a kit (or of several, comma-separated). Raises `UnknownKitError`."""
@@ -186,7 +230,7 @@ class App:
         workflow, downloaded = download_url_inputs(
             workflow, s.comfyui.input_dir, settings=s.inputs, loaders=self.store.manifest.loader_map
         )
-        self.comfy.upload_inputs(s.comfyui.input_dir)  # only when attached to a ComfyUI elsewhere
+        workflow, _ = self.comfy.upload_inputs(s.comfyui.input_dir, workflow)  # only when attached
         if request.randomise_seeds:
             workflow, _ = randomise_seeds(workflow, ranges=self._ranges())
 
@@ -272,11 +316,14 @@ def _timed(function: Callable[[], T]) -> tuple[float, T]:
 
 
 def _log_start_failure(future: Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.error("ComfyUI did not start (setup goes on preloading, then fails): %s", future.exception())
+    exc = None if future.cancelled() else future.exception()
+    if exc is not None and not isinstance(exc, StartStoppedError):  # stopped: the preload failed
+        logger.error("ComfyUI did not start (setup goes on preloading, then fails): %s", exc)
 
 
 def _stop_when_started(future: Future[Any], comfy: ComfyUI) -> None:
+    """Wait for the start to end (quick once stopped) and stop a ComfyUI it started all the same: a
+    `stop()` that came before the start had a process to end does not prevent it."""
     try:
         future.result()
     except Exception:  # its own failure is logged; the preload error is the one raised

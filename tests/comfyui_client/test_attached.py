@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 
 import pytest
 from PIL import Image
 
+from comfyrun.errors import ComfyUIUnavailableError, PromptRejectedError
+from comfyrun.http import ComfyHTTP
 from comfyrun.process import free_port
+from comfyrun.settings import instance_dir
 from comfyui import ComfyUI
+from tests.inputs_http import LocalServer, Route
 
 pytestmark = pytest.mark.comfyui
+
+INVERT = {
+    "1": {"class_type": "LoadImage", "inputs": {"image": "pics/attached.png"}},
+    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "attached"}},
+}
 
 
 def test_attached_comfyui_gets_local_inputs_uploaded_and_outputs_fetched(comfy, tmp_path):
@@ -22,12 +33,8 @@ def test_attached_comfyui_gets_local_inputs_uploaded_and_outputs_fetched(comfy, 
     )
     attached.start()
     try:
-        assert attached.upload_inputs(local_inputs) == ["pics/attached.png"]
-        workflow = {
-            "1": {"class_type": "LoadImage", "inputs": {"image": "pics/attached.png"}},
-            "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
-            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "attached"}},
-        }
+        workflow, uploaded = attached.upload_inputs(local_inputs, INVERT)
+        assert uploaded == ["pics/attached.png"]
         (output,) = attached.run(workflow, check_weights=False)
     finally:
         attached.stop()
@@ -39,7 +46,42 @@ def test_attached_comfyui_gets_local_inputs_uploaded_and_outputs_fetched(comfy, 
 
 
 def test_a_comfyui_started_here_reads_the_input_folder_itself(comfy):
-    assert comfy.upload_inputs(comfy.settings.input_dir) == []
+    assert comfy.upload_inputs(comfy.settings.input_dir, INVERT) == (INVERT, [])
+
+
+def test_an_upload_is_out_of_reach_of_a_later_prediction_that_names_it(comfy, tmp_path):
+    local_inputs = tmp_path / "inputs"
+    (local_inputs / "pics").mkdir(parents=True)
+    Image.new("RGB", (6, 4), (10, 200, 30)).save(local_inputs / "pics" / "attached.png")
+    attached = ComfyUI(
+        replace(comfy.settings, url=comfy.url, input_dir=local_inputs, output_dir=tmp_path / "o")
+    )
+    attached.start()
+    try:
+        first, _ = attached.upload_inputs(local_inputs, INVERT)
+        shutil.rmtree(local_inputs)  # the next prediction: an empty input folder
+        local_inputs.mkdir()
+        later, uploaded = attached.upload_inputs(local_inputs, INVERT)
+        with pytest.raises(PromptRejectedError, match=r"attached\.png"):
+            attached.run(later, check_weights=False)
+    finally:
+        attached.stop()
+    assert uploaded == [] and later == INVERT
+    run_folder, name = first["1"]["inputs"]["image"].rsplit("/pics/", 1)
+    assert run_folder.startswith("predictions/") and len(run_folder) == len("predictions/") + 32
+    assert (comfy.settings.input_dir / run_folder / "pics" / name).is_file()
+    assert not (comfy.settings.input_dir / "pics" / "attached.png").exists()
+
+
+def test_an_attached_comfyuis_own_folder_is_removed_at_stop(comfy):
+    own = instance_dir()
+    settings = replace(comfy.settings, url=comfy.url, input_dir=own / "inputs", output_dir=own / "outputs")
+    attached = ComfyUI(settings)
+    attached.start()
+    (own / "inputs").mkdir(parents=True)
+    (own / "inputs" / "input.png").write_bytes(b"a user's picture")
+    attached.stop()
+    assert not own.exists()
 
 
 def test_proxy_variables_do_not_reach_the_calls_to_comfyui(comfy, tmp_path, monkeypatch):
@@ -62,3 +104,12 @@ def test_proxy_variables_do_not_reach_the_calls_to_comfyui(comfy, tmp_path, monk
     finally:
         attached.stop()
     assert output.path.is_file()
+
+
+def test_a_view_download_that_stalls_is_the_clients_error_with_nothing_left(tmp_path):
+    with LocalServer() as server:
+        server.routes["/view"] = Route(b"", announce=1000, stall=True)  # headers, then nothing
+        http = ComfyHTTP(server.url(""), timeout=0.5)
+        with pytest.raises(ComfyUIUnavailableError, match=r"GET /view of big\.png broke off"):
+            http.download(filename="big.png", subfolder="", type="output", destination=tmp_path / "big.png")
+    assert list(tmp_path.iterdir()) == []

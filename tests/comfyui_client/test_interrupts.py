@@ -70,3 +70,21 @@ def test_websocket_drop_mid_run_reconnects_and_returns_the_result_once(comfy, tm
         proxy.stop()
     (outputs,) = result
     assert [(o.node_id, o.filename) for o in outputs] == [("4", "dropped_00001_.png")]
+
+
+def test_a_timeout_whose_interrupt_fails_says_the_prompt_may_still_run(comfy, tmp_path):
+    proxy = CuttableProxy(int(comfy.url.rsplit(":", 1)[1])).start()
+    through = ComfyUI(replace(comfy.settings, url=proxy.url, output_dir=tmp_path, run_timeout=2.0))
+    through.start()
+    try:
+        with logged("running node 3") as running:
+            thread, result = in_thread(lambda: through.run(upscale("unreachable", size=SLOWER + 8)))
+            assert running.wait(30)
+            proxy.stop()  # ComfyUI is out of reach: neither the websocket nor /interrupt gets through
+            thread.join(60)
+    finally:
+        through.stop()
+        comfy.interrupt()  # it ran on
+    (error,) = result
+    assert isinstance(error, RunTimeoutError) and error.not_interrupted is not None
+    assert "interrupting it on ComfyUI failed" in str(error) and "may still be running" in str(error)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tests.cog_deployment import TINY, USER_LORA, deployment, wait_for
+from tests.cog_deployment import TINY, USER_LORA, deployment, upscale, wait_for
 from tests.cog_server import CogServer
 
 pytestmark = pytest.mark.comfyui
@@ -44,7 +45,7 @@ def test_setup_whose_download_fails_fails_unless_best_effort(tmp_path, weights_s
     )
     with CogServer(env, log_path=tmp_path / "lenient.log") as server:
         assert server.health()["status"] == "READY"
-        assert "preload failed, going on (PRELOAD_BEST_EFFORT)" in server.log()
+        assert "preloading BASE_MODEL_KIT failed, going on (PRELOAD_BEST_EFFORT)" in server.log()
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,39 @@ def test_stopping_the_cog_server_stops_comfyui_too(tmp_path, weights_server):
         assert server.health()["status"] == "READY"
         assert len(comfyui_pids()) == 1
     wait_for(lambda: not comfyui_pids(), timeout=120)  # a backstop: it ends with the worker
+
+
+def test_best_effort_attempts_every_part_of_the_preload_and_logs_each_failure(tmp_path, weights_server):
+    (tmp_path / "preload").mkdir()
+    (tmp_path / "preload" / "wf.json").write_text(json.dumps(upscale("by_workflow.safetensors")))
+    env = deployment(
+        tmp_path,
+        weights_server,
+        COG_WEIGHTS=weights_server.url("/user/no-such.tar"),  # 404
+        BASE_MODEL_KIT="test-broken",  # its one weight is gone
+        PRELOAD_WORKFLOW=str(tmp_path / "preload"),
+        PRELOAD_WEIGHTS="tiny_compact_x2.safetensors",
+        PRELOAD_BEST_EFFORT="true",
+    )
+    with CogServer(env, log_path=tmp_path / "cog.log") as server:
+        assert server.health()["status"] == "READY"
+        log = server.log()
+    assert "preloading Cog's weights failed, going on (PRELOAD_BEST_EFFORT)" in log
+    assert "preloading BASE_MODEL_KIT failed, going on (PRELOAD_BEST_EFFORT)" in log
+    weights = tmp_path / "weights" / "upscale_models"
+    assert (weights / "by_workflow.safetensors").read_bytes() == TINY
+    assert (weights / "tiny_compact_x2.safetensors").read_bytes() == TINY
+
+
+def test_a_failed_preload_stops_a_comfyui_still_starting_at_once(tmp_path, weights_server):
+    env = deployment(
+        tmp_path,
+        weights_server,
+        BASE_MODEL_KIT="nope",  # fails at once
+        COMFYUI_STANDIN_START_DELAY="600",  # as a ComfyUI importing a heavy custom node
+        COMFYUI_START_TIMEOUT="900",
+    )
+    with CogServer(env, log_path=tmp_path / "cog.log", setup_timeout=60) as server:
+        assert server.health()["status"] == "SETUP_FAILED"
+        assert "Unknown model kit 'nope'" in server.log()
+        assert "ComfyUI did not start" not in server.log()
