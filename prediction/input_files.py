@@ -6,8 +6,8 @@ unpacked, safely and all or nothing.
   file whose name is not the one the user chose, so it would be no use to a workflow. A workflow that
   needs several files, or its own names, takes a zip or tar instead.
 - The type comes from the file name's extension when it is a known one, otherwise from the content
-  (PNG, JPEG, WEBP, GIF, TIFF; MP4, MOV, WEBM, MKV, AVI; WAV, MP3, FLAC, OGG, M4A; zip; tar, plain or
-  compressed).
+  (PNG, JPEG, WEBP, GIF, TIFF, AVIF, HEIC; MP4, MOV, WEBM, MKV, AVI; WAV, MP3, FLAC, OGG, M4A; zip;
+  tar, plain or compressed).
 - A zip or tar is unpacked with its folders, as named inside it, by weightkit's safe extraction
   (`weightkit.download.archive`): every member is checked before anything is written (no absolute name,
   no `..`, no device or special file, no link leading outside, nothing written through a link, zip
@@ -38,7 +38,9 @@ __all__ = ["ARCHIVE", "MEDIA_EXTENSIONS", "place_input_file", "sniff_type"]
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic", ".heif"}
+)
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"})
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".opus"})
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
@@ -109,7 +111,7 @@ def _sniff_head(head: bytes) -> str | None:
     if head.startswith(b"RIFF"):
         return {b"WEBP": ".webp", b"WAVE": ".wav", b"AVI ": ".avi"}.get(head[8:12])
     if head[4:8] == b"ftyp":
-        return {b"qt  ": ".mov", b"M4A ": ".m4a"}.get(head[8:12], ".mp4")
+        return _iso_media(head)
     if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: Matroska, or WebM when its doctype says so
         return ".webm" if b"webm" in head else ".mkv"
     if head.startswith(b"fLaC"):
@@ -121,6 +123,25 @@ def _sniff_head(head: bytes) -> str | None:
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return ".zip"
     return None
+
+
+# ISO base media (`ftyp` box) brands that are not a video: AVIF and HEIF images, QuickTime, audio.
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+_OTHER_BRANDS = {b"qt  ": ".mov", b"M4A ": ".m4a", b"M4B ": ".m4a"}
+
+
+def _iso_media(head: bytes) -> str:
+    """The extension of an ISO base media file from its `ftyp` box: its major brand, and the compatible
+    brands after it (a generic `mif1` image names `avif` there). An unknown brand is a video (`.mp4`):
+    that is what the format mostly holds, and video loaders read it by content, not by name."""
+    size = int.from_bytes(head[:4], "big")
+    brands = [head[8:12]] + [head[i : i + 4] for i in range(16, min(size, len(head)) - 3, 4)]
+    if any(brand in _AVIF_BRANDS for brand in brands):
+        return ".avif"
+    if any(brand in _HEIF_BRANDS for brand in brands):
+        return ".heic"
+    return _OTHER_BRANDS.get(brands[0], ".mp4")
 
 
 def _unpack(archive: Path, kind: str, input_dir: Path, settings: InputSettings) -> list[str]:
