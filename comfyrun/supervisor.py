@@ -141,11 +141,10 @@ class Supervisor:
         with self._changed:
             self._state = "starting"
         try:
-            process = self._launch(self.settings.port or free_port())
+            self._launch(self.settings.port or free_port())
         except BaseException:
             self._set("stopped")
             raise
-        self._set("ready", process)
         atexit.register(self.stop)  # before the process's own handler: no restart while exiting
         self._watcher = threading.Thread(target=self._watch, name="comfyui-supervisor", daemon=True)
         self._watcher.start()
@@ -167,8 +166,8 @@ class Supervisor:
         self._watcher = None
 
     def _launch(self, port: int) -> ComfyProcess:
-        """A ComfyUI that answers; raises `ComfyUIStartError`, or `StartStoppedError` when `stop()` was
-        called meanwhile (the process it was starting is stopped by then)."""
+        """A ComfyUI that answers, made the current one (`ready`); raises `ComfyUIStartError`, or
+        `StartStoppedError` when `stop()` was called meanwhile (the process it was starting is stopped)."""
         process = ComfyProcess(
             self.settings, port=port, model_paths_files=self.model_paths_files, env=self.env
         )
@@ -179,10 +178,11 @@ class Supervisor:
             self._launching = process
         try:
             process.wait_ready(ComfyHTTP(process.url), self.settings.start_timeout)
-            with self._changed:
+            with self._changed:  # ready at once, or stopped: no `stop()` may fall in between
                 if self._state == "stopped":
                     raise StartStoppedError("ComfyUI was stopped while it was starting")
-                self._launching = None
+                self._launching, self._process, self._state = None, process, "ready"
+                self._changed.notify_all()
         except BaseException as exc:
             process.stop()
             with self._changed:
@@ -223,7 +223,6 @@ class Supervisor:
             replacement = self._restart(f"it {describe_exit(code)}", tail, process)
             if replacement is None:
                 return
-            self._set("ready", replacement)
             self._on_restart()
 
     def _restart(self, why: str, tail: Sequence[str], died: ComfyProcess) -> ComfyProcess | None:
@@ -260,16 +259,14 @@ class Supervisor:
             self._starts.append(time.monotonic())
             try:
                 process = self._launch(died.port if _port_free(died.port) else free_port())
+            except StartStoppedError:
+                return None
             except ComfyRunError as exc:
                 allowed = None
                 why = f"starting it again failed: {exc}"
                 tail = getattr(exc, "log_tail", tail)
                 logger.error("%s", why)
                 continue
-            with self._changed:
-                if self._state == "stopped":
-                    process.stop()
-                    return None
             logger.info("ComfyUI is back at %s", process.url)
             return process
 
