@@ -80,10 +80,6 @@ class ComfyUI:
         self._lock = threading.Lock()  # start() and stop() may run in two threads (setup's preload fails)
         self._starting = self._stop_asked = False
 
-    @classmethod
-    def from_env(cls, *, store: WeightStore | None = None) -> ComfyUI:
-        return cls(RuntimeSettings.from_env(), store=store)
-
     # -- server -------------------------------------------------------------------------------------
 
     @property

@@ -242,7 +242,10 @@ class App:
         )
         if ensured.fetched is not None:
             self.nodes.link_weights()
-        workflow = in_run_folder(apply_renames(workflow, ensured.renames), uuid.uuid4().hex[:12])
+        workflow = in_run_folder(
+            apply_renames(workflow, ensured.renames, loaders=self.store.manifest.loader_map),
+            uuid.uuid4().hex[:12],
+        )
         fetched = ensured.fetched
         _log_weights(ensured.refs, ensured.already_present, fetched)
 

@@ -2,13 +2,12 @@
 paragraph a user can act on.
 
 Every error subclasses `InputError`; those caused by what the user gave also subclass `ValueError`.
-URLs are printed without user name, password, query or fragment (`shown_url`): a user's URL may carry
-a token there, and messages reach logs.
+URLs are printed without user name, password, query or fragment (weightkit's `display_url`, which
+never raises): a user's URL may carry a token there, and messages reach logs.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from weightkit.urlforms import display_url
@@ -24,7 +23,6 @@ __all__ = [
     "RefusalKind",
     "URLRefusedError",
     "WorkflowSourceError",
-    "shown_url",
 ]
 
 # The setting that lets a deployment fetch from private addresses; named in refusals.
@@ -48,16 +46,6 @@ _ADVICE: dict[str, str] = {
         "comma-separated list of networks such as 10.1.0.0/16."
     ),
 }
-_USERINFO = re.compile(r"^([^:/?#]*:?//)[^/?#]*@")
-
-
-def shown_url(url: str) -> str:
-    """`url` as messages and logs show it (weightkit's `display_url`), and never an exception: a URL
-    Python cannot split (`http://[::1`) is shown cut at its query and fragment, without user info."""
-    try:
-        return display_url(url)
-    except ValueError:
-        return _USERINFO.sub(r"\1", re.split(r"[?#]", url, maxsplit=1)[0])
 
 
 class InputError(Exception):
@@ -90,7 +78,7 @@ class URLRefusedError(InputError, ValueError):
             where = f" ({host} resolves to {address})"
         elif address or host:
             where = f" ({address or host})"
-        super().__init__(f"Refused to fetch {shown_url(url)}{where}: {reason}. {_ADVICE[kind]}")
+        super().__init__(f"Refused to fetch {display_url(url)}{where}: {reason}. {_ADVICE[kind]}")
 
 
 class InputDownloadError(InputError, ValueError):
@@ -101,7 +89,7 @@ class InputDownloadError(InputError, ValueError):
         self.problem = problem
         self.status = status
         super().__init__(
-            f"Could not download {shown_url(url)}: {problem}. Check that the URL is right and publicly "
+            f"Could not download {display_url(url)}: {problem}. Check that the URL is right and publicly "
             "reachable (open it in a browser), or upload the file instead."
         )
 
@@ -116,7 +104,7 @@ class InputTooLargeError(InputError, ValueError):
         self.setting = setting
         told = f"it is {size:,} bytes" if size is not None else "it sent more than that"
         super().__init__(
-            f"Refused to download {shown_url(url)}: the limit is {limit:,} bytes and {told}. Use a smaller "
+            f"Refused to download {display_url(url)}: the limit is {limit:,} bytes and {told}. Use a smaller "
             f"file, or raise the limit with the setting {setting}."
         )
 

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from prediction.input_errors import InputDownloadError, InputError, RefusalKind, URLRefusedError, shown_url
+from prediction.input_errors import InputDownloadError, InputError, RefusalKind, URLRefusedError
 from prediction.settings import InputSettings
 from prediction.special_addresses import IPAddress, address_problem, is_metadata_address
+from weightkit.urlforms import display_url
 
 __all__ = ["CheckedURL", "Resolver", "URLGuard", "check_url", "system_resolve"]
 
@@ -143,7 +144,7 @@ class URLGuard:
         """The refusal of a hop of `asked`, worded for it (a redirect says where it came from), or None."""
         refusal = self.refusal
         if isinstance(refusal, URLRefusedError) and refusal.url != asked:
-            reason = f"{refusal.reason}, and {shown_url(asked)} redirected there"
+            reason = f"{refusal.reason}, and {display_url(asked)} redirected there"
             kind = refusal.kind
             return URLRefusedError(refusal.url, reason, kind=kind, host=refusal.host, address=refusal.address)
         return refusal

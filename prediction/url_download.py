@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from prediction.input_errors import InputDownloadError, InputTooLargeError, shown_url
+from prediction.input_errors import InputDownloadError, InputTooLargeError
 from prediction.netguard import URLGuard
 from prediction.settings import InputSettings
 from weightkit.download.httprange import Connections, Reply, RetryableError, SourceError, open_range
 from weightkit.download.rate import RateFloor
 from weightkit.download.stream import Stream
-from weightkit.urlforms import safe_file_name, url_file_name
+from weightkit.urlforms import display_url, safe_file_name, url_file_name
 
 __all__ = ["Fetched", "download_to_folder", "fetch_bytes"]
 
@@ -85,7 +85,7 @@ def download_to_folder(
             Path(temporary).unlink(missing_ok=True)
             raise
     log.info(
-        "Downloaded %s to %s: %d bytes in %.1f s", shown_url(url), path, size, time.monotonic() - started
+        "Downloaded %s to %s: %d bytes in %.1f s", display_url(url), path, size, time.monotonic() - started
     )
     return path
 

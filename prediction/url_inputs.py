@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prediction.input_errors import shown_url
 from prediction.settings import InputSettings
 from prediction.url_download import download_to_folder
 from prediction.workflow_urls import url_values
 from weightkit.loaders import LoaderMap
+from weightkit.urlforms import display_url
 
 __all__ = ["DownloadedInput", "download_url_inputs"]
 
@@ -57,7 +57,7 @@ def download_url_inputs(
         if loaders.folder(value.class_type, value.input_name) is not None:
             continue
         if value.url not in names:
-            shown = shown_url(value.url)
+            shown = display_url(value.url)
             log.info("Downloading node %s input %r from %s", value.node_id, value.input_name, shown)
             names[value.url] = download_to_folder(value.url, input_dir, settings=settings).name
         rewritten[value.node_id]["inputs"][value.input_name] = names[value.url]

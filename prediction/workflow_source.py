@@ -14,10 +14,11 @@ import re
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
-from prediction.input_errors import WorkflowSourceError, shown_url
+from prediction.input_errors import WorkflowSourceError
 from prediction.settings import InputSettings
 from prediction.url_download import fetch_bytes
 from prediction.workflow_urls import is_url
+from weightkit.urlforms import display_url
 
 __all__ = ["decode_data_uri", "workflow_text"]
 
@@ -44,11 +45,11 @@ def workflow_text(value: str | None, *, default_path: Path, settings: InputSetti
     if text[:5].lower() == "data:":
         return _utf8(decode_data_uri(text), "the data URI's content")
     if is_url(text):
-        log.info("Fetching the workflow from %s", shown_url(text))
+        log.info("Fetching the workflow from %s", display_url(text))
         fetched = fetch_bytes(
             text, settings=settings, max_bytes=settings.workflow_max_bytes, limit_setting="WORKFLOW_MAX_BYTES"
         )
-        return _utf8(fetched.data, f"the document at {shown_url(fetched.url)}")
+        return _utf8(fetched.data, f"the document at {display_url(fetched.url)}")
     return value or ""
 
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from comfyrun.errors import UnknownNodeClassError
+from comfyrun.settings import RuntimeSettings
 from comfyui import ComfyUI
 from tests.cog_deployment import COMFYUI_PATH, deployment, upscale, weights_server
 from tests.cog_server import CogServer, data_uri_bytes
@@ -86,7 +87,7 @@ def test_a_class_from_a_pack_that_failed_to_import_names_the_pack_and_its_error(
 
 def test_a_pack_lookup_says_which_pack_provides_a_class_and_whether_it_failed(tmp_path):
     settings = replace(
-        ComfyUI.from_env().settings,
+        RuntimeSettings.from_env(),
         input_dir=tmp_path / "input",
         output_dir=tmp_path / "output",
         temp_dir=tmp_path / "temp",
