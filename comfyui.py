@@ -373,10 +373,8 @@ class ComfyUI:
             process is not None and process.exit_code() is not None
         ):
             return None
-        quick = ComfyHTTP(self._api().base_url, timeout=2.0)
         try:
-            quick.delete_from_queue([prompt_id])
-            quick.interrupt(prompt_id)
+            ComfyHTTP(self._api().base_url, timeout=2.0).abandon(prompt_id)
         except ComfyRunError as exc:
             logger.warning("could not interrupt prompt %s: %s", prompt_id, exc)
             return str(exc)

@@ -76,6 +76,11 @@ class ComfyHTTP:
     def clear_queue(self) -> None:
         self._json("POST", "/queue", {"clear": True})
 
+    def abandon(self, prompt_id: str) -> None:
+        """Take `prompt_id` off the queue and interrupt it if it is running (either may be so)."""
+        self.delete_from_queue([prompt_id])
+        self.interrupt(prompt_id)
+
     def free(self, *, unload_models: bool = True, free_memory: bool = True) -> None:
         """Ask ComfyUI to drop loaded models and (with `free_memory`) its cached node outputs.
 

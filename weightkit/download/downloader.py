@@ -33,7 +33,7 @@ from weightkit.download.install import Mismatch, install_from_tar
 from weightkit.download.lock import DownloadLock
 from weightkit.download.partfile import PartFile, new_tag
 from weightkit.download.present import present_result
-from weightkit.download.progress import LogProgress, ProgressReporter
+from weightkit.download.progress import LogProgress, ProgressReporter, ProgressTicks
 from weightkit.download.request import FetchRequest, FetchResult, FetchSummary
 from weightkit.download.space import ensure_space, existing_ancestor
 from weightkit.download.transfer import Outcome, Transfer
@@ -163,7 +163,7 @@ class Downloader:
                 with DownloadLock(request.dest, stale_after=self.settings.lock_timeout, stop=stop) as lock:
                     result = self._present(request, started, stop, waited=lock.waited)
                     if result is None:
-                        report = _Reporter(self._progress, name)
+                        report = ProgressTicks(self._progress, name)
                         with lock.expecting_progress(report.bytes_seen):
                             result = self._download(request, stop, started, report)
         except BaseException as exc:
@@ -245,7 +245,9 @@ class Downloader:
         for path, needed in by_volume.values():
             ensure_space(path, needed=needed, margin=self.settings.min_free_bytes)
 
-    def _download(self, request: FetchRequest, stop: Stop, started: float, report: _Reporter) -> FetchResult:
+    def _download(
+        self, request: FetchRequest, stop: Stop, started: float, report: ProgressTicks
+    ) -> FetchResult:
         part = PartFile.claim(request.dest, tag=new_tag(), stale_after=self.settings.lock_timeout)
         attempts: list[tuple[str, str]] = []
         gated: tuple[str, str] | None = None
@@ -300,7 +302,7 @@ class Downloader:
         part: PartFile,
         stop: Stop,
         started: float,
-        report: _Reporter,
+        report: ProgressTicks,
     ) -> FetchResult:
         archive = request.unpack and is_tar(url)
         while True:
@@ -376,27 +378,3 @@ def _result(
         source=outcome.url,
         hash_from=_vouched_by(request) if sha256 is not None else None,
     )
-
-
-class _Reporter:
-    """Turns a transfer's (done, total) ticks into started/advanced calls on the progress reporter,
-    and counts the bytes every source brought, which the lock's heartbeat shows waiters."""
-
-    def __init__(self, progress: ProgressReporter, name: str) -> None:
-        self._progress = progress
-        self._name = name
-        self._started = False
-        self._last = 0
-        self._seen = 0
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if not self._started:
-            self._started = True
-            self._progress.started(self._name, total, done)
-        else:
-            self._seen += max(0, done - self._last)
-        self._last = done
-        self._progress.advanced(self._name, done, total)
-
-    def bytes_seen(self) -> int:
-        return self._seen

@@ -16,7 +16,7 @@ from typing import Protocol, TextIO
 from weightkit.download.request import FetchResult, FetchSummary
 from weightkit.units import format_bytes
 
-__all__ = ["LogProgress", "ProgressReporter", "TerminalProgress", "progress_for"]
+__all__ = ["LogProgress", "ProgressReporter", "ProgressTicks", "TerminalProgress", "progress_for"]
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +204,27 @@ def _summary_line(summary: FetchSummary) -> str:
         f"Weights: {summary.files} files, {format_bytes(summary.bytes)} downloaded in "
         f"{summary.seconds:.1f} s ({summary.mb_per_s:.0f} MB/s){present}{failed}"
     )
+
+
+class ProgressTicks:
+    """Turns a transfer's (done, total) ticks into started/advanced calls on the progress reporter,
+    and counts the bytes every source brought, which the lock's heartbeat shows waiters."""
+
+    def __init__(self, progress: ProgressReporter, name: str) -> None:
+        self._progress = progress
+        self._name = name
+        self._started = False
+        self._last = 0
+        self._seen = 0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not self._started:
+            self._started = True
+            self._progress.started(self._name, total, done)
+        else:
+            self._seen += max(0, done - self._last)
+        self._last = done
+        self._progress.advanced(self._name, done, total)
+
+    def bytes_seen(self) -> int:
+        return self._seen
