@@ -78,6 +78,7 @@ class Supervisor:
         self._on_restart = on_restart
         self._changed = threading.Condition()
         self._state: State = "stopped"
+        self._ended = False  # stop() was called: a later start() raises instead of launching
         self._process: ComfyProcess | None = None
         self._launching: ComfyProcess | None = None  # started, not yet answering: `stop()` ends it too
         self._starts: list[float] = []  # when each restart began, for the window
@@ -139,6 +140,8 @@ class Supervisor:
     def start(self) -> None:
         """Launch ComfyUI and wait until it answers; raises `ComfyUIStartError`."""
         with self._changed:
+            if self._ended:  # stop() came first, from another thread: this supervisor is done
+                raise StartStoppedError("ComfyUI was stopped before it started")
             self._state = "starting"
         try:
             self._launch(self.settings.port or free_port())
@@ -154,7 +157,7 @@ class Supervisor:
         ends at once (its `start()` raises `StartStoppedError`)."""
         atexit.unregister(self.stop)
         with self._changed:
-            self._state = "stopped"
+            self._state, self._ended = "stopped", True
             process, self._process = self._process, None
             launching, self._launching = self._launching, None
             self._changed.notify_all()

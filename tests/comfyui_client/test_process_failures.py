@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyrun.errors import ComfyUIDiedError, ComfyUIStartError
+from comfyrun.errors import ComfyUIDiedError, ComfyUIStartError, StartStoppedError
 from comfyrun.settings import RuntimeSettings
 from comfyrun.supervisor import Supervisor
 from comfyui import ComfyUI
@@ -204,3 +204,12 @@ def test_a_dead_comfyuis_helpers_are_killed_and_its_pipe_closed_before_it_is_sta
     finally:
         supervisor.stop()
     assert _ends(second_helper)
+
+
+def test_a_supervisor_stopped_before_its_start_launches_nothing(tmp_path):
+    checkout = _fake_checkout(tmp_path / "ComfyUI", "import time\nwhile True:\n    time.sleep(1)\n")
+    supervisor = Supervisor(_settings(tmp_path, checkout, start_timeout=1.0, port=None), model_paths_files=())
+    supervisor.stop()  # as ComfyUI.stop() from another thread, between handing it over and its start
+    with pytest.raises(StartStoppedError):
+        supervisor.start()
+    assert supervisor.process is None and supervisor.state == "stopped"
