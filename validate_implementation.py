@@ -13,7 +13,6 @@ It runs in the test suite too.
 from __future__ import annotations
 
 import argparse
-import difflib
 import inspect
 import json
 import posixpath
@@ -127,23 +126,38 @@ def check_manifest(path: Path) -> str:
 
 
 def url_file_problems(entry: WeightEntry) -> list[str]:
-    """Typos in the file names of `entry`'s URLs: each must be a plain file name with the entry's extension,
-    and be the entry's name (or an alias's), or plainly another name (a rename, such as h94's
-    `model.safetensors` saved as `CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors`). A name only a character
-    or two from the entry's is a typo: the URL would answer 404, or serve some other file."""
+    """Typos in the file names of `entry`'s Hugging Face URLs (they always end in the file): each must be a
+    plain file name with the entry's extension, and be the entry's name (or an alias's), or plainly
+    another name (a rename, such as h94's `model.safetensors` saved as
+    `CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors`). A name a character or two from the entry's is a
+    typo: the URL would answer 404, or serve some other file. Other hosts' URLs need not name the file
+    (CivitAI's `/api/download/models/<id>`)."""
     names = {posixpath.basename(name) for name in (entry.name, *entry.aliases)}
     problems = []
     for url in entry.urls:
-        file = posixpath.basename(urllib.parse.urlsplit(url).path)
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname not in ("huggingface.co", "hf.co") or "/resolve/" not in parts.path:
+            continue
+        file = posixpath.basename(urllib.parse.unquote(parts.path))
         if file in names:
             continue
         if not PLAIN_FILE_NAME.fullmatch(file):
             problems.append(f"{entry.key}: the URL's file name {file!r} has characters no weight name has")
         elif _extension(file) != _extension(entry.name):
             problems.append(f"{entry.key}: the URL's file {file!r} has another extension than the name")
-        elif max(difflib.SequenceMatcher(None, file.lower(), n.lower()).ratio() for n in names) >= 0.8:
+        elif min(_edits(file.lower(), name.lower()) for name in names) <= 2:
             problems.append(f"{entry.key}: the URL's file {file!r} is nearly, not exactly, the entry's name")
     return problems
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance: characters inserted, deleted or replaced to make `b` of `a`."""
+    row = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        diagonal, row[0] = row[0], i
+        for j, other in enumerate(b, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (char != other))
+    return row[-1]
 
 
 def _extension(name: str) -> str:

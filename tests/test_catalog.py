@@ -61,7 +61,15 @@ def test_a_typo_in_a_url_file_name_fails_naming_the_entry(tmp_path, file, says):
     assert "FAIL  weights manifest" in result.stdout and WAN in result.stdout and says in result.stdout
 
 
-def test_a_url_file_saved_under_another_name_is_a_rename_not_a_typo(tmp_path):
-    url = "https://huggingface.co/org/repo/resolve/main/diffusion_pytorch_model.safetensors"
+@pytest.mark.parametrize(
+    "file",
+    [
+        "diffusion_pytorch_model.safetensors",
+        "wan2.1_t2v_14B.safetensors",  # a rename that keeps most of the name: five characters apart
+        "wan2.1_t2v_14B_fp%31%36.safetensors",  # percent-encoded, it is the entry's own name
+    ],
+)
+def test_a_url_file_saved_under_another_name_is_a_rename_not_a_typo(tmp_path, file):
+    url = f"https://huggingface.co/org/repo/resolve/main/{file}"
     result = validate_manifest(with_url(catalog(), WAN, url), tmp_path)
     assert "ok    weights manifest" in result.stdout, result.stdout

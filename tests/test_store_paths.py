@@ -52,7 +52,9 @@ def put(path, data: bytes):
     return path
 
 
-@pytest.mark.parametrize("folder", ["<tmp>/escaped", "../../up", "loras/../../up", "loras\\x", ""])
+@pytest.mark.parametrize(
+    "folder", ["<tmp>/escaped", "../../up", "loras/../../up", "loras\\x", ".weightkit", "loras/.hidden", ""]
+)
 def test_a_folder_equals_url_folder_outside_the_weights_dir_is_refused_naming_it(
     store, server, tmp_path, folder
 ):

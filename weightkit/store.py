@@ -282,12 +282,12 @@ class WeightStore:
                 f"write it as folder=URL, such as loras={url}.",
             )
         folder = folder.strip()
-        if not name_is_safe(folder):
+        if not name_is_safe(folder) or any(part.startswith(".") for part in folder.split("/")):
             raise UnknownWeightError(
                 spec,
                 hint=f"The folder '{folder}' before '=' must be a model folder inside the weights directory, "
-                "such as loras or checkpoints/sdxl: a relative path without '..', a leading '/' or a "
-                "backslash.",
+                "such as loras or checkpoints/sdxl: a relative path without '..', a leading '/', a "
+                "backslash or a hidden folder (.weightkit holds weightkit's own records).",
             )
         folder = canonical_folder(folder)
         return WeightRef(stable_weight_name(url), folder, "-", "PRELOAD_WEIGHTS", "url", url=url.strip())
