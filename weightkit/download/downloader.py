@@ -31,6 +31,7 @@ from weightkit.download.hostfacts import ask_host
 from weightkit.download.httprange import AuthError, SourceError
 from weightkit.download.install import Mismatch, install_from_tar
 from weightkit.download.lock import DownloadLock
+from weightkit.download.orphans import disown_tag
 from weightkit.download.partfile import PartFile, new_tag
 from weightkit.download.present import present_result
 from weightkit.download.progress import LogProgress, ProgressReporter, ProgressTicks
@@ -248,7 +249,12 @@ class Downloader:
     def _download(
         self, request: FetchRequest, stop: Stop, started: float, report: ProgressTicks
     ) -> FetchResult:
-        part = PartFile.claim(request.dest, tag=new_tag(), stale_after=self.settings.lock_timeout)
+        tag = new_tag()
+        try:
+            part = PartFile.claim(request.dest, tag=tag, stale_after=self.settings.lock_timeout)
+        except BaseException:
+            disown_tag(tag)  # what the failed claim wrote is an orphan like any other, for the next
+            raise
         attempts: list[tuple[str, str]] = []
         gated: tuple[str, str] | None = None
         actual: tuple[int | None, str | None] = (None, None)
