@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -24,20 +27,25 @@ INVERT = {
 }
 
 
-def test_attached_comfyui_gets_local_inputs_uploaded_and_outputs_fetched(comfy, tmp_path):
-    local_inputs = tmp_path / "inputs"
+@contextmanager
+def attached_with_a_picture(comfy: ComfyUI, local_inputs: Path, output_dir: Path) -> Iterator[ComfyUI]:
+    """A second client attached to `comfy` by URL, its local input folder holding `pics/attached.png`."""
     (local_inputs / "pics").mkdir(parents=True)
     Image.new("RGB", (6, 4), (10, 200, 30)).save(local_inputs / "pics" / "attached.png")
-    attached = ComfyUI(
-        replace(comfy.settings, url=comfy.url, input_dir=local_inputs, output_dir=tmp_path / "out")
-    )
+    attached = ComfyUI(replace(comfy.settings, url=comfy.url, input_dir=local_inputs, output_dir=output_dir))
     attached.start()
     try:
+        yield attached
+    finally:
+        attached.stop()
+
+
+def test_attached_comfyui_gets_local_inputs_uploaded_and_outputs_fetched(comfy, tmp_path):
+    local_inputs = tmp_path / "inputs"
+    with attached_with_a_picture(comfy, local_inputs, tmp_path / "out") as attached:
         workflow, uploaded = attached.upload_inputs(local_inputs, INVERT)
         assert uploaded == ["pics/attached.png"]
         (output,) = attached.run(workflow, check_weights=False)
-    finally:
-        attached.stop()
     assert output.path.parent == tmp_path / "out" / "output"  # fetched through /view
     with Image.open(output.path) as image:
         assert image.size == (6, 4) and image.convert("RGB").getpixel((0, 0)) == pytest.approx(
@@ -51,21 +59,13 @@ def test_a_comfyui_started_here_reads_the_input_folder_itself(comfy):
 
 def test_an_upload_is_out_of_reach_of_a_later_prediction_that_names_it(comfy, tmp_path):
     local_inputs = tmp_path / "inputs"
-    (local_inputs / "pics").mkdir(parents=True)
-    Image.new("RGB", (6, 4), (10, 200, 30)).save(local_inputs / "pics" / "attached.png")
-    attached = ComfyUI(
-        replace(comfy.settings, url=comfy.url, input_dir=local_inputs, output_dir=tmp_path / "o")
-    )
-    attached.start()
-    try:
+    with attached_with_a_picture(comfy, local_inputs, tmp_path / "o") as attached:
         first, _ = attached.upload_inputs(local_inputs, INVERT)
         shutil.rmtree(local_inputs)  # the next prediction: an empty input folder
         local_inputs.mkdir()
         later, uploaded = attached.upload_inputs(local_inputs, INVERT)
         with pytest.raises(PromptRejectedError, match=r"attached\.png"):
             attached.run(later, check_weights=False)
-    finally:
-        attached.stop()
     assert uploaded == [] and later == INVERT
     run_folder, name = first["1"]["inputs"]["image"].rsplit("/pics/", 1)
     assert run_folder.startswith("predictions/") and len(run_folder) == len("predictions/") + 32
