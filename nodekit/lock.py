@@ -24,6 +24,7 @@ from typing import Any
 from nodekit.errors import LockError, UnknownPackError
 from nodekit.lockparse import expand_inputs, parse_lock_document
 from nodekit.lockrules import check_across_packs
+from weightkit.jsonfile import read_json_file
 from weightkit.manifest import Manifest, WeightEntry
 
 __all__ = ["SCHEMA_VERSION", "Clone", "Lock", "Pack", "PackFolder", "PackWeight", "load_lock", "parse_lock"]
@@ -249,18 +250,7 @@ class Lock:
 
 def load_lock(path: Path | str) -> Lock:
     """Load and validate the lock at `path`; raises `LockError` naming the file, pack and field."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LockError(f"cannot read the file ({exc.strerror or exc})", path=source) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LockError(
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", path=source
-        ) from exc
-    return parse_lock(data, source=source)
+    return parse_lock(read_json_file(Path(path), LockError), source=str(path))
 
 
 def parse_lock(data: Any, *, source: str = "") -> Lock:

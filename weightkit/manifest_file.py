@@ -8,7 +8,6 @@ the downloader verifies the bytes against what it says. Anywhere else both are r
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 
 from weightkit.errors import ManifestError
 from weightkit.folders import canonical_folder
+from weightkit.jsonfile import read_json_file
 from weightkit.manifest import SCHEMA_VERSION, Kit, Manifest, WeightEntry, name_is_safe
 
 __all__ = ["HF_HOSTS", "load_manifest", "parse_entry", "parse_manifest"]
@@ -57,18 +57,7 @@ def load_manifest(path: Path | str, extra: Path | str | None = None) -> Manifest
 
 
 def _load_one(path: Path, *, check_kits: bool = True) -> Manifest:
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ManifestError(f"cannot read the file ({exc.strerror or exc})", path=source) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", path=source
-        ) from exc
-    return parse_manifest(data, source=source, check_kits=check_kits)
+    return parse_manifest(read_json_file(path, ManifestError), source=str(path), check_kits=check_kits)
 
 
 def parse_manifest(data: Any, *, source: str = "", check_kits: bool = True) -> Manifest:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -42,6 +41,7 @@ from weightkit.download.httprange import AuthError, RetryableError, SourceError
 from weightkit.download.urls import on_hugging_face
 from weightkit.errors import AddWeightError, ManifestError
 from weightkit.folders import COMFYUI_FOLDERS, canonical_folder, has_model_extension
+from weightkit.jsonfile import read_json_file
 from weightkit.manifest import Kit, Manifest, WeightEntry
 from weightkit.manifest_file import load_manifest, parse_entry, parse_manifest
 from weightkit.settings import DownloadSettings
@@ -342,17 +342,9 @@ def _write(
 
 def _user_manifest(path: Path) -> Manifest:
     """The user manifest alone (its kits may name built-in weights), or an empty one if missing."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         return Manifest.build([], [])
-    except OSError as exc:
-        raise ManifestError(f"cannot read the file ({exc.strerror or exc})", path=str(path)) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"not valid JSON: {exc.msg} at line {exc.lineno}", path=str(path)) from exc
-    return parse_manifest(data, source=str(path), check_kits=False)
+    return parse_manifest(read_json_file(path, ManifestError), source=str(path), check_kits=False)
 
 
 def _file_name(url: str) -> str:
