@@ -192,11 +192,13 @@ def _tools(url: str, out: Path, size: int, sha: str, args: argparse.Namespace) -
     }
 
 
-def _sha256_rate(block: bytes, times: int = 4) -> float:
+def _sha256_rate(times: int = 4) -> float:
     """MB/s of hashlib's sha256 on one core right now: no verified download here can go faster.
 
     The VM's speed drifts (on the development VM this moved between 1.2 and 1.5 GB/s within an hour),
-    so it is measured in every round, beside the runs it bounds."""
+    so it is measured in every round, beside the runs it bounds. The block is freed before any tool
+    starts: a child forked from a bigger bench would report the bench's memory as its peak RSS."""
+    block = os.urandom(64 << 20)
     digest = hashlib.sha256()
     started = time.perf_counter()
     for _ in range(times):
@@ -249,7 +251,6 @@ def _measure(
     """Every run, by (scenario, tool), and sha256's speed measured in each round."""
     results: dict[tuple[str, str], list[Run]] = {}
     hash_rates: list[float] = []
-    block = os.urandom(64 << 20)
     with tempfile.TemporaryDirectory(prefix="bench-download-") as tmp:
         work = Path(tmp)
         (work / "www").mkdir()
@@ -262,7 +263,7 @@ def _measure(
             urls = {"limited": nginx.url("/limited/file.bin"), "unlimited": nginx.url("/file.bin")}
             out = work / "out" / "file.bin"
             for round_ in range(max(3, args.rounds)):
-                hash_rates.append(_sha256_rate(block))
+                hash_rates.append(_sha256_rate())
                 print(f"  round {round_ + 1} sha256 on one core {hash_rates[-1]:7.0f} MB/s", flush=True)
                 for scenario in args.scenarios.split(","):
                     for tool, argv in _tools(urls[scenario], out, size, sha, args).items():
