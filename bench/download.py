@@ -28,7 +28,6 @@ compresses anyway.
 from __future__ import annotations
 
 import argparse
-import compileall
 import functools
 import hashlib
 import json
@@ -197,7 +196,7 @@ def _sha256_rate(times: int = 4) -> float:
 
     The VM's speed drifts (on the development VM this moved between 1.2 and 1.5 GB/s within an hour),
     so it is measured in every round, beside the runs it bounds. The block is freed before any tool
-    starts: a child forked from a bigger bench would report the bench's memory as its peak RSS."""
+    starts: a tool's peak RSS counts from the fork, so a bigger bench would show in it."""
     block = os.urandom(64 << 20)
     digest = hashlib.sha256()
     started = time.perf_counter()
@@ -234,7 +233,8 @@ def main(argv: list[str]) -> int:
         return 1
     # Ours starts as a fresh process each run: with bytecode compiled, as in an installed package or
     # image, so no run pays for compiling it (PYTHONDONTWRITEBYTECODE would make every run pay ~0.05 s).
-    compileall.compile_dir(ROOT / "weightkit", quiet=1)
+    # In a child: compiling here would grow this process, and each tool's peak RSS counts from the fork.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "weightkit")], check=True)
     idle = _idle_load()
     print(f"machine load before the runs: {idle:.2f} of {os.cpu_count()} cores busy", flush=True)
     for size in sizes:
