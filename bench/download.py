@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -191,18 +190,25 @@ def _tools(url: str, out: Path, size: int, sha: str, args: argparse.Namespace) -
     }
 
 
-def _sha256_rate(times: int = 4) -> float:
+_HASH = """
+import hashlib, os, sys, time
+block = os.urandom(64 << 20)
+digest = hashlib.sha256()
+started = time.perf_counter()
+for _ in range(4):
+    digest.update(block)
+print(len(block) * 4 / (time.perf_counter() - started) / 1e6)
+"""
+
+
+def _sha256_rate() -> float:
     """MB/s of hashlib's sha256 on one core right now: no verified download here can go faster.
 
     The VM's speed drifts (on the development VM this moved between 1.2 and 1.5 GB/s within an hour),
-    so it is measured in every round, beside the runs it bounds. The block is freed before any tool
-    starts: a tool's peak RSS counts from the fork, so a bigger bench would show in it."""
-    block = os.urandom(64 << 20)
-    digest = hashlib.sha256()
-    started = time.perf_counter()
-    for _ in range(times):
-        digest.update(block)
-    return len(block) * times / (time.perf_counter() - started) / 1e6
+    so it is measured in every round, beside the runs it bounds. In a child: a forked tool inherits
+    this process's peak RSS, so the bench never holds the block itself."""
+    argv = [sys.executable, "-c", _HASH]
+    return float(subprocess.run(argv, check=True, capture_output=True).stdout)
 
 
 def _idle_load(seconds: float = 2.0) -> float:
