@@ -28,8 +28,10 @@ compresses anyway.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import functools
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -290,7 +292,12 @@ def _measure(
             if args.parts:
                 print(f"\nparts, one thread, {size / 2**30:.2f} GiB unlimited:     MB/s  CPU-s/GiB")
                 warm = functools.partial(_warm, work / "out", size)
-                for name, rate, cpu in measure_parts(urls["unlimited"], size, work / "out", warm):
+                # In a forked child: the parts' buffers and imports would grow this process, and every
+                # later tool's peak RSS counts from its fork.
+                fork = multiprocessing.get_context("fork")
+                with concurrent.futures.ProcessPoolExecutor(1, mp_context=fork) as pool:
+                    parts = pool.submit(measure_parts, urls["unlimited"], size, work / "out", warm).result()
+                for name, rate, cpu in parts:
                     print(f"  {name:44}{rate:7.0f}{cpu:10.2f}")
     return results, hash_rates
 
