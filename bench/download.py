@@ -296,7 +296,8 @@ def _measure(
                 # later tool's peak RSS counts from its fork.
                 fork = multiprocessing.get_context("fork")
                 with concurrent.futures.ProcessPoolExecutor(1, mp_context=fork) as pool:
-                    parts = pool.submit(measure_parts, urls["unlimited"], size, work / "out", warm).result()
+                    job = pool.submit(measure_parts, urls["unlimited"], size, sha, work / "out", warm)
+                    parts = job.result()
                 for name, rate, cpu in parts:
                     print(f"  {name:44}{rate:7.0f}{cpu:10.2f}")
     return results, hash_rates

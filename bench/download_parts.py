@@ -144,7 +144,7 @@ class _Unsupported(Exception):
     """This machine cannot run the part."""
 
 
-def _pipeline(url: str, path: Path, size: int, block: int = 2 << 20, buffers: int = 6) -> None:
+def _pipeline(url: str, path: Path, size: int, sha256: str, block: int = 2 << 20, buffers: int = 6) -> None:
     """A way the downloader does not work yet, timed for comparison: one in-order stream read into a
     few page-aligned buffers, hashed from memory by one thread and written with `O_DIRECT` by two (no
     page cache, so no second copy and no hashing from it). Verification included, as in ours."""
@@ -180,6 +180,8 @@ def _pipeline(url: str, path: Path, size: int, block: int = 2 << 20, buffers: in
         thread.join()
     os.fdatasync(fd)
     os.close(fd)
+    if digest.hexdigest() != sha256:
+        raise RuntimeError(f"the O_DIRECT pipeline hashed {digest.hexdigest()}, the file is {sha256}")
 
 
 def _fill(response: http.client.HTTPResponse, view: memoryview) -> int:
@@ -209,9 +211,9 @@ def _write_stage(source: queue.Queue, free: queue.Queue, fd: int) -> None:
 
 
 def measure_parts(
-    url: str, size: int, scratch: Path, warm: Callable[[], None]
+    url: str, size: int, sha256: str, scratch: Path, warm: Callable[[], None]
 ) -> list[tuple[str, float, float]]:
-    """(part, MB/s, CPU-s/GiB) for each part, `url` serving `size` bytes at full speed."""
+    """(part, MB/s, CPU-s/GiB) for each part, `url` serving `size` bytes of sha256 `sha256` at full speed."""
     out = scratch / "parts.bin"
     parts: list[tuple[str, Callable[[], None]]] = [
         ("stream into memory: http.client readinto", lambda: _into_memory(url)),
@@ -222,7 +224,7 @@ def measure_parts(
         ("sha256 of memory (the floor)", lambda: _hash_memory(size)),
         ("sha256 of the file: pread", lambda: _hash_pread(out, size)),
         ("sha256 of the file: mmap 4 MiB", lambda: _hash_mmap(out, size)),
-        ("stream into a file, hashed: O_DIRECT pipeline", lambda: _pipeline(url, out, size)),
+        ("stream into a file, hashed: O_DIRECT pipeline", lambda: _pipeline(url, out, size, sha256)),
     ]
     results = []
     for name, work in parts:
