@@ -95,6 +95,11 @@ class CogServer:
         with urllib.request.urlopen(self.url + "/health-check", timeout=10) as response:
             return json.load(response)
 
+    def idle_health(self) -> dict[str, Any]:
+        """The health once the last prediction has let go: coglet can answer a prediction before it frees
+        the slot, so BUSY can follow the answer for a moment (seen beside a second suite)."""
+        return wait_for(lambda: (h := self.health())["status"] != "BUSY" and h, timeout=30)
+
     def _health_or_none(self) -> dict[str, Any] | None:
         try:
             return self.health()

@@ -63,7 +63,7 @@ def test_comfyui_killed_mid_prediction_fails_that_one_then_is_started_again_for_
     assert the_comfyui(cog) != first
     assert "ComfyUI was killed by SIGKILL" in failed["error"] and "started again" in failed["error"]
     assert "got prompt" in failed["error"]  # its last log lines
-    assert cog.health()["status"] == "READY"
+    assert cog.idle_health()["status"] == "READY"
     assert "starting ComfyUI again in 1 s (restart 1 of at most 5 within 600 s)" in cog.log()
 
 
