@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from PIL import Image
 
 from tests.cog_server import data_uri_bytes
-from tests.downloadkit import safetensors_bytes
+from tests.downloadkit import safetensors_bytes, tar_bytes
 from tests.faultserver import FaultServer
 from tests.manifest_entries import entry
 
@@ -116,12 +115,7 @@ def serving_weights() -> Iterator[FaultServer]:
         server.serve(
             "/wf/upscale.json", json.dumps(upscale("tiny_compact_x2.safetensors", "from-url")).encode()
         )
-        tar = io.BytesIO()
-        with tarfile.open(fileobj=tar, mode="w") as archive:
-            info = tarfile.TarInfo("loras/user_trained.safetensors")
-            info.size = len(USER_LORA)
-            archive.addfile(info, io.BytesIO(USER_LORA))
-        server.serve("/user/trained.tar", tar.getvalue())
+        server.serve("/user/trained.tar", tar_bytes({"loras/user_trained.safetensors": USER_LORA}))
         yield server
 
 

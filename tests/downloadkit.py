@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import io
 import json
 import os
 import random
 import subprocess
+import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,6 +57,17 @@ def safetensors_bytes(data_size: int, seed: int = 0) -> bytes:
     """A valid safetensors file: one uint8 tensor of `data_size` bytes."""
     header = json.dumps({"t": {"dtype": "U8", "shape": [data_size], "data_offsets": [0, data_size]}}).encode()
     return len(header).to_bytes(8, "little") + header + payload(data_size, seed)
+
+
+def tar_bytes(files: Mapping[str, bytes], mode: str = "w") -> bytes:
+    """A tar (`mode` "w:gz" for a gzipped one) holding each name's bytes as a regular file."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=mode) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def leftovers(folder: Path) -> list[str]:

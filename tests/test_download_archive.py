@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.downloadkit import fast_settings, leftovers, payload, sha256
+from tests.downloadkit import fast_settings, leftovers, payload, sha256, tar_bytes, tmpfs
 from weightkit.download import ArchiveLimits, Downloader, FetchRequest, safe_extract_tar, safe_extract_zip
 from weightkit.errors import ArchiveTooLargeError, DiskSpaceError, DownloadError, UnsafeArchiveError
 from weightkit.verified import VerifiedRecords
@@ -225,27 +226,14 @@ def test_archive_byte_limit_counts_the_declared_sizes_before_writing(tmp_path, k
 @pytest.fixture
 def small_volume(tmp_path):
     """A 30 MB tmpfs, as a small weights volume; needs root to mount."""
-    import os
-    import subprocess
-
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    volume = tmp_path / "volume"
-    volume.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=30m", "tmpfs", str(volume)], check=True)
-    try:
+    with tmpfs(tmp_path / "volume", size="30m") as volume:
         yield volume
-    finally:
-        subprocess.run(["umount", "-l", str(volume)], check=False)
 
 
 def test_a_gzip_bomb_behind_a_user_tar_url_cannot_fill_the_volume(server, small_volume):
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        info = tarfile.TarInfo("lora.safetensors")
-        info.size = 200 << 20
-        tar.addfile(info, io.BytesIO(b"\0" * info.size))
-    bomb = out.getvalue()
+    bomb = tar_bytes({"lora.safetensors": bytes(200 << 20)}, mode="w:gz")
     assert len(bomb) < 300 << 10
     server.serve("/my_lora.tar", bomb)
     dest = small_volume / "loras" / "abc-my_lora.safetensors"

@@ -3,16 +3,14 @@ place and unpacking a `.tar` source look at the stop between blocks."""
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-import tarfile
 import threading
 import time
 
 import pytest
 
-from tests.downloadkit import fast_settings, raise_in
+from tests.downloadkit import fast_settings, raise_in, tar_bytes
 from weightkit.download import ArchiveLimits, Downloader, FetchRequest
 from weightkit.download.archive import safe_extract_tar
 from weightkit.download.control import Cancelled, Stop, Stopped
@@ -79,12 +77,7 @@ def test_cancel_while_a_file_in_place_is_hashed_ends_the_fetch_within_a_second(t
 
 def _tar_part(tmp_path) -> tuple[FetchRequest, PartFile]:
     """A downloaded `.tar` source in its part file, complete, as the transfer leaves it."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        info = tarfile.TarInfo("w.bin")
-        info.size = 1 << 20
-        tar.addfile(info, io.BytesIO(b"w" * info.size))
-    data = out.getvalue()
+    data = tar_bytes({"w.bin": b"w" * (1 << 20)})
     dest = tmp_path / "w.bin"
     part = PartFile.claim(dest, tag=new_tag(), stale_after=30)
     fd = part.open(len(data), fresh=True, margin=0)

@@ -103,11 +103,17 @@ def test_part_naming_our_pid_under_a_tag_we_do_not_use_is_an_earlier_process_and
     assert part.state is not None and part.state.done == ((0, 600),) and not left.exists()
 
 
+def _stateless_part(dest: Path, pid: int) -> Path:
+    """A part file of this host under `pid`, with no state beside it."""
+    host = new_tag().rsplit("-", 2)[0]
+    stray = dest.with_name(f"{dest.name}.{host}-{pid}-abcdef.part")
+    stray.write_bytes(b"x")
+    return stray
+
+
 def test_part_without_state_naming_our_pid_under_a_tag_we_do_not_use_is_removed(tmp_path):
     dest = tmp_path / "w.bin"
-    host = new_tag().rsplit("-", 2)[0]
-    stray = dest.with_name(f"w.bin.{host}-{os.getpid()}-abcdef.part")
-    stray.write_bytes(b"x")
+    stray = _stateless_part(dest, os.getpid())
     assert PartFile.claim(dest, tag=new_tag(), stale_after=STALE).state is None
     assert not stray.exists()
 
@@ -137,9 +143,7 @@ def test_only_one_claimant_gets_an_orphan(tmp_path):
 
 def test_part_without_state_of_a_dead_process_is_removed(tmp_path):
     dest = tmp_path / "w.bin"
-    host = new_tag().rsplit("-", 2)[0]
-    stray = dest.with_name(f"w.bin.{host}-{_dead_pid()}-abcdef.part")
-    stray.write_bytes(b"x")
+    stray = _stateless_part(dest, _dead_pid())
     assert PartFile.claim(dest, tag=new_tag(), stale_after=STALE).state is None
     assert not stray.exists()
 

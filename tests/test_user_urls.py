@@ -9,10 +9,8 @@ user URL is tried: the workflow URL, an input URL, a loader (weight) URL, and Co
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import json
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import pytest
 from prediction.netguard import URLGuard
 from prediction.settings import InputSettings
 from prediction.url_download import download_to_folder, fetch_bytes
-from tests.downloadkit import fast_settings, safetensors_bytes, with_token
+from tests.downloadkit import fast_settings, safetensors_bytes, tar_bytes, with_token
 from tests.faultserver import FaultServer
 from weightkit.errors import DownloadError
 from weightkit.settings import WeightSettings
@@ -48,12 +46,7 @@ def twins():
             server.serve("/workflow.json", json.dumps({"1": {"class_type": "X", "inputs": {}}}).encode())
             server.serve("/input.png", b"\x89PNG\r\n\x1a\n" + bytes(200))
             server.serve("/lora.safetensors", LORA)
-            tar = io.BytesIO()
-            with tarfile.open(fileobj=tar, mode="w") as archive:
-                info = tarfile.TarInfo("loras/trained.safetensors")
-                info.size = len(LORA)
-                archive.addfile(info, io.BytesIO(LORA))
-            server.serve("/weights.tar", tar.getvalue())
+            server.serve("/weights.tar", tar_bytes({"loras/trained.safetensors": LORA}))
         yield near, far
 
 
