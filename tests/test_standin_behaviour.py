@@ -368,3 +368,16 @@ def test_stop_waits_for_the_clean_end_however_long_a_busy_machine_makes_it(tmp_p
         if comfy.process.poll() is None:
             os.kill(comfy.process.pid, signal.SIGCONT)
     assert not comfy.dirs.temp.exists()  # ComfyUI empties its temp folder on a clean stop
+
+
+@standin_only
+def test_ctrl_c_stops_the_server_whichever_of_its_threads_the_kernel_hands_it_to(tmp_path: Path) -> None:
+    import ctypes
+
+    comfy = start_comfyui(tmp_path)
+    pid = comfy.process.pid
+    threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
+    assert threads, "the stand-in runs its prompt worker in a thread of its own"
+    assert ctypes.CDLL(None, use_errno=True).tgkill(pid, threads[0], signal.SIGINT) == 0
+    assert comfy.process.wait() == 0  # a Ctrl-C the idle loop never saw would hang here
+    assert not comfy.dirs.temp.exists()

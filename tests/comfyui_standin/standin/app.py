@@ -105,6 +105,9 @@ def _serve(args: argparse.Namespace, settings: StandinSettings, base: str, stand
         )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # Ctrl-C through the loop's wakeup pipe: the kernel may hand the signal to the worker thread, and
+    # Python's own handler would then leave an idle loop asleep in epoll until some other event came.
+    loop.add_signal_handler(signal.SIGINT, _interrupt)
     server = PromptServer(loop, args=args, settings=settings, folders=folders, catalog=catalog)
     app = build_app(server)
     server.start_worker()
@@ -118,6 +121,10 @@ def _serve(args: argparse.Namespace, settings: StandinSettings, base: str, stand
     finally:
         shutil.rmtree(folders.temp_directory, ignore_errors=True)
     return 0
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
 
 
 async def _start_sites(app: web.Application, args: argparse.Namespace) -> None:
