@@ -15,6 +15,11 @@ the runs (all busy CPU time less the tool's and nginx's, in cores: 2.0 is a full
 Some of that "other" is the kernel writing the page cache back for the tool, so it is not zero even on
 a quiet machine; the idle sample taken before the first run is the other engineers' load alone.
 
+Each round first measures the floors (`download_floors.py`): sha256 on one core, and writing the
+file's size from memory into the page cache and then fsync'd. No verified download beats the first,
+none that makes its file durable beats the second (curl and aria2c do not fsync, so they can), and
+the two CPU figures added are the least CPU a verified download that keeps its file can use.
+
 `--parts` also times the inner choices one at a time (`download_parts.py`): http.client against
 urllib3, `recv_into` + `pwrite` against `splice`, sha256 of `pread` copies against a mapping.
 
@@ -46,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.download_floors import Write, sha256_rate, warm, write_rate  # noqa: E402
 from bench.download_parts import measure_parts  # noqa: E402
 from tests.nginxserver import Nginx  # noqa: E402
 from weightkit.env import parse_size  # noqa: E402
@@ -98,18 +104,6 @@ def _make_file(path: Path, size: int) -> str:
     """Write the served file in a child process; returns its sha256."""
     argv = [sys.executable, "-c", _MAKE, str(path), str(size)]
     return subprocess.run(argv, check=True, capture_output=True).stdout.decode().strip()
-
-
-def _warm(folder: Path, size: int) -> None:
-    """Sync, then write and delete `size` bytes, so the next run's page cache writes hit warm memory."""
-    os.sync()
-    scratch = folder / "warm.bin"
-    zeros = bytes(1 << 20)
-    with open(scratch, "wb") as handle:
-        for _ in range(0, size, len(zeros)):
-            handle.write(zeros)
-    scratch.unlink()
-    os.sync()
 
 
 def _busy_seconds() -> float:
@@ -192,27 +186,6 @@ def _tools(url: str, out: Path, size: int, sha: str, args: argparse.Namespace) -
     }
 
 
-_HASH = """
-import hashlib, os, sys, time
-block = os.urandom(64 << 20)
-digest = hashlib.sha256()
-started = time.perf_counter()
-for _ in range(4):
-    digest.update(block)
-print(len(block) * 4 / (time.perf_counter() - started) / 1e6)
-"""
-
-
-def _sha256_rate() -> float:
-    """MB/s of hashlib's sha256 on one core right now: no verified download here can go faster.
-
-    The VM's speed drifts (on the development VM this moved between 1.2 and 1.5 GB/s within an hour),
-    so it is measured in every round, beside the runs it bounds. In a child: a forked tool inherits
-    this process's peak RSS, so the bench never holds the block itself."""
-    argv = [sys.executable, "-c", _HASH]
-    return float(subprocess.run(argv, check=True, capture_output=True).stdout)
-
-
 def _idle_load(seconds: float = 2.0) -> float:
     """Cores busy on the machine while nothing of this benchmark runs: the other engineers' load."""
     before = _busy_seconds()
@@ -247,18 +220,20 @@ def main(argv: list[str]) -> int:
     print(f"machine load before the runs: {idle:.2f} of {os.cpu_count()} cores busy", flush=True)
     for size in sizes:
         assert size is not None
-        results, hash_rates = _measure(size, tools, args)
+        results, hash_rates, writes = _measure(size, tools, args)
         _print(results, size, args.rounds, idle)
-        _print_ceiling(results, size, hash_rates)
+        _print_ceiling(results, size, hash_rates, writes)
     return 0
 
 
 def _measure(
     size: int, tools: list[str], args: argparse.Namespace
-) -> tuple[dict[tuple[str, str], list[Run]], list[float]]:
-    """Every run, by (scenario, tool), and sha256's speed measured in each round."""
+) -> tuple[dict[tuple[str, str], list[Run]], list[float], list[Write]]:
+    """Every run, by (scenario, tool), and the two floors measured in each round: sha256's speed, and
+    the speed and CPU of a page cache write."""
     results: dict[tuple[str, str], list[Run]] = {}
     hash_rates: list[float] = []
+    writes: list[Write] = []
     with tempfile.TemporaryDirectory(prefix="bench-download-") as tmp:
         work = Path(tmp)
         (work / "www").mkdir()
@@ -271,14 +246,21 @@ def _measure(
             urls = {"limited": nginx.url("/limited/file.bin"), "unlimited": nginx.url("/file.bin")}
             out = work / "out" / "file.bin"
             for round_ in range(max(3, args.rounds)):
-                hash_rates.append(_sha256_rate())
+                hash_rates.append(sha256_rate())
                 print(f"  round {round_ + 1} sha256 on one core {hash_rates[-1]:7.0f} MB/s", flush=True)
+                writes.append(write_rate(work / "out", size))
+                write = writes[-1]
+                print(
+                    f"  round {round_ + 1} write, cached  {write.cached_mb_s:7.0f} MB/s"
+                    f"  {write.cpu_s_per_gib:5.2f} CPU-s/GiB; fsync'd {write.durable_mb_s:5.0f} MB/s",
+                    flush=True,
+                )
                 for scenario in args.scenarios.split(","):
                     for tool, argv in _tools(urls[scenario], out, size, sha, args).items():
                         if tool not in tools:
                             continue
                         out.unlink(missing_ok=True)
-                        _warm(work / "out", size)
+                        warm(work / "out", size)
                         run = _timed(argv, cwd=ROOT, nginx=served_by)
                         if out.stat().st_size != size:
                             raise RuntimeError(f"{tool} wrote {out.stat().st_size} bytes, not {size}")
@@ -291,16 +273,16 @@ def _measure(
                     out.unlink(missing_ok=True)
             if args.parts:
                 print(f"\nparts, one thread, {size / 2**30:.2f} GiB unlimited:     MB/s  CPU-s/GiB")
-                warm = functools.partial(_warm, work / "out", size)
+                warmed = functools.partial(warm, work / "out", size)
                 # In a forked child: the parts' buffers and imports would grow this process, and every
                 # later tool's peak RSS counts from its fork.
                 fork = multiprocessing.get_context("fork")
                 with concurrent.futures.ProcessPoolExecutor(1, mp_context=fork) as pool:
-                    job = pool.submit(measure_parts, urls["unlimited"], size, sha, work / "out", warm)
+                    job = pool.submit(measure_parts, urls["unlimited"], size, sha, work / "out", warmed)
                     parts = job.result()
                 for name, rate, cpu in parts:
                     print(f"  {name:44}{rate:7.0f}{cpu:10.2f}")
-    return results, hash_rates
+    return results, hash_rates, writes
 
 
 def _print(results: dict[tuple[str, str], list[Run]], size: int, rounds: int, idle: float) -> None:
@@ -347,16 +329,36 @@ def _print(results: dict[tuple[str, str], list[Run]], size: int, rounds: int, id
         print(f"{'ours: peak RSS':26}{rss['ours']:6.0f} MiB target <= {TARGETS['rss_mib']} MiB: {verdict}")
 
 
-def _print_ceiling(results: dict[tuple[str, str], list[Run]], size: int, hash_rates: list[float]) -> None:
-    """What sha256 alone allows: the fastest and cheapest any verified download could be in these rounds."""
+def _print_ceiling(
+    results: dict[tuple[str, str], list[Run]],
+    size: int,
+    hash_rates: list[float],
+    writes: list[Write],
+) -> None:
+    """What sha256 and the page cache allow: the fastest and cheapest any verified download that keeps
+    its file could be in these rounds."""
     rates = sorted(hash_rates)
     best = rates[-1]
     print(
         f"sha256 on one core: {rates[0]:.0f} / {statistics.median(rates):.0f} / {best:.0f} MB/s,"
         f" at best {2**30 / (best * 1e6):.2f} CPU-s/GiB by itself; a verified download cannot beat it"
     )
+    cached = sorted(write.cached_mb_s for write in writes)
+    durable = sorted(write.durable_mb_s for write in writes)
+    write_cpu = min(write.cpu_s_per_gib for write in writes)
+    print(
+        f"write from memory, one thread: cached {cached[0]:.0f} / {statistics.median(cached):.0f} /"
+        f" {cached[-1]:.0f} MB/s at best {write_cpu:.2f} CPU-s/GiB; fsync'd {durable[0]:.0f} /"
+        f" {statistics.median(durable):.0f} / {durable[-1]:.0f} MB/s"
+    )
+    floor = 2**30 / (best * 1e6) + write_cpu
+    print(
+        f"sha256 + the cached write: a verified download that keeps its file needs >= {floor:.2f} CPU-s/GiB"
+    )
     for scenario in ("unlimited", "limited"):
         runs = results.get((scenario, "ours"))
         if runs:
             ours = statistics.median(size / run.seconds / 1e6 for run in runs)
             print(f"{scenario + ': ours / sha256':26}{ours / best:6.2f}x of the fastest hash in these rounds")
+            median = statistics.median(durable)
+            print(f"{scenario + ': ours / fsync write':26}{ours / median:6.2f}x of the median durable write")
