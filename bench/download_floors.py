@@ -77,8 +77,8 @@ class Write:
 
 def write_rate(folder: Path, size: int) -> Write:
     """A write of `size` bytes right now, from the same warmed state as the tools. On one VM the page
-    cache write cost 0.3 CPU-s/GiB and fsync'd 2 GiB reached 500-600 MB/s, bounding every durable
-    download there below the speed of curl, which does not fsync."""
+    cache write cost 0.26-0.45 CPU-s/GiB and fsync'd 2 GiB reached 553-738 MB/s, below curl's speed
+    there (curl does not fsync): no download that makes its file durable could match curl."""
     warm(folder, size)
     scratch = folder / "write.bin"
     argv = [sys.executable, "-c", _WRITE, str(scratch), str(size)]
