@@ -365,8 +365,8 @@ def test_stop_waits_for_the_clean_end_however_long_a_busy_machine_makes_it(tmp_p
         assert comfy.stop() == 0  # Ctrl-C handled, not killed
     finally:
         resume.cancel()
-        if comfy.process.poll() is None:
-            os.kill(comfy.process.pid, signal.SIGCONT)
+        if comfy.process.poll() is None:  # the test failed: leave no server behind
+            comfy.kill()
     assert not comfy.dirs.temp.exists()  # ComfyUI empties its temp folder on a clean stop
 
 
@@ -378,6 +378,10 @@ def test_ctrl_c_stops_the_server_whichever_of_its_threads_the_kernel_hands_it_to
     pid = comfy.process.pid
     threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid]
     assert threads, "the stand-in runs its prompt worker in a thread of its own"
-    assert ctypes.CDLL(None, use_errno=True).tgkill(pid, threads[0], signal.SIGINT) == 0
-    assert comfy.process.wait() == 0  # a Ctrl-C the idle loop never saw would hang here
+    try:
+        assert ctypes.CDLL(None, use_errno=True).tgkill(pid, threads[0], signal.SIGINT) == 0
+        assert comfy.process.wait() == 0  # a Ctrl-C the idle loop never saw would hang here
+    finally:
+        if comfy.process.poll() is None:  # the test failed: leave no server behind
+            comfy.kill()
     assert not comfy.dirs.temp.exists()
