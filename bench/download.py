@@ -337,28 +337,31 @@ def _print_ceiling(
 ) -> None:
     """What sha256 and the page cache allow: the fastest and cheapest any verified download that keeps
     its file could be in these rounds."""
-    rates = sorted(hash_rates)
-    best = rates[-1]
-    print(
-        f"sha256 on one core: {rates[0]:.0f} / {statistics.median(rates):.0f} / {best:.0f} MB/s,"
-        f" at best {2**30 / (best * 1e6):.2f} CPU-s/GiB by itself; a verified download cannot beat it"
-    )
-    cached = sorted(write.cached_mb_s for write in writes)
-    durable = sorted(write.durable_mb_s for write in writes)
+    best = max(hash_rates)
+    hash_cpu = 2**30 / (best * 1e6)
+    durable = [write.durable_mb_s for write in writes]
     write_cpu = min(write.cpu_s_per_gib for write in writes)
     print(
-        f"write from memory, one thread: cached {cached[0]:.0f} / {statistics.median(cached):.0f} /"
-        f" {cached[-1]:.0f} MB/s at best {write_cpu:.2f} CPU-s/GiB; fsync'd {durable[0]:.0f} /"
-        f" {statistics.median(durable):.0f} / {durable[-1]:.0f} MB/s"
+        f"sha256 on one core: {_spread(hash_rates)} MB/s, at best {hash_cpu:.2f} CPU-s/GiB by itself;"
+        " a verified download cannot beat it"
     )
-    floor = 2**30 / (best * 1e6) + write_cpu
     print(
-        f"sha256 + the cached write: a verified download that keeps its file needs >= {floor:.2f} CPU-s/GiB"
+        f"write from memory, one thread: cached {_spread([write.cached_mb_s for write in writes])} MB/s"
+        f" at best {write_cpu:.2f} CPU-s/GiB; fsync'd {_spread(durable)} MB/s"
     )
+    print(
+        "sha256 + the cached write: a verified download that keeps its file needs >="
+        f" {hash_cpu + write_cpu:.2f} CPU-s/GiB"
+    )
+    fsynced = statistics.median(durable)
     for scenario in ("unlimited", "limited"):
         runs = results.get((scenario, "ours"))
         if runs:
             ours = statistics.median(size / run.seconds / 1e6 for run in runs)
             print(f"{scenario + ': ours / sha256':26}{ours / best:6.2f}x of the fastest hash in these rounds")
-            median = statistics.median(durable)
-            print(f"{scenario + ': ours / fsync write':26}{ours / median:6.2f}x of the median durable write")
+            print(f"{scenario + ': ours / fsync write':26}{ours / fsynced:6.2f}x of the median durable write")
+
+
+def _spread(values: list[float]) -> str:
+    """min / median / max, in whole units."""
+    return f"{min(values):.0f} / {statistics.median(values):.0f} / {max(values):.0f}"
